@@ -1,0 +1,66 @@
+"""Named building blocks: objectives, networks, data sets, metrics.
+
+Each registry maps a name to ``"module:attribute"`` and imports it only when asked for, so
+``gankit list`` is fast and importing gankit has no side effects. Adding a variant means adding
+one module plus one line here; nothing else switches on names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from gankit.errors import ConfigError
+
+
+@dataclass
+class Registry:
+    kind: str
+    entries: dict[str, str] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.entries
+
+    def get(self, name: str) -> Any:
+        if name not in self.entries:
+            raise ConfigError(
+                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
+            )
+        module, _, attr = self.entries[name].partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def summary(self, name: str) -> str:
+        """First line of the entry's docstring (for ``gankit list``)."""
+        doc = (self.get(name).__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+OBJECTIVES = Registry("objective", {
+    "minimax": "gankit.objectives.classic:Minimax",
+    "nonsaturating": "gankit.objectives.classic:NonSaturating",
+    "wgan": "gankit.objectives.wgan:WGAN",
+    "wgan-gp": "gankit.objectives.wgan:WGANGP",
+    "lsgan": "gankit.objectives.classic:LeastSquares",
+    "hinge": "gankit.objectives.classic:Hinge",
+})
+
+NETWORKS = Registry("network", {
+    "mlp": "gankit.nn.mlp:MLPFamily",
+})
+
+DATASETS = Registry("dataset", {
+    "ring": "gankit.data.toy:Ring",
+    "grid": "gankit.data.toy:Grid",
+    "spiral": "gankit.data.toy:Spiral",
+    "gaussian1d": "gankit.data.toy:Gaussian1D",
+})
+
+METRICS = Registry("metric", {
+    "toy2d": "gankit.metrics.toy:Toy2DMetrics",
+})
+
+ALL = {"objectives": OBJECTIVES, "networks": NETWORKS, "datasets": DATASETS, "metrics": METRICS}
