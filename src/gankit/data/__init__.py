@@ -1,0 +1,1 @@
+"""Data sources: toy distributions, image data sets, image folders."""
