@@ -1,0 +1,122 @@
+"""High-level entry points shared by the CLI, benchmarks and notebooks."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from gankit.config import RunConfig, incompatible_keys
+from gankit.errors import CheckpointError, GankitError
+from gankit.plots import VIEWS
+from gankit.run import RunDir
+from gankit.train import checkpoint as ckpt
+from gankit.train.callbacks import (Checkpointer, Evaluator, MetricsLogger, ProgressBar,
+                                    SampleGrids)
+from gankit.train.trainer import Trainer
+
+
+def callbacks_for(run: RunDir, trainer: Trainer) -> list:
+    logger = MetricsLogger(run)
+    view = VIEWS.get(trainer.data.info.kind)()
+    return [logger, Evaluator(logger), SampleGrids(run, view),
+            Checkpointer(trainer.cfg.log.ckpt_every), ProgressBar(trainer.cfg.log.progress),
+            FinalPlots(run, view)]
+
+
+class FinalPlots:
+    def __init__(self, run: RunDir, view):
+        self.run, self.view = run, view
+
+    def on_start(self, trainer): ...
+    def on_step(self, trainer): ...
+    def on_rollback(self, trainer): ...
+
+    def on_end(self, trainer):
+        self.view.final_plots(trainer, self.run.sub("plots"), self.run.read_metrics())
+
+
+def train(cfg: RunConfig, out: Path) -> RunDir:
+    run = RunDir.create(out, cfg)
+    trainer = Trainer(cfg, run.checkpoints)
+    _fit(trainer, run)
+    return run
+
+
+def load_trainer(run_path: Path, cfg: RunConfig | None = None) -> tuple[RunDir, Trainer, list[str]]:
+    """A trainer restored from the newest intact checkpoint of a run."""
+    run = RunDir.open(run_path)
+    saved = run.read_config()
+    cfg = cfg or saved
+    path, state, skipped = ckpt.newest_intact(run.checkpoints)
+    from gankit.config import validate
+    ckpt_cfg = validate(state["config"])
+    bad = incompatible_keys(ckpt_cfg, cfg)
+    if bad:
+        raise CheckpointError(f"cannot resume {run_path}: config differs from the checkpoint in "
+                              f"{', '.join(bad[:6])}" + (" ..." if len(bad) > 6 else ""))
+    trainer = Trainer(cfg, run.checkpoints)
+    trainer.load(state)
+    return run, trainer, skipped
+
+
+def resume(run_path: Path, steps: int | None = None, overrides: list[str] = ()) -> RunDir:
+    from gankit.config import apply_overrides, validate
+    run = RunDir.open(run_path)
+    raw = run.read_config().to_dict()
+    cfg = validate(apply_overrides(raw, list(overrides)))
+    _, state, _ = ckpt.newest_intact(run.checkpoints)
+    done = int(state["counters"]["step"])
+    if steps is not None:
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": done + steps})})
+    run, trainer, skipped = load_trainer(run_path, cfg)
+    for msg in skipped:
+        print(f"warning: skipped {msg}")
+    if trainer.c.step >= cfg.train.steps:
+        raise GankitError(f"{run_path} already finished {trainer.c.step} steps; "
+                          "use --steps N to train N more")
+    run.write_config(cfg)
+    run.truncate_metrics(trainer.c.step)
+    _fit(trainer, run)
+    return run
+
+
+def _fit(trainer: Trainer, run: RunDir) -> None:
+    with graceful_interrupts(trainer):
+        finished = trainer.fit(callbacks_for(run, trainer))
+    if not finished:
+        raise Interrupted(f"stopped by {trainer.stop_reason} at step {trainer.c.step}; "
+                          f"checkpoint saved, continue with `gankit resume {run.path}`")
+
+
+class graceful_interrupts:
+    """SIGINT/SIGTERM ask the trainer to stop after the current step and checkpoint; a second
+    signal gets the default behaviour (SIGINT: KeyboardInterrupt at once)."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+        self.old: dict[int, Any] = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.old[sig] = signal.signal(sig, self._handle)
+            except ValueError:      # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
+        self.trainer.request_stop(signal.Signals(signum).name)
+
+    def __exit__(self, *exc):
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
+        return False
+
+
+class Interrupted(GankitError):
+    """Training stopped by a signal after saving a checkpoint."""
+
+    exit_code = 130

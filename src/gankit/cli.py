@@ -1,0 +1,132 @@
+"""The ``gankit`` command line. Problems with the user's input print one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from gankit.errors import GankitError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gankit")
+def cli() -> None:
+    """Train, evaluate and understand Generative Adversarial Networks."""
+
+
+@cli.command()
+@click.argument("preset", required=False)
+@click.option("--steps", type=click.IntRange(min=1), help="Generator steps (train.steps).")
+@click.option("--seed", type=click.IntRange(min=0), help="Random seed.")
+@click.option("--out", type=click.Path(path_type=Path), help="Run folder (must not exist).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set optim.G.lr=1e-4 (repeatable).")
+def train(preset, steps, seed, out, overrides) -> None:
+    """Train PRESET (a name from `gankit list` or a .yaml file; default: the 2-D ring)."""
+    from gankit import api
+    from gankit.config import build_config
+    from gankit.run import default_run_path
+
+    extra = list(overrides)
+    if steps is not None:
+        extra.append(f"train.steps={steps}")
+    if seed is not None:
+        extra.append(f"seed={seed}")
+    cfg = build_config(preset, extra)
+    run = api.train(cfg, out or default_run_path(preset))
+    _report(run)
+
+
+@cli.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--steps", type=click.IntRange(min=1), help="Train N more steps.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Change run-length or logging settings (log.*, eval.*).")
+def resume(run, steps, overrides) -> None:
+    """Continue RUN from its newest intact checkpoint."""
+    from gankit import api
+    _report(api.resume(run, steps, list(overrides)))
+
+
+@cli.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output file: .png (picture), .npy or .npz (raw samples).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+def sample(run, n, out, seed) -> None:
+    """Draw N samples from RUN's generator (EMA weights when the run keeps them)."""
+    import numpy as np
+
+    from gankit.api import load_trainer
+    from gankit.plots import VIEWS
+
+    suffix = out.suffix.lower()
+    if suffix not in (".png", ".npy", ".npz"):
+        raise GankitError(f"--out must end in .png, .npy or .npz, not {out.suffix or '(none)'}")
+    _, trainer, _ = load_trainer(run)
+    x = trainer.sample(n, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".png":
+        VIEWS.get(trainer.data.info.kind)().save_samples(x, out, trainer=trainer)
+    elif suffix == ".npy":
+        np.save(out, x.numpy())
+    else:
+        np.savez(out, samples=x.numpy())
+    click.echo(f"wrote {n} samples to {out}")
+
+
+@cli.command()
+@click.argument("run", type=click.Path(path_type=Path))
+def plot(run) -> None:
+    """Redraw RUN's figures into its plots/ folder from the newest checkpoint and metrics."""
+    from gankit.api import load_trainer
+    from gankit.plots import VIEWS
+
+    run_dir, trainer, _ = load_trainer(run)
+    view = VIEWS.get(trainer.data.info.kind)()
+    for path in view.final_plots(trainer, run_dir.sub("plots"), run_dir.read_metrics()):
+        click.echo(str(path))
+
+
+@cli.command("list")
+def list_() -> None:
+    """List presets, objectives, networks, data sets and metrics."""
+    from gankit.config import list_presets
+    from gankit.registry import ALL
+
+    click.echo("presets:")
+    for name in list_presets():
+        click.echo(f"  {name}")
+    for kind, reg in ALL.items():
+        click.echo(f"{kind}:")
+        for name in reg.names():
+            click.echo(f"  {name:<16} {reg.summary(name)}")
+
+
+def _report(run) -> None:
+    rows = run.read_metrics()
+    last = {}
+    for r in rows:
+        last |= r
+    click.echo(f"run folder: {run.path}")
+    if last:
+        click.echo(json.dumps({k: v for k, v in last.items() if not k.startswith("lr/")}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="gankit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("gankit: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        click.echo(f"gankit: error: {e.format_message()}", err=True)
+        sys.exit(2)
+    except GankitError as e:
+        msg = " ".join(str(e).split())       # always one line
+        click.echo(f"gankit: error: {msg}", err=True)
+        sys.exit(getattr(e, "exit_code", 2))

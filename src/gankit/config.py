@@ -1,0 +1,258 @@
+"""Run configuration: typed, validated, saved with every run.
+
+A config is plain data. Presets (``gankit/presets/*.yaml``) are small dicts that differ from the
+defaults below; ``--set key=value`` overrides are applied to that dict; then the sections that
+name a registered variant (``data``, ``model``, ``objective``) are validated by that variant's
+own ``Params`` model, and the objective fills in what it recommends (k / n_critic, optimizers).
+Unknown keys are errors everywhere.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gankit.errors import ConfigError
+from gankit.registry import DATASETS, NETWORKS, OBJECTIVES, Registry
+
+PRESET_DIR = Path(__file__).parent / "presets"
+DEFAULT_PRESET = "ring"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class OptimConfig(Strict):
+    """One optimizer per training phase (``optim.D``, ``optim.G``, ...)."""
+
+    name: Literal["adam", "rmsprop", "sgd"] = "adam"
+    lr: float = Field(2e-4, gt=0, le=10)
+    betas: tuple[float, float] = (0.5, 0.999)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    decay_start: float = Field(0.0, ge=0, lt=1)   # fraction of the run before decay begins
+    warmup_steps: int = Field(0, ge=0)
+    grad_clip: float | None = Field(None, gt=0)    # max global grad norm
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError("betas must lie in [0, 1)")
+        return v
+
+
+class TrainConfig(Strict):
+    steps: int = Field(2000, gt=0)                  # generator updates
+    batch_size: int = Field(256, gt=0, le=65536)
+    d_steps: int = Field(1, gt=0, le=100)           # k of Algorithm 1 / n_critic
+    ema_beta: float | None = Field(None, gt=0, lt=1)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    amp: Literal["off", "bf16", "fp16"] = "off"     # CUDA only; CPU runs stay fp32
+    nan_policy: Literal["skip", "stop", "rollback"] = "stop"
+    max_bad_steps: int = Field(10, gt=0)            # in a row, before stop/rollback
+    rollback_lr_factor: float = Field(0.5, gt=0, le=1)
+
+
+class LogConfig(Strict):
+    every: int = Field(50, gt=0)                    # metrics.jsonl line every N steps
+    sample_at: list[int] = Field(default_factory=lambda: [1, 100, 1000, 2000, 5000, 10000])
+    sample_every: int = Field(10000, gt=0)          # after the last of sample_at
+    n_fixed: int = Field(64, gt=0, le=1024)         # fixed-noise samples in each grid
+    ckpt_every: int = Field(1000, gt=0)
+    keep_ckpts: int = Field(3, gt=0)
+    progress: bool = True
+
+
+class EvalConfig(Strict):
+    metrics: list[str] = Field(default_factory=list)
+    every: int = Field(500, gt=0)
+    n: int = Field(2500, gt=0)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        from gankit.registry import METRICS
+        for name in v:
+            METRICS.get(name)
+        return v
+
+
+def _section(registry: Registry, value: Any) -> BaseModel:
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict) or "name" not in value:
+        raise ValueError(f"must be a mapping with a 'name' ({', '.join(registry.names())})")
+    if value["name"] not in registry:
+        raise ValueError(f"unknown {registry.kind} {value['name']!r}; "
+                         f"choose one of: {', '.join(registry.names())}")
+    return registry.get(value["name"]).Params.model_validate(value)
+
+
+class RunConfig(Strict):
+    seed: int = Field(0, ge=0, lt=2**63)
+    data: Any = Field(default_factory=lambda: {"name": "ring"})
+    model: Any = Field(default_factory=lambda: {"name": "mlp"})
+    objective: Any = Field(default_factory=lambda: {"name": "nonsaturating"})
+    optim: dict[str, OptimConfig] = Field(default_factory=dict)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data(cls, v: Any) -> BaseModel:
+        return _section(DATASETS, v)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, v: Any) -> BaseModel:
+        return _section(NETWORKS, v)
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _objective(cls, v: Any) -> BaseModel:
+        return _section(OBJECTIVES, v)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------- building a config
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read config {path}: {str(e).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping, not {type(data).__name__}")
+    return data
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    """A preset by name, or a YAML file by path."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return load_yaml(path)
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(list_presets())} "
+                          "(or give a path to a .yaml file)")
+    return load_yaml(path)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part.strip() for part in key.split(".")):
+        raise ConfigError(f"bad override {text!r}: expected key=value, e.g. train.steps=500")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return [p.strip() for p in key.split(".")], value
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    cfg = copy.deepcopy(cfg)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = cfg
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"bad override {text!r}: {part!r} is not a section")
+            node = child
+        leaf = path[-1]
+        if leaf in ("data", "model", "objective") and node is cfg and isinstance(value, str):
+            value = {"name": value}   # `--set objective=wgan` switches variant, dropping old params
+        node[leaf] = value
+    return cfg
+
+
+def _format_error(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors()[:3]:
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    more = len(err.errors()) - 3
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def validate(raw: dict[str, Any]) -> RunConfig:
+    """Validate a raw dict and let the objective fill in its recommended settings."""
+    raw = copy.deepcopy(raw)
+    try:
+        probe = RunConfig.model_validate({k: v for k, v in raw.items() if k != "optim"} |
+                                         {"optim": {}})
+    except ValidationError as e:
+        raise ConfigError(f"invalid config: {_format_error(e)}") from None
+    objective = OBJECTIVES.get(probe.objective.name)
+    phases = objective.phase_names()
+    user_optim = raw.get("optim") or {}
+    if not isinstance(user_optim, dict):
+        raise ConfigError("invalid config: optim must be a mapping of phase -> optimizer")
+    unknown = set(user_optim) - set(phases)
+    if unknown:
+        raise ConfigError(f"invalid config: optim.{sorted(unknown)[0]}: the {probe.objective.name} "
+                          f"objective has phases {', '.join(phases)}")
+    optim = {}
+    for ph in phases:
+        given = user_optim.get(ph) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"invalid config: optim.{ph} must be a mapping")
+        optim[ph] = objective.default_optim(ph) | given
+    raw["optim"] = optim
+    train = raw.setdefault("train", {})
+    if isinstance(train, dict) and "d_steps" not in train:
+        train["d_steps"] = objective.default_d_steps
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(f"invalid config: {_format_error(e)}") from None
+
+
+def build_config(preset: str | None, overrides: list[str] = ()) -> RunConfig:
+    raw = preset_dict(preset or DEFAULT_PRESET)
+    return validate(apply_overrides(raw, list(overrides)))
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out |= flatten(v, key + ".")
+        else:
+            out[key] = v
+    return out
+
+
+# Keys that may differ when a run is resumed: its length and what it logs.
+RESUMABLE_CHANGES = ("train.steps", "train.device", "log.", "eval.")
+
+
+def incompatible_keys(old: RunConfig, new: RunConfig) -> list[str]:
+    a, b = flatten(old.to_dict()), flatten(new.to_dict())
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return [k for k in diff if not _resumable(k)]
+
+
+def _resumable(key: str) -> bool:
+    return any(key == p or (p.endswith(".") and key.startswith(p)) for p in RESUMABLE_CHANGES)

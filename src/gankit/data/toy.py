@@ -1,0 +1,171 @@
+"""Toy distributions: 1-D Gaussian and the 2-D mixtures of the PacGAN benchmarks.
+
+Each is an infinite sampler with its own RNG, so a resumed run draws the same batches.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from scipy import stats
+from torch import Tensor
+
+from gankit.data.base import DataInfo, make_generator
+
+
+class ToyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+
+
+class ToySource:
+    """A sampler: subclasses implement ``draw(n, gen) -> (n, d)`` on the CPU."""
+
+    info: DataInfo
+
+    def __init__(self, params: ToyParams, seed: int, device: torch.device | str = "cpu"):
+        self.params, self.device = params, torch.device(device)
+        self.gen = make_generator(seed)
+
+    def draw(self, n: int, gen: torch.Generator) -> Tensor:
+        raise NotImplementedError
+
+    def next_batch(self, n: int) -> dict[str, Tensor]:
+        return {"x": self.draw(n, self.gen).to(self.device)}
+
+    def sample(self, n: int, seed: int) -> Tensor:
+        """Samples from a separate stream (evaluation), leaving the training stream alone."""
+        return self.draw(n, make_generator(seed))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["gen"].to(torch.uint8))
+
+    @classmethod
+    def build(cls, params: ToyParams, *, seed: int, device="cpu") -> "ToySource":
+        return cls(params, seed, device)
+
+
+class Mixture2D(ToySource):
+    """Equal-weight isotropic Gaussian mixture in 2-D; ``modes`` are its centres."""
+
+    modes: Tensor
+    std: float
+
+    def draw(self, n, gen):
+        idx = torch.randint(len(self.modes), (n,), generator=gen)
+        return self.modes[idx] + self.std * torch.randn(n, 2, generator=gen)   # (n, 2)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        r = float(self.modes.abs().max()) + 4 * self.std
+        return -1.25 * r, 1.25 * r
+
+
+class RingParams(ToyParams):
+    name: Literal["ring"] = "ring"
+    n_modes: int = Field(8, gt=0, le=1000)
+    radius: float = Field(1.0, gt=0)
+    std: float = Field(0.01, gt=0)
+
+
+class Ring(Mixture2D):
+    """Ring of 8 Gaussians (radius 1, std 0.01), as in PacGAN / unrolled GAN."""
+
+    Params = RingParams
+
+    def __init__(self, params: RingParams, seed: int, device="cpu"):
+        super().__init__(params, seed, device)
+        angles = torch.arange(params.n_modes, dtype=torch.float64) * 2 * math.pi / params.n_modes
+        self.modes = (params.radius * torch.stack([angles.cos(), angles.sin()], 1)).float()
+        self.std = params.std
+        self.info = DataInfo("toy2d", (2,))
+
+
+class GridParams(ToyParams):
+    name: Literal["grid"] = "grid"
+    side: int = Field(5, gt=0, le=50)
+    spacing: float = Field(2.0, gt=0)
+    std: float = Field(0.05, gt=0)
+
+
+class Grid(Mixture2D):
+    """Grid of 25 Gaussians at {-4, -2, 0, 2, 4}^2 with std 0.05, as in PacGAN."""
+
+    Params = GridParams
+
+    def __init__(self, params: GridParams, seed: int, device="cpu"):
+        super().__init__(params, seed, device)
+        ticks = (torch.arange(params.side) - (params.side - 1) / 2) * params.spacing
+        gx, gy = torch.meshgrid(ticks, ticks, indexing="ij")
+        self.modes = torch.stack([gx.flatten(), gy.flatten()], 1).float()   # (side^2, 2)
+        self.std = params.std
+        self.info = DataInfo("toy2d", (2,))
+
+
+class SpiralParams(ToyParams):
+    name: Literal["spiral"] = "spiral"
+    turns: float = Field(1.5, gt=0)
+    std: float = Field(0.05, ge=0)
+
+
+class Spiral(ToySource):
+    """An Archimedean spiral with Gaussian noise: a continuous manifold, no discrete modes.
+
+    For metrics its ``modes`` are 200 points spaced along the curve; only the high-quality
+    fraction is meaningful for it.
+    """
+
+    Params = SpiralParams
+
+    def __init__(self, params: SpiralParams, seed: int, device="cpu"):
+        super().__init__(params, seed, device)
+        self.std = max(params.std, 1e-3)
+        self.modes = self._curve(torch.linspace(0, 1, 200))
+        self.info = DataInfo("toy2d", (2,))
+
+    def _curve(self, t: Tensor) -> Tensor:
+        theta = 2 * math.pi * self.params.turns * t + 0.5
+        r = 4 * (0.1 + 0.9 * t)
+        return torch.stack([r * theta.cos(), r * theta.sin()], 1)
+
+    def draw(self, n, gen):
+        t = torch.rand(n, generator=gen)
+        return self._curve(t) + self.params.std * torch.randn(n, 2, generator=gen)
+
+    bounds = Mixture2D.bounds
+
+
+class Gaussian1DParams(ToyParams):
+    name: Literal["gaussian1d"] = "gaussian1d"
+    mean: float = 4.0
+    std: float = Field(0.5, gt=0)
+
+
+class Gaussian1D(ToySource):
+    """1-D Gaussian N(mean, std^2): the course-slide toy problem."""
+
+    Params = Gaussian1DParams
+
+    def __init__(self, params: Gaussian1DParams, seed: int, device="cpu"):
+        super().__init__(params, seed, device)
+        self.info = DataInfo("toy1d", (1,))
+
+    def draw(self, n, gen):
+        return self.params.mean + self.params.std * torch.randn(n, 1, generator=gen)
+
+    def pdf(self, x: np.ndarray) -> np.ndarray:
+        return stats.norm.pdf(x, self.params.mean, self.params.std)
+
+    def inverse_cdf(self, u: np.ndarray) -> np.ndarray:
+        return stats.norm.ppf(u, self.params.mean, self.params.std)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self.params.mean - 5 * self.params.std, self.params.mean + 5 * self.params.std

@@ -1,0 +1,1 @@
+"""Networks. They know nothing about losses: objectives ask for roles, families build them."""

@@ -1,0 +1,88 @@
+"""Multilayer perceptrons for toy problems and the MLP GAN of Goodfellow et al. 2014."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from gankit.data.base import DataInfo
+from gankit.errors import ConfigError
+from gankit.objectives.base import Role
+
+ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh,
+               "elu": nn.ELU}
+
+
+class MLPParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Literal["mlp"] = "mlp"
+    z_dim: int = Field(2, gt=0, le=4096)
+    z_dist: Literal["normal", "uniform"] = "normal"
+    g_hidden: int = Field(128, gt=0, le=8192)
+    d_hidden: int = Field(128, gt=0, le=8192)
+    g_depth: int = Field(3, ge=1, le=16)
+    d_depth: int = Field(3, ge=1, le=16)
+    activation: Literal["relu", "leaky_relu", "tanh", "elu"] = "relu"
+    d_activation: Literal["relu", "leaky_relu", "tanh", "elu"] = "leaky_relu"
+    out_activation: Literal["none", "tanh"] = "none"   # tanh for images in [-1, 1]
+
+
+def mlp(sizes: list[int], act: str, final: nn.Module | None = None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(ACTIVATIONS[act]())
+    if final is not None:
+        layers.append(final)
+    return nn.Sequential(*layers)
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, in_dim: int, out_shape: tuple[int, ...], hidden: int, depth: int,
+                 act: str, out_act: str):
+        super().__init__()
+        self.out_shape = out_shape
+        final = nn.Tanh() if out_act == "tanh" else None
+        self.net = mlp([in_dim] + [hidden] * depth + [math.prod(out_shape)], act, final)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).view(z.shape[0], *self.out_shape)       # (B, *out_shape)
+
+
+class MLPCritic(nn.Module):
+    """Outputs logits / critic values, never probabilities."""
+
+    def __init__(self, in_shape: tuple[int, ...], hidden: int, depth: int, act: str,
+                 out_dim: int):
+        super().__init__()
+        self.out_dim = out_dim
+        self.net = mlp([math.prod(in_shape)] + [hidden] * depth + [out_dim], act)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.net(x.flatten(1))                                  # (B, out_dim)
+        return out.squeeze(1) if self.out_dim == 1 else out
+
+
+class MLPFamily:
+    """Fully connected G and D (toy problems; Goodfellow 2014 MNIST MLP with tanh output)."""
+
+    Params = MLPParams
+
+    @staticmethod
+    def build(p: MLPParams, info: DataInfo, roles: dict[str, Role]) -> dict[str, nn.Module]:
+        nets: dict[str, nn.Module] = {}
+        for name, role in roles.items():
+            if role.kind == "generator":
+                nets[name] = MLPGenerator(p.z_dim + role.code_dim, info.shape, p.g_hidden,
+                                          p.g_depth, p.activation, p.out_activation)
+            elif role.kind == "critic":
+                nets[name] = MLPCritic(info.shape, p.d_hidden, p.d_depth, p.d_activation,
+                                       role.out_dim)
+            else:
+                raise ConfigError(f"the mlp network cannot build a {role.kind} ({name})")
+        return nets

@@ -1,0 +1,1 @@
+"""GAN objectives: each variant computes losses and logged scalars; the trainer steps."""

@@ -1,0 +1,96 @@
+"""The original GAN game and its f-divergence / margin relatives."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gankit.objectives import functional as L
+from gankit.objectives.base import AdversarialObjective, ObjectiveParams
+from typing import Literal
+
+
+class _SigmoidGame(AdversarialObjective):
+    probabilistic = True      # D(x) = sigmoid(logit) is a probability
+
+    @staticmethod
+    def score(out: Tensor) -> Tensor:
+        return torch.sigmoid(out.detach()).mean()
+
+    def d_terms(self, real_out, fake_out):
+        return L.d_loss_bce(real_out, fake_out)
+
+
+class MinimaxParams(ObjectiveParams):
+    name: Literal["minimax"] = "minimax"
+
+
+class Minimax(_SigmoidGame):
+    """Original minimax GAN, Algorithm 1 of Goodfellow et al. 2014 (saturating G loss).
+
+    k discriminator steps ascend V, then one generator step descends it:
+        L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]
+        L_G =  E_z[log(1 - D(G(z)))]
+    """
+
+    Params = MinimaxParams
+
+    def g_term(self, fake_out):
+        return L.g_loss_saturating(fake_out)
+
+
+class NonSaturatingParams(ObjectiveParams):
+    name: Literal["nonsaturating"] = "nonsaturating"
+
+
+class NonSaturating(_SigmoidGame):
+    """Non-saturating GAN, the heuristic of Goodfellow et al. 2014, section 3.
+
+        L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]
+        L_G = -E_z[log D(G(z))]
+    """
+
+    Params = NonSaturatingParams
+
+    def g_term(self, fake_out):
+        return L.g_loss_nonsaturating(fake_out)
+
+
+class LeastSquaresParams(ObjectiveParams):
+    name: Literal["lsgan"] = "lsgan"
+
+
+class LeastSquares(AdversarialObjective):
+    """Least-squares GAN, Mao et al. 2017 (a=0, b=c=1).
+
+        L_D = 1/2 E_x[(D(x) - 1)^2] + 1/2 E_z[D(G(z))^2]
+        L_G = 1/2 E_z[(D(G(z)) - 1)^2]
+    """
+
+    Params = LeastSquaresParams
+
+    def d_terms(self, real_out, fake_out):
+        return L.d_loss_least_squares(real_out, fake_out)
+
+    def g_term(self, fake_out):
+        return L.g_loss_least_squares(fake_out)
+
+
+class HingeParams(ObjectiveParams):
+    name: Literal["hinge"] = "hinge"
+
+
+class Hinge(AdversarialObjective):
+    """Hinge GAN, Lim & Ye 2017; Miyato et al. 2018 (SN-GAN).
+
+        L_D = E_x[max(0, 1 - D(x))] + E_z[max(0, 1 + D(G(z)))]
+        L_G = -E_z[D(G(z))]
+    """
+
+    Params = HingeParams
+
+    def d_terms(self, real_out, fake_out):
+        return L.d_loss_hinge(real_out, fake_out)
+
+    def g_term(self, fake_out):
+        return L.g_loss_critic(fake_out)

@@ -1,0 +1,80 @@
+"""GAN loss maths as plain functions of discriminator logits / critic values.
+
+Logits are pre-sigmoid: D(x) = sigmoid(l). Using ``softplus`` keeps every log-probability
+finite where ``log(sigmoid(l))`` would underflow (why gankit never uses sigmoid + BCELoss):
+    log D(x)       = -softplus(-l)
+    log(1 - D(x))  = -softplus(l)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LOG4 = math.log(4.0)
+
+
+def value_function(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """V(D, G) = E[log D(x)] + E[log(1 - D(G(z)))]  (Goodfellow et al. 2014, eq. 1)."""
+    return -F.softplus(-real_logits).mean() - F.softplus(fake_logits).mean()
+
+
+def d_loss_bce(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """-V(D, G): the discriminator ascends V by descending this."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def g_loss_saturating(fake_logits: Tensor) -> Tensor:
+    """E[log(1 - D(G(z)))]: the generator descends it; gradient -> 0 as D(G(z)) -> 0."""
+    return -F.softplus(fake_logits).mean()
+
+
+def g_loss_nonsaturating(fake_logits: Tensor) -> Tensor:
+    """-E[log D(G(z))]: same fixed point, strong gradient early in training."""
+    return F.softplus(-fake_logits).mean()
+
+
+def d_loss_least_squares(real_out: Tensor, fake_out: Tensor) -> Tensor:
+    """LSGAN (a=0, b=c=1): 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]."""
+    return 0.5 * ((real_out - 1).square().mean() + fake_out.square().mean())
+
+
+def g_loss_least_squares(fake_out: Tensor) -> Tensor:
+    """LSGAN: 1/2 E[(D(G(z)) - 1)^2]."""
+    return 0.5 * (fake_out - 1).square().mean()
+
+
+def d_loss_hinge(real_out: Tensor, fake_out: Tensor) -> Tensor:
+    """E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]."""
+    return F.relu(1 - real_out).mean() + F.relu(1 + fake_out).mean()
+
+
+def g_loss_critic(fake_out: Tensor) -> Tensor:
+    """-E[D(G(z))] (WGAN and hinge generators)."""
+    return -fake_out.mean()
+
+
+def d_loss_wasserstein(real_out: Tensor, fake_out: Tensor) -> Tensor:
+    """E[D(G(z))] - E[D(x)]: minus the critic's estimate of W1."""
+    return fake_out.mean() - real_out.mean()
+
+
+def gradient_penalty(critic, real: Tensor, fake: Tensor, rng: torch.Generator | None,
+                     target: float = 1.0) -> tuple[Tensor, Tensor]:
+    """E[(||grad_x D(x_hat)||_2 - target)^2] with x_hat = eps x + (1 - eps) x_fake,
+    eps ~ U[0, 1] drawn per sample (Gulrajani et al. 2017, Algorithm 1).
+
+    Returns (penalty, mean gradient norm). Computed in fp32 outside autocast: the squared
+    norm of fp16 gradients overflows easily.
+    """
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    eps = torch.rand(shape, generator=rng, device=real.device, dtype=torch.float32)
+    x_hat = (eps * real.float() + (1 - eps) * fake.detach().float()).requires_grad_(True)
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        out = critic(x_hat)
+        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    norm = grad.flatten(1).norm(dim=1)                      # (B,)
+    return (norm - target).square().mean(), norm.mean().detach()

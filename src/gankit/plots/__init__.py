@@ -1,0 +1,8 @@
+"""Pictures: one *view* per kind of data decides how samples and diagnostics are drawn."""
+
+from gankit.registry import Registry
+
+VIEWS = Registry("view", {
+    "toy1d": "gankit.plots.toy:Gaussian1DView",
+    "toy2d": "gankit.plots.toy:Toy2DView",
+})

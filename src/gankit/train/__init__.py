@@ -1,0 +1,1 @@
+"""The training engine: one trainer for every objective."""

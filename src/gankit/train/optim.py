@@ -1,0 +1,55 @@
+"""Optimizers, learning-rate schedules and the generator EMA."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from gankit.config import OptimConfig
+
+
+def build_optimizer(cfg: OptimConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    params = list(params)
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                                weight_decay=cfg.weight_decay)
+    if cfg.name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr, eps=cfg.eps, momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay)
+
+
+def lr_factor(cfg: OptimConfig, step: int, total: int) -> float:
+    """Multiplier of the base learning rate at ``step`` (0-based) of a ``total``-step run.
+
+    A pure function of the step, so resuming needs no scheduler object to restore.
+    ``linear`` is CycleGAN's: constant for ``decay_start * total`` steps, then linear to 0.
+    """
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    start = cfg.decay_start * total
+    if cfg.schedule == "constant" or step < start:
+        return warm
+    frac = (step - start) / max(1.0, total - start)
+    if cfg.schedule == "linear":
+        return warm * max(0.0, 1.0 - frac)
+    return warm * 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
+
+
+class EMA:
+    """Exponential moving average of a network's weights (buffers are copied)."""
+
+    def __init__(self, net: nn.Module, beta: float):
+        self.beta = beta
+        self.net = copy.deepcopy(net).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, net: nn.Module) -> None:
+        ema_p = list(self.net.parameters())
+        torch._foreach_lerp_(ema_p, [p.detach() for p in net.parameters()], 1.0 - self.beta)
+        for b_ema, b in zip(self.net.buffers(), net.buffers()):
+            b_ema.copy_(b)

@@ -1,0 +1,292 @@
+"""The trainer: owns optimizers, schedules, AMP, EMA, NaN guard and checkpoints for every
+objective. Objectives only return losses (see ``gankit.objectives.base``)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from gankit.config import RunConfig
+from gankit.data.base import make_generator
+from gankit.errors import CheckpointError, GankitError
+from gankit.objectives.base import Latent, Phase
+from gankit.registry import DATASETS, NETWORKS, OBJECTIVES
+from gankit.train import checkpoint as ckpt
+from gankit.train.optim import EMA, build_optimizer, lr_factor
+
+
+class TrainingDiverged(GankitError):
+    """Losses or gradients kept being NaN/Inf."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GankitError("train.device=cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+@dataclass
+class Counters:
+    step: int = 0                 # generator updates done
+    images_seen: int = 0          # real images shown to the discriminator(s)
+    bad_in_row: int = 0           # consecutive skipped updates (NaN/Inf)
+    bad_total: int = 0
+    lr_scale: float = 1.0         # reduced by divergence roll-backs
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, ckpt_dir: Path | None = None):
+        self.cfg = cfg
+        self.ckpt_dir = Path(ckpt_dir) if ckpt_dir else None
+        self.device = resolve_device(cfg.train.device)
+        torch.manual_seed(cfg.seed)                       # network initialisation
+        self.data = DATASETS.get(cfg.data.name).build(cfg.data, seed=cfg.seed, device=self.device)
+        info = self.data.info
+        obj_cls = OBJECTIVES.get(cfg.objective.name)
+        nets = NETWORKS.get(cfg.model.name).build(cfg.model, info, obj_cls.roles(cfg.objective, info))
+        self.nets = nn.ModuleDict(nets).to(self.device)
+        latent = Latent(getattr(cfg.model, "z_dim", 0), getattr(cfg.model, "z_dist", "normal"))
+        self.objective = obj_cls(cfg.objective, dict(self.nets.items()), latent, info,
+                                 d_steps=cfg.train.d_steps)
+        self.phases: list[Phase] = self.objective.phases()
+        self.optims = {ph.name: build_optimizer(cfg.optim[ph.name], self._params(ph.players))
+                       for ph in self.phases}
+        amp_on = cfg.train.amp != "off" and self.device.type == "cuda"
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.amp)
+        self.amp_on = amp_on
+        self.scalers = {ph.name: torch.amp.GradScaler(self.device.type,
+                                                      enabled=amp_on and cfg.train.amp == "fp16")
+                        for ph in self.phases}
+        self.ema = ({n: EMA(self.nets[n], cfg.train.ema_beta) for n in self.objective.sample_nets}
+                    if cfg.train.ema_beta else {})
+        self.rng = make_generator(cfg.seed + 1, self.device)          # noise for training
+        self.fixed_inputs = self.objective.sample_inputs(             # noise for sample grids
+            cfg.log.n_fixed, make_generator(cfg.seed + 2, self.device))
+        self.c = Counters()
+        self.stop_reason: str | None = None
+        self._sums: dict[str, list] = {}
+
+    # ------------------------------------------------------------------ one step
+    def _params(self, names: tuple[str, ...]) -> list[nn.Parameter]:
+        return [p for n in names for p in self.nets[n].parameters()]
+
+    def _autocast(self):
+        if not self.amp_on:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def train_step(self) -> None:
+        """One generator iteration: every phase, each ``repeats`` times (Algorithm 1)."""
+        for phase in self.phases:
+            for _ in range(phase.repeats):
+                self._phase_step(phase)
+        self.c.step += 1
+        for name, ema in self.ema.items():
+            ema.update(self.nets[name])
+
+    def _phase_step(self, phase: Phase) -> None:
+        for name, net in self.nets.items():          # only the players accumulate gradients
+            net.requires_grad_(name in phase.players)
+        opt, scaler = self.optims[phase.name], self.scalers[phase.name]
+        cfg = self.cfg.optim[phase.name]
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * self.c.lr_scale * lr_factor(cfg, self.c.step, self.cfg.train.steps)
+        batch: dict[str, Any] = {"n": self.cfg.train.batch_size}
+        if phase.needs_real:
+            batch |= self.data.next_batch(self.cfg.train.batch_size)
+            self.c.images_seen += self.cfg.train.batch_size
+        opt.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss, scalars = self.objective.loss(phase.name, batch, self.rng)
+        bad = self._check("loss/" + phase.name, loss)
+        if not bad:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            clip = cfg.grad_clip or float("inf")
+            norm = torch.nn.utils.clip_grad_norm_(self._params(phase.players), clip)
+            bad = self._check(f"grad_norm/{phase.name}", norm, scaler.is_enabled())
+            scalars[f"grad_norm/{phase.name}"] = norm.detach()
+        if bad:
+            opt.zero_grad(set_to_none=True)
+            if scaler.is_enabled():
+                scaler.update()
+            return
+        scaler.step(opt)
+        scaler.update()
+        self.objective.post_step(phase.name)
+        self._accumulate(scalars)
+
+    def _check(self, what: str, value: Tensor, scaled: bool = False) -> bool:
+        """NaN/Inf guard; fp16 overflows are the scaler's business, not divergence."""
+        if bool(torch.isfinite(value).all()):
+            self.c.bad_in_row = 0
+            return False
+        if scaled:
+            return True
+        self.c.bad_in_row += 1
+        self.c.bad_total += 1
+        self.c.extra["last_bad"] = f"{what} was {value.item()} at step {self.c.step}"
+        if self.cfg.train.nan_policy != "skip" and self.c.bad_in_row >= self.cfg.train.max_bad_steps:
+            self._diverged()
+        return True
+
+    def _diverged(self) -> None:
+        msg = f"training diverged: {self.c.extra['last_bad']} ({self.c.bad_in_row} bad updates in a row)"
+        if self.cfg.train.nan_policy == "rollback" and self.ckpt_dir and ckpt.list_checkpoints(self.ckpt_dir):
+            scale = self.c.lr_scale * self.cfg.train.rollback_lr_factor
+            bad_total = self.c.bad_total
+            self.load(ckpt.newest_intact(self.ckpt_dir)[1])
+            self.c.lr_scale, self.c.bad_total, self.c.bad_in_row = scale, bad_total, 0
+            self.c.extra["rollbacks"] = self.c.extra.get("rollbacks", 0) + 1
+            raise RolledBack(msg)
+        raise TrainingDiverged(msg)
+
+    def _accumulate(self, scalars: dict[str, Tensor]) -> None:
+        for k, v in scalars.items():
+            s = self._sums.setdefault(k, [0.0, 0])
+            s[0] = s[0] + v.detach().float()
+            s[1] += 1
+
+    def pop_scalars(self) -> dict[str, float]:
+        """Means of the logged scalars since the last call (one sync for all of them)."""
+        out = {k: (s / n).item() for k, (s, n) in self._sums.items() if n}
+        self._sums.clear()
+        return out
+
+    # ------------------------------------------------------------------ sampling
+    def sampler(self, name: str | None = None) -> nn.Module:
+        name = name or self.objective.sample_nets[0]
+        return self.ema[name].net if name in self.ema else self.nets[name]
+
+    @torch.no_grad()
+    def generate(self, inputs: dict[str, Tensor], name: str | None = None) -> Tensor:
+        G = self.sampler(name)
+        was_training = G.training
+        G.eval()
+        try:
+            return self.objective.generate(inputs, G)
+        finally:
+            G.train(was_training)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int, batch: int = 1024) -> Tensor:
+        """n samples from a separate noise stream (the training stream is untouched)."""
+        gen = make_generator(seed, self.device)
+        chunks = [self.generate(self.objective.sample_inputs(min(batch, n - i), gen))
+                  for i in range(0, n, batch)]
+        return torch.cat(chunks).float().cpu()
+
+    # ------------------------------------------------------------------ state
+    def fingerprint(self) -> dict[str, Any]:
+        return {"objective": self.cfg.objective.name,
+                "nets": {n: [[k, list(v.shape)] for k, v in net.state_dict().items()]
+                         for n, net in self.nets.items()}}
+
+    def state(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state(), "noise": self.rng.get_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "counters": {k: v for k, v in vars(self.c).items()},
+            "config": self.cfg.to_dict(),
+            "fingerprint": self.fingerprint(),
+            "nets": {n: net.state_dict() for n, net in self.nets.items()},
+            "ema": {n: e.net.state_dict() for n, e in self.ema.items()},
+            "optim": {n: o.state_dict() for n, o in self.optims.items()},
+            "scalers": {n: s.state_dict() for n, s in self.scalers.items() if s.is_enabled()},
+            "objective": self.objective.state_dict(),
+            "data": self.data.state_dict(),
+            "rng": rng,
+            "fixed": self.fixed_inputs,
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        if state["fingerprint"] != self.fingerprint():
+            theirs = state["fingerprint"]
+            what = ("objective" if theirs["objective"] != self.cfg.objective.name
+                    else "network architecture")
+            raise CheckpointError(f"checkpoint was made with a different {what}; "
+                                  "it cannot be resumed with this config")
+        for n, net in self.nets.items():
+            net.load_state_dict(state["nets"][n])
+        for n, e in self.ema.items():
+            e.net.load_state_dict(state["ema"][n])
+        for n, o in self.optims.items():
+            o.load_state_dict(state["optim"][n])
+        for n, s in state.get("scalers", {}).items():
+            self.scalers[n].load_state_dict(s)
+        self.objective.load_state_dict(state["objective"])
+        self.data.load_state_dict(state["data"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.rng.set_state(state["rng"]["noise"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.fixed_inputs = {k: v.to(self.device) for k, v in state["fixed"].items()}
+        self.c = Counters(**state["counters"])
+
+    def save(self) -> Path:
+        if self.ckpt_dir is None:
+            raise GankitError("this trainer has no checkpoint folder")
+        path = ckpt.checkpoint_path(self.ckpt_dir, self.c.step)
+        ckpt.save_checkpoint(path, self.state())
+        ckpt.prune(self.ckpt_dir, self.cfg.log.keep_ckpts, protect=(path,))
+        return path
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, callbacks: list["Callback"] = (), until: int | None = None) -> bool:
+        """Train to ``until`` (default: train.steps). Returns False when stopped early by
+        ``request_stop`` (e.g. SIGINT), after saving a checkpoint at a step boundary."""
+        until = self.cfg.train.steps if until is None else until
+        for cb in callbacks:
+            cb.on_start(self)
+        while self.c.step < until:
+            if self.stop_reason:
+                if self.ckpt_dir:
+                    self.save()
+                return False
+            try:
+                self.train_step()
+            except RolledBack:
+                for cb in callbacks:
+                    cb.on_rollback(self)
+                continue
+            for cb in callbacks:
+                cb.on_step(self)
+        for cb in callbacks:
+            cb.on_end(self)
+        return True
+
+    def request_stop(self, reason: str) -> None:
+        """Finish the current step, checkpoint, and return from ``fit`` (signal-safe)."""
+        self.stop_reason = reason
+
+
+class RolledBack(Exception):
+    """Internal: the divergence guard restored the last checkpoint."""
+
+
+class Callback:
+    """Periodic work around training; override what you need."""
+
+    def on_start(self, trainer: Trainer) -> None: ...
+    def on_step(self, trainer: Trainer) -> None: ...
+    def on_end(self, trainer: Trainer) -> None: ...
+    def on_rollback(self, trainer: Trainer) -> None: ...
+
+
+def every(step: int, n: int) -> bool:
+    return n > 0 and step % n == 0
+
+
+ScalarFn = Callable[[Trainer], dict[str, float]]
