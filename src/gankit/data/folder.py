@@ -1,0 +1,355 @@
+"""A folder of images (PNG, JPEG, WebP, BMP) as a data set, optionally labelled by sub-folder.
+
+Every image is decoded once: brought to ``channels`` (1 = grayscale, 3 = RGB), its shorter side
+resized to ``size`` and centre-cropped to ``size`` x ``size``, and stored in a uint8 cache
+(N, C, size, size). Files that cannot be used (empty, truncated, corrupt, not an image) are
+skipped and reported in one warning; they never stop the load.
+
+When the cache would exceed ``memory_budget`` bytes it is written once to disk as a raw uint8
+file read through a numpy memmap, under ``<GANKIT_CACHE>/folders/<key>/``. The key hashes the
+folder's path, every file's relative name, size and mtime, and the target size and channels,
+so the cache is reused exactly while nothing that would change it has changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm import tqdm
+
+from gankit.data.download import cache_root
+from gankit.data.images import ImageSet, ImageTensorSource, source_from_set
+from gankit.errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")  # decoders Pillow may use: no exotic plugins
+_HIGH_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+_CACHE_VERSION = 1
+_CHUNK = 256  # files handed to the thread pool at a time: bounds decoded-but-unwritten images
+DEFAULT_MEMORY_BUDGET = 4 << 30
+
+
+class SkippedFilesWarning(UserWarning):
+    """Some files in an image folder could not be used."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: Path
+    rel: str
+    label: int
+    size: int
+    mtime_ns: int
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Image files under ``folder``, recursively, hidden entries skipped, in a stable order."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath, f) for f in sorted(filenames)
+                  if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
+    return found
+
+
+def scan_folder(folder: str | os.PathLike[str]) -> tuple[list[_Entry], tuple[str, ...]]:
+    """Candidate files and class names.
+
+    Labelled when the top level holds only sub-folders (one class each, sorted by name);
+    otherwise every image anywhere below is one unlabelled pool.
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist or is not a folder")
+    try:
+        children = list(root.iterdir())
+    except OSError as e:
+        raise DataError(f"cannot list image folder {root}: {e.strerror or e}") from e
+    subdirs = sorted(p for p in children if p.is_dir() and not p.name.startswith("."))
+    top_files = [p for p in children
+                 if p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS)]
+    classes = tuple(p.name for p in subdirs) if subdirs and not top_files else ()
+    if classes:
+        groups = [(i, _image_files(d)) for i, d in enumerate(subdirs)]
+    else:
+        groups = [(-1, _image_files(root))]
+    entries = []
+    for label, files in groups:
+        for path in files:
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # vanished or dangling link: nothing to decode or to key on
+            entries.append(_Entry(path, path.relative_to(root).as_posix(), label,
+                                  st.st_size, st.st_mtime_ns))
+    return entries, classes
+
+
+def _high_depth_to_l(img: Image.Image) -> Image.Image:
+    """16-bit / 32-bit / float grayscale to 8-bit; Pillow's convert("L") would clip instead."""
+    arr = np.asarray(img, dtype=np.float64)
+    peak = float(arr.max(initial=0))
+    if img.mode == "F":
+        scale = 255.0 if peak <= 1.0 else 1.0        # float images are 0..1 or already 0..255
+    elif img.mode.startswith("I;16") or peak > 255:
+        scale = 255.0 / 65535.0                       # 16-bit range
+    else:
+        scale = 1.0                                   # an "I" image that only uses 8 bits
+    return Image.fromarray(np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8), "L")
+
+
+def _to_mode(img: Image.Image, channels: int) -> Image.Image:
+    """Any Pillow mode to "L" or "RGB"; transparency is composited onto white."""
+    if img.mode in _HIGH_DEPTH:
+        img = _high_depth_to_l(img)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    has_alpha = img.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in img.info
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    if img.mode not in ("L", "RGB"):
+        img = img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, 1, ...: via RGB, which all support
+    target = "L" if channels == 1 else "RGB"
+    return img if img.mode == target else img.convert(target)
+
+
+def _decode(path: Path, size: int, channels: int) -> np.ndarray:
+    """One file to uint8 (C, size, size): shorter side resized to ``size``, centre-cropped."""
+    with Image.open(path, formats=_FORMATS) as img:
+        # JPEG only: let libjpeg decode at the smallest 1/2^k scale still >= size (much faster).
+        img.draft("L" if channels == 1 else "RGB", (size, size))
+        img.load()
+        img = ImageOps.exif_transpose(img)  # phone photos store their rotation in EXIF
+        img = _to_mode(img, channels)
+        img = ImageOps.fit(img, (size, size), Image.Resampling.BICUBIC)
+        arr = np.asarray(img, dtype=np.uint8)
+    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)  # (C, size, size)
+
+
+def _try_decode(entry: _Entry, size: int, channels: int) -> tuple[np.ndarray | None, str]:
+    """The decoded image, or None and why it was skipped."""
+    if entry.size == 0:
+        return None, "empty"
+    try:
+        return _decode(entry.path, size, channels), ""
+    except UnidentifiedImageError:
+        return None, "not an image"
+    # Pillow's plugins raise many exception types on malformed input (OSError, SyntaxError,
+    # ValueError, struct.error, IndexError, DecompressionBombError, ...); one bad file must
+    # never stop the load, so anything that is an Exception counts as a corrupt file.
+    except Exception as e:  # noqa: BLE001
+        reason = "truncated" if isinstance(e, EOFError) or "truncated" in str(e) else "corrupt"
+        if isinstance(e, PermissionError):
+            reason = "unreadable"
+        return None, reason
+
+
+def _decode_into(entries: list[_Entry], out: np.ndarray, size: int, channels: int,
+                 workers: int, desc: str) -> tuple[int, list[int], Counter[str]]:
+    """Decode ``entries`` into the leading rows of ``out``: (count, labels kept, skip reasons)."""
+    decode = partial(_try_decode, size=size, channels=channels)
+    count, labels, skipped = 0, [], Counter()
+    # Pillow releases the GIL while decoding, so a few threads overlap file reads and decodes.
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            tqdm(total=len(entries), desc=desc, unit="img", disable=None, leave=False) as bar:
+        for start in range(0, len(entries), _CHUNK):
+            chunk = entries[start:start + _CHUNK]
+            for entry, (arr, reason) in zip(chunk, pool.map(decode, chunk)):
+                if arr is None:
+                    skipped[reason] += 1
+                else:
+                    out[count] = arr
+                    labels.append(entry.label)
+                    count += 1
+            bar.update(len(chunk))
+    return count, labels, skipped
+
+
+def _cache_key(root: Path, entries: list[_Entry], classes: tuple[str, ...],
+               size: int, channels: int) -> str:
+    digest = hashlib.sha256()
+    head = {"v": _CACHE_VERSION, "root": str(root.resolve()), "size": size,
+            "channels": channels, "classes": list(classes)}
+    digest.update(json.dumps(head, sort_keys=True).encode())
+    for e in entries:
+        digest.update(f"\n{e.rel}\0{e.size}\0{e.mtime_ns}\0{e.label}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+_Cached = tuple[np.ndarray, np.ndarray | None, dict]  # images memmap, labels, meta
+
+
+def _open_cached(cache: Path) -> _Cached | None:
+    """A complete cache in ``cache``, or None. meta.json is written last, so it marks completion."""
+    try:
+        meta = json.loads((cache / "meta.json").read_text())
+        shape = tuple(meta["shape"])
+        if (cache / "images.u8").stat().st_size != int(np.prod(shape)):
+            return None
+        images = np.memmap(cache / "images.u8", dtype=np.uint8, mode="r", shape=shape)
+        labels = np.load(cache / "labels.npy", allow_pickle=False) if meta["labelled"] else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if labels is not None and labels.shape != (shape[0],):
+        return None
+    return images, labels, meta
+
+
+def _build_cache(cache: Path, entries: list[_Entry], classes: tuple[str, ...], size: int,
+                 channels: int, workers: int, root: Path) -> _Cached:
+    """Decode into a memmap file in ``cache``, shrink it to the images kept, publish it."""
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix="images.", suffix=".part", dir=cache)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    row = channels * size * size
+    try:
+        out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(len(entries), channels, size, size))
+        count, labels, skipped = _decode_into(entries, out, size, channels, workers,
+                                              f"caching {root.name}")
+        out.flush()
+        del out  # unmap before truncating the unused tail (skipped files)
+        os.truncate(tmp, count * row)
+        if count == 0:
+            return np.empty((0, channels, size, size), np.uint8), None, {"skipped": dict(skipped)}
+        os.replace(tmp, cache / "images.u8")
+    finally:
+        tmp.unlink(missing_ok=True)
+    if classes:
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(labels, dtype=np.int64))
+        _write_atomic(cache / "labels.npy", buf.getvalue())
+    meta = {"version": _CACHE_VERSION, "root": str(root.resolve()), "size": size,
+            "channels": channels, "shape": [count, channels, size, size],
+            "labelled": bool(classes), "skipped": dict(skipped)}
+    _write_atomic(cache / "meta.json", json.dumps(meta).encode())
+    _remove_stale(cache, meta)
+    opened = _open_cached(cache)
+    if opened is None:
+        raise DataError(f"image cache in {cache} could not be read back")
+    return opened
+
+
+def _remove_stale(current: Path, meta: dict) -> None:
+    """Drop caches of earlier versions of the same folder at the same size and channels."""
+    for other in current.parent.iterdir():
+        if other == current or not other.is_dir():
+            continue
+        try:
+            old = json.loads((other / "meta.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if all(old.get(k) == meta[k] for k in ("root", "size", "channels")):
+            shutil.rmtree(other, ignore_errors=True)
+
+
+def _warn_skipped(root: Path, found: int, skipped: dict[str, int]) -> None:
+    total = sum(skipped.values())
+    if total:
+        detail = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+        warnings.warn(f"skipped {total} of {found} files in {root}: {detail}",
+                      SkippedFilesWarning, stacklevel=3)
+
+
+def load_folder(
+    path: str | os.PathLike[str],
+    size: int = 64,
+    channels: Literal[1, 3] = 3,
+    *,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    cache_dir: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+) -> ImageSet:
+    """Decode an image folder to uint8 (N, channels, size, size), in memory or as a memmap.
+
+    ``ImageSet.skipped`` counts the files that could not be used, by reason; they are also
+    reported in one :class:`SkippedFilesWarning`. Raises DataError if no image is usable.
+    """
+    if channels not in (1, 3):
+        raise DataError(f"channels must be 1 or 3, got {channels}")
+    if size < 1:
+        raise DataError(f"size must be positive, got {size}")
+    root = Path(path).expanduser()
+    entries, classes = scan_folder(root)
+    if not entries:
+        raise DataError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {root}")
+    workers = workers or min(4, os.cpu_count() or 1)
+    if len(entries) * channels * size * size <= memory_budget:
+        out = np.empty((len(entries), channels, size, size), np.uint8)  # (N, C, S, S)
+        count, kept, skipped = _decode_into(entries, out, size, channels, workers,
+                                            f"decoding {root.name}")
+        images = torch.from_numpy(out[:count].copy() if count < len(entries) else out)
+        labels = np.asarray(kept, dtype=np.int64) if classes else None
+        skipped = dict(skipped)
+    else:
+        key = _cache_key(root, entries, classes, size, channels)
+        cache = cache_root(cache_dir) / "folders" / key
+        try:
+            opened = _open_cached(cache) or _build_cache(cache, entries, classes, size,
+                                                         channels, workers, root)
+        except OSError as e:
+            raise DataError(f"cannot write the image cache in {cache}: {e.strerror or e}") from e
+        images, labels, meta = opened
+        count, skipped = len(images), dict(meta["skipped"])
+    if count == 0:
+        detail = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+        raise DataError(f"no usable image in {root}: all {len(entries)} files skipped ({detail})")
+    _warn_skipped(root, len(entries), skipped)
+    return ImageSet(
+        images=images,
+        labels=None if labels is None else torch.from_numpy(np.asarray(labels, dtype=np.int64)),
+        class_names=classes,
+        skipped=skipped,
+    )
+
+
+class FolderParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["folder"] = "folder"
+    path: str
+    size: int = Field(64, ge=8, le=1024)
+    channels: Literal[1, 3] = 3
+    flip: bool = False
+    labels: bool = True
+    memory_budget_gib: float = Field(DEFAULT_MEMORY_BUDGET / 2**30, gt=0)
+
+
+class ImageFolder:
+    """Your own images from a folder (sub-folders = classes), resized and centre-cropped."""
+
+    Params = FolderParams
+
+    @classmethod
+    def build(cls, params: FolderParams, *, seed: int, device="cpu") -> ImageTensorSource:
+        data = load_folder(params.path, params.size, params.channels,
+                           memory_budget=int(params.memory_budget_gib * 2**30))
+        return source_from_set(data, seed=seed, device=device, flip=params.flip,
+                               labels=params.labels)

@@ -1,0 +1,132 @@
+"""MNIST and Fashion-MNIST from their original gzip IDX files.
+
+IDX layout (big-endian): two zero bytes, a type code, the number of dimensions, one uint32 per
+dimension, then the values in C order. We parse it with numpy straight from the decompressed
+bytes; no intermediate files are written.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from gankit.data.download import REMOTES, data_root, ensure_file
+from gankit.data.images import ImageParams, ImageSet, ImageTensorSource, fit_size, source_from_set
+from gankit.errors import DataError
+
+# IDX type code -> numpy dtype (big-endian, as the format specifies).
+_IDX_TYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+CLASS_NAMES = {
+    "mnist": tuple(str(d) for d in range(10)),
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+}
+_PREFIX = {"train": "train", "test": "t10k"}
+
+
+def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
+    """Decode one IDX payload (already decompressed) into an array of its declared shape."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise DataError(f"{source} is not an IDX file (bad magic number)")
+    dtype, ndim = _IDX_TYPES[raw[2]], raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{source} is truncated (IDX header cut short)")
+    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataError(
+            f"{source} holds {len(raw) - header} data bytes but its header {dims} needs {expected}"
+        )
+    data = np.frombuffer(raw, dtype, offset=header).reshape(dims)
+    return data.astype(dtype.newbyteorder("="), copy=False)
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a gzip-compressed (``.gz``) or plain IDX file."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":  # gzip magic: decide by content, not by file name
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"cannot read {path}: {e}") from e
+    return parse_idx(raw, str(path))
+
+
+def load_mnist(
+    split: Literal["train", "test"] = "train",
+    root: str | os.PathLike[str] | None = None,
+    name: Literal["mnist", "fashion-mnist"] = "mnist",
+    *,
+    allow_download: bool = True,
+) -> ImageSet:
+    """MNIST or Fashion-MNIST as uint8 images (N, 1, 28, 28) and int64 labels (N,).
+
+    Files are looked for in ``<root>/<name>/`` (see :func:`data_root`), checked against their
+    published MD5 (once per process), and downloaded there when missing.
+    """
+    if name not in REMOTES or name not in CLASS_NAMES:
+        raise DataError(f"unknown IDX data set {name!r}; choose mnist or fashion-mnist")
+    if split not in _PREFIX:
+        raise DataError(f"unknown split {split!r}; choose train or test")
+    folder = data_root(root) / name
+    remotes = REMOTES[name]
+    prefix = _PREFIX[split]
+    img_path = ensure_file(remotes[f"{prefix}-images-idx3-ubyte.gz"], folder,
+                           allow_download=allow_download)
+    lbl_path = ensure_file(remotes[f"{prefix}-labels-idx1-ubyte.gz"], folder,
+                           allow_download=allow_download)
+    images, labels = read_idx(img_path), read_idx(lbl_path)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(f"{img_path} and {lbl_path} do not form an image/label pair")
+    return ImageSet(
+        images=torch.from_numpy(images.astype(np.uint8)).unsqueeze(1),  # (N, 1, 28, 28)
+        labels=torch.from_numpy(labels.astype(np.int64)),               # (N,)
+        class_names=CLASS_NAMES[name],
+    )
+
+
+class MNISTParams(ImageParams):
+    name: Literal["mnist"] = "mnist"
+    size: int = Field(28, ge=8, le=1024)
+
+
+class MNIST:
+    """MNIST handwritten digits, 28x28 grayscale, 10 classes (60k train / 10k test)."""
+
+    Params = MNISTParams
+
+    @classmethod
+    def build(cls, params: MNISTParams, *, seed: int, device="cpu") -> ImageTensorSource:
+        data = load_mnist(params.split, params.root, params.name)
+        data.images = fit_size(data.images, params.size)
+        return source_from_set(data, seed=seed, device=device, flip=params.flip,
+                               labels=params.labels)
+
+
+class FashionMNISTParams(ImageParams):
+    name: Literal["fashion-mnist"] = "fashion-mnist"
+    size: int = Field(28, ge=8, le=1024)
+
+
+class FashionMNIST(MNIST):
+    """Fashion-MNIST clothing images, 28x28 grayscale, 10 classes (60k train / 10k test)."""
+
+    Params = FashionMNISTParams

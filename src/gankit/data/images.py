@@ -1,0 +1,209 @@
+"""Image data held as one uint8 array, served as shuffled float batches.
+
+Every image data set (MNIST, CIFAR-10, image folders) is decoded once into a uint8 cache of
+shape (N, C, H, W): 4x smaller than float, so it fits in memory (or on the accelerator) far more
+often. A batch is drawn by indexing that cache with a slice of the epoch's permutation and
+converting the whole batch at once; there is no per-sample Python work on the hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict
+
+from gankit.data.base import DataInfo, generator_state, make_generator
+from gankit.errors import DataError
+
+_RESIZE_CHUNK = 2048  # images per F.interpolate call: bounds the float temporary (~100 MB at 64px)
+
+
+@dataclass
+class ImageSet:
+    """Decoded images: uint8 (N, C, H, W) as a tensor, or a numpy memmap for on-disk caches."""
+
+    images: torch.Tensor | np.ndarray
+    labels: torch.Tensor | None = None   # (N,) int64
+    class_names: tuple[str, ...] = ()
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (image folders)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+def fit_size(images: torch.Tensor, size: int,
+             mode: Literal["resize", "pad"] = "resize") -> torch.Tensor:
+    """Bring square uint8 images (N, C, H, H) to (N, C, size, size), once at load time.
+
+    ``"resize"`` interpolates bilinearly (antialiased when shrinking); ``"pad"`` adds a black
+    border, e.g. 28 -> 32 for MNIST without resampling the strokes.
+    """
+    n, c, h, w = images.shape
+    if (h, w) == (size, size):
+        return images
+    if mode == "pad":
+        if size < h or size < w:
+            raise DataError(f"cannot pad {h}x{w} images down to {size}x{size}; use mode 'resize'")
+        top, left = (size - h) // 2, (size - w) // 2
+        return F.pad(images, (left, size - w - left, top, size - h - top))  # zeros = black
+    out = torch.empty((n, c, size, size), dtype=torch.uint8)
+    antialias = size < max(h, w)
+    for start in range(0, n, _RESIZE_CHUNK):
+        chunk = images[start:start + _RESIZE_CHUNK].float()  # (B, C, H, W)
+        chunk = F.interpolate(chunk, size=(size, size), mode="bilinear",
+                              align_corners=False, antialias=antialias)
+        out[start:start + _RESIZE_CHUNK] = chunk.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def _fits_on(device: torch.device, nbytes: int) -> bool:
+    """Whether a cache of ``nbytes`` can live on ``device`` with room left for training."""
+    if device.type == "cpu":
+        return True
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return nbytes < free // 4
+    return nbytes < 1 << 30  # other accelerators (mps, ...): no free-memory query; be modest
+
+
+class ImageTensorSource:
+    """A DataSource over a uint8 image cache: shuffled epochs, optional flips, resumable.
+
+    Batches may straddle an epoch boundary: the tail of one permutation is followed by the
+    head of the next, so every image is seen exactly once per epoch whatever the batch size.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor | np.ndarray,
+        labels: torch.Tensor | None = None,
+        *,
+        class_names: tuple[str, ...] | list[str] = (),
+        seed: int = 0,
+        flip: bool = False,
+        device: str | torch.device = "cpu",
+        kind: str = "image",
+    ) -> None:
+        if images.ndim != 4 or len(images) == 0:
+            raise DataError(f"expected a non-empty (N, C, H, W) image array, "
+                            f"got shape {tuple(images.shape)}")
+        if str(images.dtype) not in ("torch.uint8", "uint8"):
+            raise DataError(f"expected uint8 images, got {images.dtype}")
+        if labels is not None and len(labels) != len(images):
+            raise DataError(f"{len(labels)} labels for {len(images)} images")
+        self.device = torch.device(device)
+        self.flip = flip
+        self.size = int(images.shape[0])
+        if isinstance(images, np.ndarray) and not isinstance(images, np.memmap):
+            images = torch.from_numpy(np.ascontiguousarray(images))
+        # Where the cache lives: on the device when it fits, else on the host (memmaps stay
+        # on disk) and each batch is copied over as uint8, 4x less traffic than float.
+        fits = isinstance(images, torch.Tensor) and _fits_on(self.device, images.numel())
+        self.store_device = self.device if fits else torch.device("cpu")
+        self.images = images.to(self.store_device) if isinstance(images, torch.Tensor) else images
+        self.labels = None if labels is None else labels.to(self.store_device, torch.int64)
+        num_classes = len(class_names) or (int(labels.max()) + 1 if labels is not None else 0)
+        self.info = DataInfo(kind=kind, shape=tuple(int(s) for s in images.shape[1:]),
+                             num_classes=num_classes, class_names=tuple(class_names))
+        # The permutation and flips come from a CPU generator so its state is portable.
+        self._gen = make_generator(seed)
+        self.epoch = 0
+        self.position = 0
+        self._perm = torch.randperm(self.size, generator=self._gen)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _take_indices(self, n: int) -> torch.Tensor:
+        parts = []
+        while n > 0:
+            if self.position == self.size:
+                self.epoch += 1
+                self.position = 0
+                self._perm = torch.randperm(self.size, generator=self._gen)
+            step = min(n, self.size - self.position)
+            parts.append(self._perm[self.position:self.position + step])
+            self.position += step
+            n -= step
+        return torch.cat(parts)
+
+    def _gather(self, idx: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.images, np.ndarray):
+            # Fancy indexing a memmap reads only the rows asked for.
+            return torch.from_numpy(np.asarray(self.images[idx.numpy()]))
+        return self.images[idx.to(self.store_device)]
+
+    def next_batch(self, n: int) -> dict[str, torch.Tensor]:
+        if n <= 0:
+            raise DataError(f"batch size must be positive, got {n}")
+        idx = self._take_indices(n)  # (n,) on CPU
+        batch = self._gather(idx).to(self.device, non_blocking=True)  # (n, C, H, W) uint8
+        x = batch.float() / 127.5 - 1  # (n, C, H, W) in [-1, 1]
+        if self.flip:
+            mask = torch.rand(n, generator=self._gen) < 0.5  # (n,)
+            mask = mask.to(self.device).view(n, 1, 1, 1)
+            x = torch.where(mask, x.flip(-1), x)
+        out = {"x": x}
+        if self.labels is not None:
+            out["y"] = self.labels[idx.to(self.store_device)].to(self.device)
+        return out
+
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        """``n`` real images (distinct while ``n <= len``) from a separate stream, for
+        evaluation; the training stream is left alone. No flips."""
+        gen = make_generator(seed)
+        if n <= self.size:
+            idx = torch.randperm(self.size, generator=gen)[:n]
+        else:
+            idx = torch.randint(self.size, (n,), generator=gen)
+        return self._gather(idx).to(self.device).float() / 127.5 - 1  # (n, C, H, W)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "position": self.position,
+            "generator": generator_state(self._gen),
+            "permutation": self._perm.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        perm = torch.as_tensor(state["permutation"], dtype=torch.int64)
+        if perm.numel() != self.size:
+            raise DataError(
+                f"data state is for {perm.numel()} images but this data set has {self.size}"
+            )
+        position = int(state["position"])
+        if not 0 <= position <= self.size:
+            raise DataError(f"data state position {position} is outside 0..{self.size}")
+        self._gen.set_state(torch.as_tensor(state["generator"], dtype=torch.uint8).cpu())
+        self._perm = perm.cpu().clone()
+        self.epoch = int(state["epoch"])
+        self.position = position
+
+
+class ImageParams(BaseModel):
+    """Options shared by the image data sets (each builder adds its own ``name``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root: str | None = None
+    split: Literal["train", "test"] = "train"
+    flip: bool = False
+    labels: bool = True
+
+
+def source_from_set(data: ImageSet, *, seed: int, device: str | torch.device, flip: bool,
+                    labels: bool) -> ImageTensorSource:
+    """Wrap a decoded set as a DataSource; ``labels=False`` makes it unconditional."""
+    return ImageTensorSource(
+        data.images,
+        data.labels if labels else None,
+        class_names=data.class_names if labels else (),
+        seed=seed,
+        flip=flip,
+        device=device,
+    )
