@@ -57,6 +57,10 @@ DATASETS = Registry("dataset", {
     "grid": "gankit.data.toy:Grid",
     "spiral": "gankit.data.toy:Spiral",
     "gaussian1d": "gankit.data.toy:Gaussian1D",
+    "mnist": "gankit.data.idx:MNIST",
+    "fashion-mnist": "gankit.data.idx:FashionMNIST",
+    "cifar10": "gankit.data.cifar:CIFAR10",
+    "folder": "gankit.data.folder:ImageFolder",
 })
 
 METRICS = Registry("metric", {

@@ -27,7 +27,8 @@ from safetensors.torch import save as st_save
 from gankit.errors import CheckpointError
 
 CKPT_RE = re.compile(r"^ckpt-(\d{8})\.safetensors$")
-PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")   # raw pickle protocol 2+, zip (torch.save) archives
+PICKLE_MAGIC = tuple(bytes([0x80, v]) for v in range(2, 6))   # pickle protocols 2-5
+ZIP_MAGIC = b"PK\x03\x04"                                    # torch.save archives
 
 
 # ---------------------------------------------------------------- nested <-> flat
@@ -114,13 +115,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         data = path.read_bytes()
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
-    if data[:1] == PICKLE_MAGIC[0] or data[:4] == PICKLE_MAGIC[1]:
-        raise CheckpointError(f"{path} is a pickle file; gankit only loads safetensors "
-                              "checkpoints (pickles can run arbitrary code)")
     try:
-        tensors = st_load(data)
         meta = _read_metadata(data)
-    except (SafetensorError, ValueError, json.JSONDecodeError) as e:
+        tensors = st_load(data)
+    except (SafetensorError, ValueError, UnicodeDecodeError) as e:
+        if data[:2] in PICKLE_MAGIC or data[:4] == ZIP_MAGIC:
+            raise CheckpointError(f"{path} is a pickle/torch.save file; gankit only loads "
+                                  "safetensors checkpoints (pickles can run arbitrary code)") from None
         raise CheckpointError(f"{path} is not a valid gankit checkpoint ({e})") from None
     if meta.get("format") != "gankit-ckpt-1" or "gankit" not in meta:
         raise CheckpointError(f"{path} is not a gankit checkpoint")
@@ -131,9 +132,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def _read_metadata(data: bytes) -> dict[str, str]:
     n = int.from_bytes(data[:8], "little")
-    if n <= 0 or n > len(data) - 8:
+    if len(data) < 8 or n <= 0 or n > len(data) - 8:
         raise ValueError("bad header length")
-    return json.loads(data[8:8 + n]).get("__metadata__", {})
+    header = json.loads(data[8:8 + n])
+    if not isinstance(header, dict):
+        raise ValueError("bad header")
+    return header.get("__metadata__") or {}
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:
