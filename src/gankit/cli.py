@@ -107,6 +107,22 @@ def list_() -> None:
             click.echo(f"  {name:<16} {reg.summary(name)}")
 
 
+@cli.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--input", "input_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder of images to translate (searched recursively).")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB",
+              show_default=True, help="AtoB uses the A->B translator (pix2pix runs: AtoB only).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Output folder: one PNG per input, same relative names.")
+def translate(run, input_dir, direction, out_dir) -> None:
+    """Translate a folder of images with a CycleGAN or pix2pix RUN."""
+    from gankit.translate import translate_folder
+
+    n = translate_folder(run, input_dir, direction, out_dir)
+    click.echo(f"translated {n} images into {out_dir}")
+
+
 def _report(run) -> None:
     rows = run.read_metrics()
     last = {}

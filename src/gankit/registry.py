@@ -46,10 +46,13 @@ OBJECTIVES = Registry("objective", {
     "wgan-gp": "gankit.objectives.wgan:WGANGP",
     "lsgan": "gankit.objectives.classic:LeastSquares",
     "hinge": "gankit.objectives.classic:Hinge",
+    "cyclegan": "gankit.objectives.cyclegan:CycleGAN",
+    "pix2pix": "gankit.objectives.pix2pix:Pix2Pix",
 })
 
 NETWORKS = Registry("network", {
     "mlp": "gankit.nn.mlp:MLPFamily",
+    "translation": "gankit.nn.translation:TranslationFamily",
 })
 
 DATASETS = Registry("dataset", {
@@ -61,6 +64,10 @@ DATASETS = Registry("dataset", {
     "fashion-mnist": "gankit.data.idx:FashionMNIST",
     "cifar10": "gankit.data.cifar:CIFAR10",
     "folder": "gankit.data.folder:ImageFolder",
+    "unpaired-folder": "gankit.data.translation:UnpairedFolder",
+    "paired-folder": "gankit.data.translation:PairedFolder",
+    "mnist-strokes": "gankit.data.translation:MNISTStrokes",
+    "fashion-edges": "gankit.data.translation:FashionEdges",
 })
 
 METRICS = Registry("metric", {

@@ -5,4 +5,6 @@ from gankit.registry import Registry
 VIEWS = Registry("view", {
     "toy1d": "gankit.plots.toy:Gaussian1DView",
     "toy2d": "gankit.plots.toy:Toy2DView",
+    "unpaired": "gankit.plots.translation:TranslationView",
+    "paired": "gankit.plots.translation:TranslationView",
 })

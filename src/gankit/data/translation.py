@@ -1,0 +1,483 @@
+"""Two-domain image data for image-to-image translation (CycleGAN, pix2pix).
+
+A translation source yields batches ``{"a": (n, C_a, S, S), "b": (n, C_b, S, S)}`` in [-1, 1].
+*Unpaired* sources (``DataInfo.kind == "unpaired"``) shuffle the two domains independently;
+*paired* ones keep ``a[i]`` and ``b[i]`` views of the same scene, flipped and cropped together.
+Images are decoded once at ``load_size`` and randomly cropped to ``size`` per batch (CycleGAN /
+pix2pix jitter: 286 -> 256), optionally flipped. A few held-out pairs travel in the
+``TranslationInfo`` as fixed examples for sample pages and ``gankit sample``.
+
+Layouts, as in the reference implementations:
+  * unpaired folders: ``trainA/ trainB/`` (and optionally ``testA/ testB/``) under one root;
+  * paired folders: side-by-side ``A|B`` images (``train/``, ``test/`` or ``val/`` sub-folders,
+    or images straight in the root), or ``A/`` and ``B/`` folders whose files share names
+    (each optionally split into ``train/`` and ``test/``).
+
+Built-in demos made from local MNIST / Fashion-MNIST files, no download beyond those:
+  * ``mnist-strokes`` (unpaired): MNIST split into two disjoint halves, one thinned by a
+    morphological erosion, the other made bold by a dilation;
+  * ``fashion-edges`` (paired): Fashion-MNIST items and their thresholded Sobel edge maps.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import Tensor
+
+from gankit.data import folder as folder_mod
+from gankit.data.base import DataInfo, generator_state, make_generator
+from gankit.data.images import ImageTensorSource, fit_size
+from gankit.errors import DataError
+
+SPLIT_SEED = 0   # the demo domains are a property of the data set, not of the run's seed
+
+
+@dataclass(frozen=True)
+class TranslationInfo(DataInfo):
+    """DataInfo of two domains: ``shape`` is domain A's, ``shape_b`` domain B's; a few fixed
+    held-out examples (float in [-1, 1], CPU) for sample pictures."""
+
+    shape_b: tuple[int, ...] = ()
+    examples_a: Tensor | None = field(default=None, compare=False, repr=False)
+    examples_b: Tensor | None = field(default=None, compare=False, repr=False)
+
+
+# ---------------------------------------------------------------- pure image maths
+def _plus_neighbours(x: Tensor) -> Tensor:
+    """(5, N, C, H, W): each pixel and its 4-neighbours (zero = black outside the image)."""
+    p = F.pad(x, (1, 1, 1, 1))
+    return torch.stack([p[..., 1:-1, 1:-1], p[..., :-2, 1:-1], p[..., 2:, 1:-1],
+                        p[..., 1:-1, :-2], p[..., 1:-1, 2:]])
+
+
+def erode(x: Tensor, iterations: int = 1) -> Tensor:
+    """Grayscale erosion by a plus-shaped 3x3 element: each pixel becomes the minimum of
+    itself and its 4-neighbours, which thins bright strokes by about one pixel per side."""
+    for _ in range(iterations):
+        x = _plus_neighbours(x).amin(0)
+    return x
+
+
+def dilate(x: Tensor, iterations: int = 1) -> Tensor:
+    """Grayscale dilation by the same plus-shaped element: strokes grow one pixel per side."""
+    for _ in range(iterations):
+        x = _plus_neighbours(x).amax(0)
+    return x
+
+
+def sobel_magnitude(x: Tensor) -> Tensor:
+    """|grad x| by the 3x3 Sobel operator on (N, C, H, W) floats, replicate-padded.
+
+    Written as shifted sums (the kernels are separable: [1, 2, 1] smoothing times a [1, 0, -1]
+    difference); a 1-channel conv2d over 60k small images is many times slower on a CPU."""
+    p = F.pad(x, (1, 1, 1, 1), mode="replicate")            # (N, C, H + 2, W + 2)
+    smooth_v = p[..., :-2, :] + 2 * p[..., 1:-1, :] + p[..., 2:, :]   # (N, C, H, W + 2)
+    smooth_h = p[..., :, :-2] + 2 * p[..., :, 1:-1] + p[..., :, 2:]   # (N, C, H + 2, W)
+    gx = smooth_v[..., :, :-2] - smooth_v[..., :, 2:]        # left minus right column
+    gy = smooth_h[..., :-2, :] - smooth_h[..., 2:, :]        # top minus bottom row
+    return torch.sqrt(gx.square() + gy.square())
+
+
+def edge_map(images: Tensor, threshold: float = 1.0) -> Tensor:
+    """uint8 (N, 1, H, W) -> binary uint8 edge maps (255 on edges) where the Sobel gradient
+    of the [0, 1] image exceeds ``threshold`` (max possible 4 * sqrt(2))."""
+    mag = sobel_magnitude(images.float() / 255)
+    return (mag > threshold).to(torch.uint8) * 255
+
+
+def split_halves(n: int, seed: int = SPLIT_SEED) -> tuple[Tensor, Tensor]:
+    """Two disjoint random halves of range(n), each sorted."""
+    perm = torch.randperm(n, generator=make_generator(seed))
+    return perm[: n // 2].sort().values, perm[n // 2:].sort().values
+
+
+def center_crop(x: Tensor, size: int) -> Tensor:
+    h, w = x.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top:top + size, left:left + size]
+
+
+def random_crop(x: Tensor, size: int, gen: torch.Generator) -> Tensor:
+    """A different ``size`` x ``size`` window of each image of (n, C, H, W)."""
+    n, c, h, w = x.shape
+    if (h, w) == (size, size):
+        return x
+    top = torch.randint(h - size + 1, (n,), generator=gen).to(x.device)
+    left = torch.randint(w - size + 1, (n,), generator=gen).to(x.device)
+    ar = torch.arange(size, device=x.device)
+    rows = (top[:, None] + ar)[:, None, :, None]             # (n, 1, size, 1)
+    cols = (left[:, None] + ar)[:, None, None, :]            # (n, 1, 1, size)
+    idx_n = torch.arange(n, device=x.device)[:, None, None, None]
+    idx_c = torch.arange(c, device=x.device)[None, :, None, None]
+    return x[idx_n, idx_c, rows, cols]                       # (n, C, size, size)
+
+
+def to_float(images: Tensor | np.ndarray) -> Tensor:
+    """uint8 images -> float in [-1, 1]."""
+    return torch.as_tensor(np.asarray(images)).float() / 127.5 - 1
+
+
+# ---------------------------------------------------------------- the source
+class TranslationSource:
+    """A resumable DataSource of two image domains (see the module docstring)."""
+
+    def __init__(self, a: Tensor | np.ndarray, b: Tensor | np.ndarray, *, paired: bool,
+                 seed: int, device: str | torch.device = "cpu", flip: bool = False,
+                 size: int | None = None, examples: tuple[Tensor, Tensor] | None = None):
+        self.paired, self.device = paired, torch.device(device)
+        self.channels_a = int(a.shape[1])
+        side = min(int(a.shape[2]), int(a.shape[3]), int(b.shape[2]), int(b.shape[3]))
+        self.size = size or side
+        if self.size > side:
+            raise DataError(f"crop size {self.size} is larger than the images ({side} px)")
+        if paired:
+            if len(a) != len(b) or tuple(a.shape[2:]) != tuple(b.shape[2:]):
+                raise DataError(f"paired domains differ: {tuple(a.shape)} vs {tuple(b.shape)}")
+            both = torch.cat([torch.as_tensor(np.asarray(a)), torch.as_tensor(np.asarray(b))], 1)
+            self._sources = {"ab": ImageTensorSource(both, seed=seed, flip=flip, device=device)}
+        else:   # independent shuffles: no pairing is ever implied
+            self._sources = {"a": ImageTensorSource(a, seed=seed, flip=flip, device=device),
+                             "b": ImageTensorSource(b, seed=seed + 1_000_003, flip=flip,
+                                                    device=device)}
+        self._crop_gen = make_generator(seed + 2_000_003)
+        shape_a = (self.channels_a, self.size, self.size)
+        shape_b = (int(b.shape[1]), self.size, self.size)
+        ex_a, ex_b = examples if examples is not None else (None, None)
+        self.info = TranslationInfo(kind="paired" if paired else "unpaired", shape=shape_a,
+                                    shape_b=shape_b, examples_a=ex_a, examples_b=ex_b)
+
+    def __len__(self) -> int:
+        return max(len(s) for s in self._sources.values())
+
+    def next_batch(self, n: int) -> dict[str, Tensor]:
+        if self.paired:
+            ab = random_crop(self._sources["ab"].next_batch(n)["x"], self.size, self._crop_gen)
+            return {"a": ab[:, :self.channels_a], "b": ab[:, self.channels_a:]}
+        return {k: random_crop(s.next_batch(n)["x"], self.size, self._crop_gen)
+                for k, s in self._sources.items()}
+
+    def sample(self, n: int, seed: int) -> Tensor:
+        """Real domain-B images (the targets of the A->B translator), centre-cropped."""
+        if self.paired:
+            return center_crop(self._sources["ab"].sample(n, seed), self.size)[:, self.channels_a:]
+        return center_crop(self._sources["b"].sample(n, seed), self.size)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: s.state_dict() for k, s in self._sources.items()} | \
+            {"crop": generator_state(self._crop_gen)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, s in self._sources.items():
+            s.load_state_dict(state[k])
+        self._crop_gen.set_state(torch.as_tensor(state["crop"], dtype=torch.uint8).cpu())
+
+
+def examples_of(a: Tensor | np.ndarray, b: Tensor | np.ndarray, n: int,
+                size: int) -> tuple[Tensor, Tensor]:
+    """The first ``n`` images of each domain, centre-cropped, as floats in [-1, 1]."""
+    return (center_crop(to_float(a[:n]), size).contiguous(),
+            center_crop(to_float(b[:n]), size).contiguous())
+
+
+# ---------------------------------------------------------------- built-in demos
+def mnist_strokes(split: Literal["train", "test"] = "train", root: str | None = None,
+                  iterations: int = 1) -> dict[str, Tensor]:
+    """MNIST's ``split`` in two disjoint halves: ``a`` thinned (erosion), ``b`` bold
+    (dilation), uint8 (N/2, 1, 28, 28) each, with their digit labels ``ya`` / ``yb``."""
+    from gankit.data.idx import load_mnist
+    data = load_mnist(split, root, "mnist")
+    half_a, half_b = split_halves(len(data))
+    thin = erode(data.images[half_a].float(), iterations).round().to(torch.uint8)
+    bold = dilate(data.images[half_b].float(), iterations).round().to(torch.uint8)
+    return {"a": thin, "ya": data.labels[half_a], "b": bold, "yb": data.labels[half_b]}
+
+
+def fashion_edges(split: Literal["train", "test"] = "train", root: str | None = None,
+                  threshold: float = 1.0) -> dict[str, Tensor]:
+    """Fashion-MNIST's ``split`` as pairs: ``a`` edge maps, ``b`` items, ``y`` item classes."""
+    from gankit.data.idx import load_mnist
+    data = load_mnist(split, root, "fashion-mnist")
+    return {"a": edge_map(data.images, threshold), "b": data.images, "y": data.labels}
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    flip: bool = False
+    n_examples: int = Field(64, ge=1, le=1024)   # held-out examples for sample pages
+
+
+class StrokesParams(_Params):
+    name: Literal["mnist-strokes"] = "mnist-strokes"
+    root: str | None = None
+    size: int = Field(28, ge=8, le=1024)
+    iterations: int = Field(1, ge=1, le=3)       # erosion / dilation steps
+
+
+class MNISTStrokes:
+    """MNIST thin <-> bold strokes, unpaired: disjoint halves eroded / dilated (CycleGAN demo)."""
+
+    Params = StrokesParams
+
+    @classmethod
+    def describe(cls, p: StrokesParams) -> TranslationInfo:
+        return TranslationInfo("unpaired", (1, p.size, p.size), shape_b=(1, p.size, p.size))
+
+    @classmethod
+    def build(cls, p: StrokesParams, *, seed: int, device="cpu") -> TranslationSource:
+        train = mnist_strokes("train", p.root, p.iterations)
+        test = mnist_strokes("test", p.root, p.iterations)
+        resize = lambda x: fit_size(x, p.size)     # noqa: E731
+        return TranslationSource(resize(train["a"]), resize(train["b"]), paired=False,
+                                 seed=seed, device=device, flip=p.flip,
+                                 examples=examples_of(resize(test["a"]), resize(test["b"]),
+                                                      p.n_examples, p.size))
+
+
+class EdgesParams(_Params):
+    name: Literal["fashion-edges"] = "fashion-edges"
+    root: str | None = None
+    size: int = Field(28, ge=8, le=1024)
+    threshold: float = Field(1.0, gt=0, lt=5.66)  # Sobel magnitude of [0, 1] images
+
+
+class FashionEdges:
+    """Fashion-MNIST edges -> items, paired: thresholded Sobel maps (pix2pix demo)."""
+
+    Params = EdgesParams
+
+    @classmethod
+    def describe(cls, p: EdgesParams) -> TranslationInfo:
+        return TranslationInfo("paired", (1, p.size, p.size), shape_b=(1, p.size, p.size))
+
+    @classmethod
+    def build(cls, p: EdgesParams, *, seed: int, device="cpu") -> TranslationSource:
+        train = fashion_edges("train", p.root, p.threshold)
+        test = fashion_edges("test", p.root, p.threshold)
+        resize = lambda x: fit_size(x, p.size)     # noqa: E731
+        return TranslationSource(resize(train["a"]), resize(train["b"]), paired=True,
+                                 seed=seed, device=device, flip=p.flip,
+                                 examples=examples_of(resize(test["a"]), resize(test["b"]),
+                                                      p.n_examples, p.size))
+
+
+# ---------------------------------------------------------------- user folders
+class _FolderParams(_Params):
+    path: str
+    size: int = Field(256, ge=8, le=1024)             # crop fed to the networks
+    load_size: int | None = Field(None, ge=8, le=2048)  # decode size (null: = size, no jitter)
+    channels: Literal[1, 3] = 3                       # domain A (and B unless channels_b)
+    channels_b: Literal[1, 3] | None = None
+    flip: bool = True
+
+    @model_validator(mode="after")
+    def _load_covers_crop(self):
+        if self.load_size is not None and self.load_size < self.size:
+            raise ValueError(f"load_size {self.load_size} is smaller than size {self.size}")
+        return self
+
+    @property
+    def decode_size(self) -> int:
+        return self.load_size or self.size
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        cb = self.channels_b or self.channels
+        return (self.channels, self.size, self.size), (cb, self.size, self.size)
+
+
+def _existing_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise DataError(f"{path} is not a folder; {what}")
+    return path
+
+
+def _first_dir(root: Path, names: tuple[str, ...]) -> Path | None:
+    return next((root / n for n in names if (root / n).is_dir()), None)
+
+
+class UnpairedFolderParams(_FolderParams):
+    name: Literal["unpaired-folder"] = "unpaired-folder"
+    memory_budget_gib: float = Field(folder_mod.DEFAULT_MEMORY_BUDGET / 2**30, gt=0)
+
+
+class UnpairedFolder:
+    """Your unpaired domains: <path>/trainA, trainB (optional testA, testB), CycleGAN layout."""
+
+    Params = UnpairedFolderParams
+
+    @classmethod
+    def describe(cls, p: UnpairedFolderParams) -> TranslationInfo:
+        shape_a, shape_b = p.shapes
+        return TranslationInfo("unpaired", shape_a, shape_b=shape_b)
+
+    @classmethod
+    def build(cls, p: UnpairedFolderParams, *, seed: int, device="cpu") -> TranslationSource:
+        root = _existing_dir(Path(p.path).expanduser(), "the unpaired-folder data set expects "
+                             "trainA/ and trainB/ folders in it (CycleGAN layout)")
+        hint = f"expected {root}/trainA and {root}/trainB (CycleGAN layout)"
+        budget = int(p.memory_budget_gib * 2**30)
+        cb = p.channels_b or p.channels
+        load = lambda d, c: folder_mod.load_folder(d, p.decode_size, c,          # noqa: E731
+                                                   memory_budget=budget).images
+        train_a = load(_existing_dir(root / "trainA", hint), p.channels)
+        train_b = load(_existing_dir(root / "trainB", hint), cb)
+        test_a, test_b = root / "testA", root / "testB"
+        ex_a = load(test_a, p.channels) if test_a.is_dir() else train_a
+        ex_b = load(test_b, cb) if test_b.is_dir() else train_b
+        return TranslationSource(train_a, train_b, paired=False, seed=seed, device=device,
+                                 flip=p.flip, size=p.size,
+                                 examples=examples_of(ex_a, ex_b, p.n_examples, p.size))
+
+
+class PairedFolderParams(_FolderParams):
+    name: Literal["paired-folder"] = "paired-folder"
+    layout: Literal["auto", "side-by-side", "folders"] = "auto"
+    swap: bool = False          # B -> A (e.g. facades' photo|label images: --direction BtoA)
+
+
+def _decode_halves(entry, size: int, channels: tuple[int, int]) -> tuple[np.ndarray | None, str]:
+    """One side-by-side A|B file to uint8 (C_a + C_b, size, size), or None and why not."""
+    if entry.size == 0:
+        return None, "empty"
+    try:
+        with Image.open(entry.path, formats=folder_mod._FORMATS) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            w, h = img.size
+            halves = [img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, w, h))]
+            arrs = []
+            for half, c in zip(halves, channels):
+                half = folder_mod._to_mode(half, c)
+                half = ImageOps.fit(half, (size, size), Image.Resampling.BICUBIC)
+                arr = np.asarray(half, dtype=np.uint8)
+                arrs.append(arr[None] if c == 1 else arr.transpose(2, 0, 1))
+        return np.concatenate(arrs, 0), ""
+    except UnidentifiedImageError:
+        return None, "not an image"
+    # as in gankit.data.folder: Pillow raises many exception types on malformed files, and
+    # one bad file must never stop the load
+    except Exception as e:  # noqa: BLE001
+        return None, "truncated" if "truncated" in str(e) or isinstance(e, EOFError) else "corrupt"
+
+
+def _decode_pair(pair, size: int, channels: tuple[int, int]) -> tuple[np.ndarray | None, str]:
+    """Two files with the same name under A/ and B/ to uint8 (C_a + C_b, size, size)."""
+    arrs = []
+    for entry, c in zip(pair, channels):
+        arr, reason = folder_mod._try_decode(entry, size, c)
+        if arr is None:
+            return None, reason
+        arrs.append(arr)
+    return np.concatenate(arrs, 0), ""
+
+
+def _decode_all(items: list, decode, size: int, channels: tuple[int, int],
+                where: Path) -> np.ndarray:
+    out = np.empty((len(items), sum(channels), size, size), np.uint8)   # (N, Ca+Cb, S, S)
+    count, skipped = 0, {}
+    workers = min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for arr, reason in pool.map(lambda it: decode(it, size, channels), items):
+            if arr is None:
+                skipped[reason] = skipped.get(reason, 0) + 1
+            else:
+                out[count] = arr
+                count += 1
+    if count == 0:
+        raise DataError(f"no usable image pair in {where}: all {len(items)} skipped "
+                        f"({', '.join(f'{n} {r}' for r, n in sorted(skipped.items()))})")
+    if skipped:
+        detail = ", ".join(f"{n} {r}" for r, n in sorted(skipped.items()))
+        warnings.warn(f"skipped {sum(skipped.values())} of {len(items)} pairs in {where}: "
+                      f"{detail}", folder_mod.SkippedFilesWarning, stacklevel=3)
+    return out[:count]
+
+
+def _matched(dir_a: Path, dir_b: Path) -> list[tuple[Any, Any]]:
+    """Entries of A/ and B/ with the same relative name (extension ignored), by name."""
+    key = lambda e: Path(e.rel).with_suffix("").as_posix()     # noqa: E731
+    a = {key(e): e for e in folder_mod.scan_folder(dir_a)[0]}
+    b = {key(e): e for e in folder_mod.scan_folder(dir_b)[0]}
+    common = sorted(set(a) & set(b))
+    lonely = len(a) + len(b) - 2 * len(common)
+    if not common:
+        raise DataError(f"no file names shared by {dir_a} and {dir_b}; paired folders need "
+                        "matching names (A/x.png <-> B/x.png)")
+    if lonely:
+        warnings.warn(f"{lonely} files in {dir_a} / {dir_b} have no partner and were skipped",
+                      folder_mod.SkippedFilesWarning, stacklevel=3)
+    return [(a[k], b[k]) for k in common]
+
+
+def _side_by_side(directory: Path) -> list:
+    entries = folder_mod.scan_folder(directory)[0]
+    if not entries:
+        raise DataError(f"no image files in {directory}")
+    return entries
+
+
+class PairedFolder:
+    """Your paired domains: side-by-side A|B images, or A/ and B/ folders with equal names."""
+
+    Params = PairedFolderParams
+
+    @classmethod
+    def describe(cls, p: PairedFolderParams) -> TranslationInfo:
+        shape_a, shape_b = p.shapes
+        return TranslationInfo("paired", shape_a, shape_b=shape_b)
+
+    @classmethod
+    def load(cls, p: PairedFolderParams) -> tuple[np.ndarray, np.ndarray]:
+        """(train, examples) as uint8 (N, C_a + C_b, load, load), in the file's A|B order."""
+        root = _existing_dir(Path(p.path).expanduser(), "the paired-folder data set expects "
+                             "side-by-side A|B images or A/ and B/ folders in it")
+        cb = p.channels_b or p.channels
+        # with swap, the file's left/A half becomes domain B: decode each with its channels
+        channels = (cb, p.channels) if p.swap else (p.channels, cb)
+        layout = p.layout
+        if layout == "auto":
+            layout = "folders" if (root / "A").is_dir() and (root / "B").is_dir() else "side-by-side"
+        if layout == "folders":
+            dir_a = _existing_dir(root / "A", f"expected {root}/A and {root}/B")
+            dir_b = _existing_dir(root / "B", f"expected {root}/A and {root}/B")
+            train_a = _first_dir(dir_a, ("train",)) or dir_a
+            train = _decode_all(_matched(train_a, dir_b / train_a.relative_to(dir_a)),
+                                _decode_pair, p.decode_size, channels, root)
+            test_a = _first_dir(dir_a, ("test", "val"))
+            if test_a is None:
+                return train, train
+            test = _decode_all(_matched(test_a, dir_b / test_a.name)[:p.n_examples],
+                               _decode_pair, p.decode_size, channels, root)
+            return train, test
+        train_dir = _first_dir(root, ("train",)) or root
+        train = _decode_all(_side_by_side(train_dir), _decode_halves, p.decode_size, channels,
+                            train_dir)
+        test_dir = _first_dir(root, ("test", "val"))
+        if test_dir is None:
+            return train, train
+        test = _decode_all(_side_by_side(test_dir)[:p.n_examples], _decode_halves,
+                           p.decode_size, channels, test_dir)
+        return train, test
+
+    @classmethod
+    def build(cls, p: PairedFolderParams, *, seed: int, device="cpu") -> TranslationSource:
+        train, test = cls.load(p)
+        cb = p.channels_b or p.channels
+        first = cb if p.swap else p.channels      # channels of the file's A part
+        split = lambda x: (x[:, first:], x[:, :first]) if p.swap else (x[:, :first], x[:, first:])  # noqa: E731
+        a, b = split(torch.from_numpy(train))
+        ex_a, ex_b = split(torch.from_numpy(test))
+        return TranslationSource(a, b, paired=True, seed=seed, device=device, flip=p.flip,
+                                 size=p.size, examples=examples_of(ex_a, ex_b, p.n_examples,
+                                                                   p.size))

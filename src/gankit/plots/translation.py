@@ -1,0 +1,151 @@
+"""Pictures for image-to-image translation: input / translated / reconstructed (or target).
+
+Every sample step writes, like the CycleGAN / pix2pix result pages:
+  * ``samples/step-XXXXXXXX.png``: one picture, a row per held-out example;
+  * ``samples/step-XXXXXXXX/NN-<label>.png``: one column strip per panel (``real_A``,
+    ``fake_B``, ``rec_A``, ...; pix2pix: ``real_A``, ``fake_B``, ``real_B``);
+  * ``samples/index.html``: all steps, newest first (``templates/translation.html``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from jinja2 import Environment, PackageLoader, select_autoescape
+from PIL import Image
+from torch import Tensor
+
+from gankit.plots.common import curves
+
+STEP_RE = re.compile(r"^step-(\d{8})\.png$")
+PAGE_ROWS = 8          # examples per step on the HTML page
+PAD = 2                # pixels between tiles
+
+
+# ---------------------------------------------------------------- image plumbing
+def to_uint8(x: Tensor) -> np.ndarray:
+    """(N, C, H, W) floats in [-1, 1] -> uint8 (N, H, W, 3)."""
+    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def tile(columns: list[Tensor], scale: int = 1, rows: int = 16) -> Image.Image:
+    """Columns of images (each (N, C, H, W), equal H and W) side by side, one row per index,
+    with white gaps; more than ``rows`` examples continue in another group of columns to the
+    right. Upscaled ``scale`` times (nearest: small images stay crisp)."""
+    imgs = [to_uint8(c) for c in columns]
+    n, h, w = imgs[0].shape[:3]
+    groups = -(-n // rows)
+    n_rows = min(n, rows)
+    group_w = len(imgs) * (w + PAD) + 3 * PAD          # a wider gap between groups
+    out = np.full((n_rows * (h + PAD) - PAD, groups * group_w - 3 * PAD - PAD, 3), 255, np.uint8)
+    for j, col in enumerate(imgs):
+        for i in range(min(n, len(col))):
+            top, left = (i % rows) * (h + PAD), (i // rows) * group_w + j * (w + PAD)
+            out[top:top + h, left:left + w] = col[i]
+    pic = Image.fromarray(out)
+    return pic.resize((pic.width * scale, pic.height * scale), Image.Resampling.NEAREST) \
+        if scale > 1 else pic
+
+
+def upscale_for(side: int) -> int:
+    """Nearest-neighbour factor that shows small images (28 px) at a viewable ~96 px."""
+    return max(1, 96 // side)
+
+
+# ---------------------------------------------------------------- translating
+@torch.no_grad()
+def translate(trainer, net: str, x: Tensor) -> Tensor:
+    """``net`` (EMA weights when kept) applied to x in eval mode, on the trainer's device."""
+    G = trainer.sampler(net)
+    was = G.training
+    G.eval()
+    try:
+        return G(x.to(trainer.device)).float().cpu()
+    finally:
+        G.train(was)
+
+
+def panels(trainer, n: int, translated: Tensor | None = None) -> list[tuple[str, Tensor]]:
+    """(label, images) columns for the first ``n`` held-out examples: for each direction the
+    input, its translation and, with an inverse (CycleGAN), the reconstruction; for paired
+    data, the target. ``translated`` (A -> B, as the trainer generated it) is reused."""
+    obj = trainer.objective
+    inputs = obj.sample_inputs(n, None)
+    paired = trainer.data.info.kind == "paired"
+    out: list[tuple[str, Tensor]] = []
+    for direction, net in obj.directions.items():
+        src, dst = ("A", "B") if direction == "AtoB" else ("B", "A")
+        real = inputs[src.lower()].float().cpu()
+        if direction == "AtoB" and translated is not None:
+            fake = translated[:n].float().cpu()
+        else:
+            fake = translate(trainer, net, real)
+        out += [(f"real_{src}", real), (f"fake_{dst}", fake)]
+        if direction in obj.inverse:
+            out.append((f"rec_{src}", translate(trainer, obj.inverse[direction], fake)))
+        if paired:
+            out.append((f"real_{dst}", inputs[dst.lower()].float().cpu()))
+    return out
+
+
+# ---------------------------------------------------------------- the view
+class TranslationView:
+    """Two-domain data (kinds "unpaired" and "paired"): translation triples and a web page."""
+
+    def save_samples(self, x: Tensor, path: Path, trainer=None) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if trainer is None or not hasattr(trainer.objective, "directions"):
+            tile([x], upscale_for(x.shape[-1])).save(path)     # just the images given
+            return path
+        cols = panels(trainer, len(x), translated=x)
+        scale = upscale_for(x.shape[-1])
+        tile([c for _, c in cols], scale).save(path)
+        match = STEP_RE.match(path.name)
+        if match:                                  # a training sample step: page material
+            strips = path.parent / path.stem
+            strips.mkdir(exist_ok=True)
+            for j, (label, images) in enumerate(cols):
+                tile([images[:PAGE_ROWS]], scale).save(strips / f"{j:02d}-{label}.png")
+            write_page(path.parent, trainer)
+        return path
+
+    def final_plots(self, trainer, folder: Path, rows: list[dict]) -> list[Path]:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        cols = panels(trainer, 16)
+        path = folder / "translations.png"
+        tile([c for _, c in cols], upscale_for(cols[0][1].shape[-1])).save(path)
+        out = [path, curves(rows, folder / "losses.png",
+                            prefixes=("loss/", "D_A(", "D_B(", "D(a"))]
+        return [p for p in out if p]
+
+
+def write_page(samples: Path, trainer=None) -> Path:
+    """Render ``samples/index.html`` from the step folders on disk (so resumed runs keep
+    their earlier steps)."""
+    steps = []
+    for d in sorted(samples.glob("step-*"), reverse=True):
+        if not d.is_dir() or not STEP_RE.match(d.name + ".png"):
+            continue
+        images = sorted(d.glob("[0-9][0-9]-*.png"))
+        steps.append({"step": int(d.name[5:]),
+                      "images": [{"src": f"{d.name}/{p.name}", "label": p.stem[3:]}
+                                 for p in images]})
+    title = "translation samples"
+    if trainer is not None:
+        cfg = trainer.cfg
+        title = f"{cfg.objective.name} on {cfg.data.name}"
+    env = Environment(loader=PackageLoader("gankit", "templates"),
+                      autoescape=select_autoescape(["html"]))
+    html = env.get_template("translation.html").render(title=title, steps=steps)
+    page = samples / "index.html"
+    page.write_text(html)
+    return page
+
