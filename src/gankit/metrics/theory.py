@@ -23,8 +23,10 @@ def _kl(p: np.ndarray, q: np.ndarray, dx: float) -> float:
 
 def value_at_optimum(p_data: np.ndarray, p_g: np.ndarray, dx: float) -> float:
     """C(G) = V(D*, G) = E_pdata[log D*] + E_pg[log(1 - D*)] = -log 4 + 2 JS  (Theorem 1)."""
-    d = optimal_discriminator(p_data, p_g)
+    # log D* = log p - log(p + q) and log(1 - D*) = log q - log(p + q): stable where one
+    # density underflows (D* rounding to exactly 0 or 1 would give -inf).
+    total = p_data + p_g
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(p_data > 0, p_data * np.log(d), 0.0)
-        b = np.where(p_g > 0, p_g * np.log1p(-d), 0.0)
+        a = np.where(p_data > 0, p_data * (np.log(p_data) - np.log(total)), 0.0)
+        b = np.where(p_g > 0, p_g * (np.log(p_g) - np.log(total)), 0.0)
     return float((a.sum() + b.sum()) * dx)
