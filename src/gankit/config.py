@@ -59,6 +59,11 @@ class TrainConfig(Strict):
     nan_policy: Literal["skip", "stop", "rollback"] = "stop"
     max_bad_steps: int = Field(10, gt=0)            # in a row, before stop/rollback
     rollback_lr_factor: float = Field(0.5, gt=0, le=1)
+    # Speed (gankit.train.distributed has the data-parallel rules; batch_size is the global
+    # batch, split evenly over the processes of `gankit train --nproc N` / torchrun):
+    compile: bool = False                           # torch.compile G and D (not GP critics)
+    channels_last: bool = False                     # NHWC conv layouts (helps CUDA tensor cores)
+    sync_bn: bool = False                           # SyncBatchNorm across processes (CUDA only)
 
 
 class LogConfig(Strict):
@@ -100,9 +105,9 @@ def _section(registry: Registry, value: Any) -> BaseModel:
 
 class RunConfig(Strict):
     seed: int = Field(0, ge=0, lt=2**63)
-    data: Any = Field(default_factory=lambda: {"name": "ring"})
-    model: Any = Field(default_factory=lambda: {"name": "mlp"})
-    objective: Any = Field(default_factory=lambda: {"name": "nonsaturating"})
+    data: Any = Field(default_factory=lambda: {"name": "ring"}, validate_default=True)
+    model: Any = Field(default_factory=lambda: {"name": "mlp"}, validate_default=True)
+    objective: Any = Field(default_factory=lambda: {"name": "nonsaturating"}, validate_default=True)
     optim: dict[str, OptimConfig] = Field(default_factory=dict)
     train: TrainConfig = Field(default_factory=TrainConfig)
     log: LogConfig = Field(default_factory=LogConfig)
