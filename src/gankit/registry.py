@@ -48,11 +48,15 @@ OBJECTIVES = Registry("objective", {
     "hinge": "gankit.objectives.classic:Hinge",
     "cyclegan": "gankit.objectives.cyclegan:CycleGAN",
     "pix2pix": "gankit.objectives.pix2pix:Pix2Pix",
+    "cgan": "gankit.objectives.conditional:CGAN",
+    "acgan": "gankit.objectives.conditional:ACGAN",
+    "infogan": "gankit.objectives.infogan:InfoGAN",
 })
 
 NETWORKS = Registry("network", {
     "mlp": "gankit.nn.mlp:MLPFamily",
     "translation": "gankit.nn.translation:TranslationFamily",
+    "dcgan": "gankit.nn.dcgan:DCGANFamily",
 })
 
 DATASETS = Registry("dataset", {

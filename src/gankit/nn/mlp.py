@@ -6,6 +6,7 @@ import math
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
@@ -42,29 +43,38 @@ def mlp(sizes: list[int], act: str, final: nn.Module | None = None) -> nn.Sequen
     return nn.Sequential(*layers)
 
 
+def with_label(h: Tensor, y: Tensor | None, num_classes: int) -> Tensor:
+    """Append the one-hot label (conditional GAN, Mirza & Osindero 2014) when conditioned."""
+    if not num_classes:
+        return h
+    return torch.cat([h, F.one_hot(y, num_classes).to(h.dtype)], 1)   # (B, D + K)
+
+
 class MLPGenerator(nn.Module):
     def __init__(self, in_dim: int, out_shape: tuple[int, ...], hidden: int, depth: int,
-                 act: str, out_act: str):
+                 act: str, out_act: str, num_classes: int = 0):
         super().__init__()
-        self.out_shape = out_shape
+        self.out_shape, self.num_classes = out_shape, num_classes
         final = nn.Tanh() if out_act == "tanh" else None
-        self.net = mlp([in_dim] + [hidden] * depth + [math.prod(out_shape)], act, final)
+        self.net = mlp([in_dim + num_classes] + [hidden] * depth + [math.prod(out_shape)], act,
+                       final)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z).view(z.shape[0], *self.out_shape)       # (B, *out_shape)
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        out = self.net(with_label(z, y, self.num_classes))
+        return out.view(z.shape[0], *self.out_shape)                 # (B, *out_shape)
 
 
 class MLPCritic(nn.Module):
     """Outputs logits / critic values, never probabilities."""
 
     def __init__(self, in_shape: tuple[int, ...], hidden: int, depth: int, act: str,
-                 out_dim: int):
+                 out_dim: int, num_classes: int = 0):
         super().__init__()
-        self.out_dim = out_dim
-        self.net = mlp([math.prod(in_shape)] + [hidden] * depth + [out_dim], act)
+        self.out_dim, self.num_classes = out_dim, num_classes
+        self.net = mlp([math.prod(in_shape) + num_classes] + [hidden] * depth + [out_dim], act)
 
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.net(x.flatten(1))                                  # (B, out_dim)
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        out = self.net(with_label(x.flatten(1), y, self.num_classes))   # (B, out_dim)
         return out.squeeze(1) if self.out_dim == 1 else out
 
 
@@ -79,10 +89,11 @@ class MLPFamily:
         for name, role in roles.items():
             if role.kind == "generator":
                 nets[name] = MLPGenerator(p.z_dim + role.code_dim, info.shape, p.g_hidden,
-                                          p.g_depth, p.activation, p.out_activation)
+                                          p.g_depth, p.activation, p.out_activation,
+                                          role.num_classes)
             elif role.kind == "critic":
                 nets[name] = MLPCritic(info.shape, p.d_hidden, p.d_depth, p.d_activation,
-                                       role.out_dim)
+                                       role.out_dim, role.num_classes)
             else:
                 raise ConfigError(f"the mlp network cannot build a {role.kind} ({name})")
         return nets

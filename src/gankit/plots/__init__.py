@@ -7,4 +7,5 @@ VIEWS = Registry("view", {
     "toy2d": "gankit.plots.toy:Toy2DView",
     "unpaired": "gankit.plots.translation:TranslationView",
     "paired": "gankit.plots.translation:TranslationView",
+    "image": "gankit.plots.images:ImageView",
 })

@@ -1,0 +1,175 @@
+"""DCGAN generator and discriminator (Radford, Metz & Chintala 2016), one class per role,
+parameterised by resolution.
+
+The architecture guidelines of the paper (section 3):
+  * no pooling: strided convolutions in D, fractionally-strided (transposed) ones in G;
+  * batch norm in both nets, except on G's output layer and D's input layer;
+  * no fully connected hidden layers;
+  * ReLU in G with tanh on the output; LeakyReLU(0.2) in D;
+  * weights ~ N(0, 0.02); batch-norm scales ~ N(1, 0.02) (the PyTorch example's ``weights_init``).
+
+Resolutions. 32 and 64 start from a 4x4 map and double it 3 or 4 times; 64 with
+``z_dim=100, ngf=ndf=64`` is exactly the canonical network of the PyTorch DCGAN example
+(same layers, no biases, same parameter count). 28 (MNIST) starts from a 7x7 map and doubles
+twice, 7 -> 14 -> 28, the path of the InfoGAN / AC-GAN MNIST networks: it needs no crop, so
+no computation is spent on pixels that are thrown away, and D mirrors it exactly
+(28 -> 14 -> 7 with 4x4 stride-2 convolutions).
+
+Roles (see ``gankit.objectives.base.Role``):
+  * ``code_dim``: G takes ``z_dim + code_dim`` inputs; the objective concatenates its codes
+    onto z (InfoGAN).
+  * ``num_classes``: G gets the one-hot label concatenated with z (Mirza & Osindero 2014); a
+    learned embedding would add nothing, since G's first layer is linear in its input. D uses
+    a projection discriminator (Miyato & Koyama 2018): logit = w.phi(x) + <e_y, phi(x)>,
+    with phi(x) D's last feature map, flattened.
+  * ``out_dim > 1``: D returns ``(B, out_dim)``: column 0 is the adversarial logit from the
+    usual final convolution, columns 1: come from an auxiliary head on the same trunk
+    (AC-GAN class logits, InfoGAN's Q network).
+  * ``batchnorm=False``: D normalises per sample (``d_norm``: layer norm by default), as the
+    gradient penalty of WGAN-GP requires.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from gankit.data.base import DataInfo
+from gankit.errors import ConfigError
+from gankit.objectives.base import Role
+
+# resolution -> (side of the first feature map, number of stride-2 stages)
+RESOLUTIONS = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
+
+
+class DCGANParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Literal["dcgan"] = "dcgan"
+    z_dim: int = Field(100, gt=0, le=4096)
+    z_dist: Literal["normal", "uniform"] = "normal"
+    ngf: int = Field(64, gt=0, le=1024)          # G width at the last hidden layer
+    ndf: int = Field(64, gt=0, le=1024)          # D width at the first layer
+    d_norm: Literal["layer", "instance", "none"] = "layer"   # D's norm when batchnorm=False
+    aux_hidden: int = Field(128, ge=0, le=4096)  # hidden units of D's auxiliary head (0: linear)
+
+
+def check_resolution(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(base side, stride-2 stages) for an image shape (C, H, W); ConfigError otherwise."""
+    if len(shape) != 3 or shape[0] not in (1, 3) or shape[1] != shape[2] \
+            or shape[1] not in RESOLUTIONS:
+        sizes = ", ".join(f"{s}x{s}" for s in RESOLUTIONS)
+        raise ConfigError(f"the dcgan network supports 1- or 3-channel images of {sizes}, "
+                          f"not {tuple(shape)}; set data.size to one of {', '.join(map(str, RESOLUTIONS))}")
+    return RESOLUTIONS[shape[1]]
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: conv/linear/embedding ~ N(0, 0.02), norm scales ~ N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm)) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def d_norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":        # over (C, H, W) of each sample, per-channel affine
+        return nn.GroupNorm(1, channels)
+    if kind == "instance":
+        return nn.GroupNorm(channels, channels)
+    return nn.Identity()
+
+
+class DCGANGenerator(nn.Module):
+    """z (B, in_dim) [+ labels (B,)] -> images (B, C, R, R) in [-1, 1]."""
+
+    def __init__(self, in_dim: int, shape: tuple[int, ...], ngf: int, num_classes: int = 0):
+        super().__init__()
+        base, stages = check_resolution(shape)
+        self.num_classes = num_classes
+        width = ngf * 2 ** (stages - 1)                      # channels of the base map
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(in_dim + num_classes, width, base, 1, 0, bias=False),
+            nn.BatchNorm2d(width), nn.ReLU(True),            # (B, width, base, base)
+        ]
+        for _ in range(stages - 1):                          # double the side, halve the width
+            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, shape[0], 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)                   # (B, C, R, R)
+        init_weights(self)
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        if self.num_classes:
+            z = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], 1)
+        return self.main(z[:, :, None, None])                # (B, in, 1, 1) -> (B, C, R, R)
+
+
+class DCGANDiscriminator(nn.Module):
+    """images (B, C, R, R) [+ labels (B,)] -> logits (B,) or (B, out_dim)."""
+
+    def __init__(self, shape: tuple[int, ...], ndf: int, norm: str, out_dim: int = 1,
+                 num_classes: int = 0, aux_hidden: int = 128):
+        super().__init__()
+        base, stages = check_resolution(shape)
+        self.out_dim, self.num_classes = out_dim, num_classes
+        layers: list[nn.Module] = [nn.Conv2d(shape[0], ndf, 4, 2, 1, bias=False),
+                                   nn.LeakyReLU(0.2, True)]  # no norm on D's input layer
+        width = ndf
+        for _ in range(stages - 1):                          # halve the side, double the width
+            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+                       d_norm_layer(norm, width * 2), nn.LeakyReLU(0.2, True)]
+            width *= 2
+        self.trunk = nn.Sequential(*layers)                  # (B, width, base, base)
+        self.head = nn.Conv2d(width, 1, base, 1, 0, bias=False)   # (B, 1, 1, 1)
+        features = width * base * base
+        self.embed = nn.Embedding(num_classes, features) if num_classes else None
+        self.aux = None
+        if out_dim > 1:
+            self.aux = (nn.Sequential(nn.Flatten(), nn.Linear(features, aux_hidden),
+                                      nn.LeakyReLU(0.2, True),
+                                      nn.Linear(aux_hidden, out_dim - 1))
+                        if aux_hidden else
+                        nn.Sequential(nn.Flatten(), nn.Linear(features, out_dim - 1)))
+        init_weights(self)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        h = self.trunk(x)                                    # (B, width, base, base)
+        out = self.head(h).flatten()                         # (B,)
+        if self.embed is not None:                           # projection: + <e_y, phi(x)>
+            out = out + (self.embed(y) * h.flatten(1)).sum(1)
+        if self.aux is None:
+            return out
+        return torch.cat([out[:, None], self.aux(h)], 1)     # (B, out_dim)
+
+
+class DCGANFamily:
+    """DCGAN (Radford 2016): conv G and D for 28, 32 or 64 px, 1 or 3 channels."""
+
+    Params = DCGANParams
+
+    @staticmethod
+    def build(p: DCGANParams, info: DataInfo, roles: dict[str, Role]) -> dict[str, nn.Module]:
+        check_resolution(info.shape)
+        nets: dict[str, nn.Module] = {}
+        for name, role in roles.items():
+            if role.kind == "generator":
+                nets[name] = DCGANGenerator(p.z_dim + role.code_dim, info.shape, p.ngf,
+                                            role.num_classes)
+            elif role.kind == "critic":
+                norm = "batch" if role.batchnorm else p.d_norm
+                nets[name] = DCGANDiscriminator(info.shape, p.ndf, norm, role.out_dim,
+                                                role.num_classes, p.aux_hidden)
+            else:
+                raise ConfigError(f"the dcgan network cannot build a {role.kind} ({name})")
+        return nets

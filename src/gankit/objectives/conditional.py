@@ -1,0 +1,144 @@
+"""Class-conditional GANs: cGAN (Mirza & Osindero 2014) and AC-GAN (Odena et al. 2017).
+
+Both feed a class label y to the generator, G(z, y). They differ in how D uses it: the cGAN
+discriminator is told the label, D(x, y); the AC-GAN discriminator is not, and instead
+predicts it with an auxiliary classifier head. Labels of generated samples are drawn uniformly
+over the classes; real labels come with the batch (``batch["y"]``).
+
+Network calling convention (any family that honours ``Role.num_classes`` / ``out_dim``):
+``G(z, y)`` and ``D(x, y)`` when the role has ``num_classes > 0``; a critic with
+``out_dim > 1`` returns ``(B, out_dim)`` whose column 0 is the adversarial logit.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from gankit.errors import ConfigError
+from gankit.objectives import functional as L
+from gankit.objectives.base import Objective, ObjectiveParams, Role
+
+
+def require_labels(name: str, info) -> int:
+    if info.num_classes < 2:
+        raise ConfigError(f"the {name} objective needs labelled data with at least 2 classes; "
+                          "this data set has none (use data.labels=true or another objective)")
+    return info.num_classes
+
+
+class _Labelled(Objective):
+    """Sampling for G(z, y) with y ~ Uniform{0..K-1}; the sigmoid-game score for logs."""
+
+    probabilistic = True
+
+    @property
+    def num_classes(self) -> int:
+        return self.info.num_classes
+
+    def sample_inputs(self, n: int, rng: torch.Generator | None) -> dict[str, Tensor]:
+        z = self.latent.sample(n, rng, self.device)
+        y = torch.randint(self.num_classes, (n,), generator=rng, device=self.device)
+        return {"z": z, "y": y}
+
+    def generate(self, inputs: dict[str, Tensor], G: nn.Module | None = None) -> Tensor:
+        return (G or self.nets["G"])(inputs["z"], inputs["y"])
+
+    @staticmethod
+    def score(out: Tensor) -> Tensor:
+        return torch.sigmoid(out.detach()).mean()
+
+    def batch_size(self, batch: dict[str, Tensor]) -> int:
+        return int(batch["n"]) if "n" in batch else batch["x"].shape[0]
+
+
+class CGANParams(ObjectiveParams):
+    name: Literal["cgan"] = "cgan"
+
+
+class CGAN(_Labelled):
+    """Conditional GAN, Mirza & Osindero 2014, with the non-saturating generator loss.
+
+        L_D = -E_{x,y}[log D(x, y)] - E_{z,y'}[log(1 - D(G(z, y'), y'))]
+        L_G = -E_{z,y'}[log D(G(z, y'), y')]
+    (x, y) from the data, y' ~ Uniform over the K classes.
+    """
+
+    Params = CGANParams
+
+    @classmethod
+    def roles(cls, params, info):
+        k = require_labels("cgan", info)
+        return {"G": Role("generator", num_classes=k), "D": Role("critic", num_classes=k)}
+
+    def loss_D(self, batch, rng):
+        real, y = batch["x"], batch["y"]
+        with torch.no_grad():
+            inputs = self.sample_inputs(real.shape[0], rng)
+            fake = self.generate(inputs)
+        D = self.nets["D"]
+        real_out, fake_out = D(real, y), D(fake, inputs["y"])
+        loss = L.d_loss_bce(real_out, fake_out)
+        return loss, {"loss/D": loss.detach(), "D(x)": self.score(real_out),
+                      "D(G(z))": self.score(fake_out)}
+
+    def loss_G(self, batch, rng):
+        inputs = self.sample_inputs(self.batch_size(batch), rng)
+        loss = L.g_loss_nonsaturating(self.nets["D"](self.generate(inputs), inputs["y"]))
+        return loss, {"loss/G": loss.detach()}
+
+
+class ACGANParams(ObjectiveParams):
+    name: Literal["acgan"] = "acgan"
+    aux_weight: float = Field(1.0, ge=0)     # weight of the class log-likelihood L_C
+
+
+class ACGAN(_Labelled):
+    """Auxiliary-classifier GAN, Odena, Olah & Shlens 2017 (non-saturating form).
+
+    D outputs a source logit s(x) and class logits c(x). With the log-likelihoods
+        L_S = E[log P(S=real | x)] + E[log P(S=fake | G(z, y'))]
+        L_C = E[log P(C=y | x)]    + E[log P(C=y' | G(z, y'))]
+    D maximises L_S + L_C and G maximises L_C - L_S; as losses (CE = cross-entropy):
+        L_D = -E[log D(x)] - E[log(1 - D(G(z, y')))] + w (CE(c(x), y) + CE(c(G(z, y')), y'))
+        L_G = -E[log D(G(z, y'))] + w CE(c(G(z, y')), y')
+    with the non-saturating -log D(G) for G's source term, and w = 1 as in the paper.
+    """
+
+    Params = ACGANParams
+
+    @classmethod
+    def roles(cls, params, info):
+        k = require_labels("acgan", info)
+        return {"G": Role("generator", num_classes=k), "D": Role("critic", out_dim=1 + k)}
+
+    def loss_D(self, batch, rng):
+        real, y = batch["x"], batch["y"]
+        with torch.no_grad():
+            inputs = self.sample_inputs(real.shape[0], rng)
+            fake = self.generate(inputs)
+        D = self.nets["D"]
+        real_out, fake_out = D(real), D(fake)                  # (B, 1 + K)
+        adv = L.d_loss_bce(real_out[:, 0], fake_out[:, 0])
+        cls_real = F.cross_entropy(real_out[:, 1:], y)
+        cls_fake = F.cross_entropy(fake_out[:, 1:], inputs["y"])
+        loss = adv + self.params.aux_weight * (cls_real + cls_fake)
+        return loss, {"loss/D": loss.detach(), "loss/D_class": cls_real.detach(),
+                      "D(x)": self.score(real_out[:, 0]), "D(G(z))": self.score(fake_out[:, 0]),
+                      "acc/real": accuracy(real_out[:, 1:], y),
+                      "acc/fake": accuracy(fake_out[:, 1:], inputs["y"])}
+
+    def loss_G(self, batch, rng):
+        inputs = self.sample_inputs(self.batch_size(batch), rng)
+        out = self.nets["D"](self.generate(inputs))
+        cls = F.cross_entropy(out[:, 1:], inputs["y"])
+        loss = L.g_loss_nonsaturating(out[:, 0]) + self.params.aux_weight * cls
+        return loss, {"loss/G": loss.detach(), "loss/G_class": cls.detach()}
+
+
+def accuracy(logits: Tensor, y: Tensor) -> Tensor:
+    return (logits.detach().argmax(1) == y).float().mean()

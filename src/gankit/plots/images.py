@@ -1,0 +1,249 @@
+"""Figures for image GANs: sample grids, their evolution, D scores, latent interpolations,
+class-conditional grids, InfoGAN code traversals and nearest training images.
+
+Images arrive as float tensors (N, C, H, W) in [-1, 1]. Grids are written with Pillow at the
+images' own resolution (exact pixels, small files); figures with labels use matplotlib.
+What ``final_plots`` draws depends on the objective's sampling inputs: a ``y`` means one row
+per class, ``c_cat`` / ``c_cont`` mean InfoGAN traversals.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from gankit.data.base import make_generator
+from gankit.plots.common import curves, figure, save
+
+PAD = 2                 # pixels between grid cells
+SEED = 777              # noise for the final figures (separate from training and fixed noise)
+NN_REFERENCE = 10000    # training images searched for nearest neighbours
+
+
+# ------------------------------------------------------------------ pure helpers
+def to_uint8(x: Tensor) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] -> (N, H, W, C) uint8."""
+    x = ((x.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def make_grid(x: Tensor, ncol: int | None = None, pad: int = PAD, pad_value: int = 255) -> np.ndarray:
+    """Tile images row by row into one (rows*(H+pad)+pad, ncol*(W+pad)+pad, C) uint8 array."""
+    imgs = to_uint8(x)
+    n, h, w, c = imgs.shape
+    ncol = ncol or math.ceil(math.sqrt(n))
+    nrow = math.ceil(n / ncol)
+    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), pad_value, np.uint8)
+    for i, img in enumerate(imgs):
+        r, col = divmod(i, ncol)
+        y0, x0 = pad + r * (h + pad), pad + col * (w + pad)
+        grid[y0:y0 + h, x0:x0 + w] = img
+    return grid
+
+
+def pil_image(grid: np.ndarray) -> Image.Image:
+    return Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+
+
+def save_grid(x: Tensor, path: Path, ncol: int | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pil_image(make_grid(x, ncol)).save(path)
+    return path
+
+
+def lerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    """Linear interpolation between rows of a and b (B, D) at fractions t (T,) -> (B, T, D)."""
+    t = t.view(1, -1, 1).to(a)
+    return a[:, None] * (1 - t) + b[:, None] * t
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
+    """Spherical interpolation (Shoemake 1985; White 2016 for GAN latents) -> (B, T, D).
+
+    Follows the great circle between a and b, so a Gaussian z keeps a typical norm where the
+    straight line would pass through the low-density centre. Falls back to lerp for
+    (anti)parallel vectors, where the circle is undefined.
+    """
+    t = t.view(1, -1, 1).to(a)
+    cos = (torch.nn.functional.normalize(a, dim=1) * torch.nn.functional.normalize(b, dim=1)).sum(1)
+    omega = torch.arccos(cos.clamp(-1, 1)).view(-1, 1, 1)             # (B, 1, 1)
+    sin = torch.sin(omega)
+    safe = sin.abs() > eps
+    sin = torch.where(safe, sin, torch.ones_like(sin))
+    out = (torch.sin((1 - t) * omega) * a[:, None] + torch.sin(t * omega) * b[:, None]) / sin
+    return torch.where(safe, out, lerp(a, b, t.view(-1)))
+
+
+def repeat_rows(inputs: dict[str, Tensor], times: int) -> dict[str, Tensor]:
+    """Each sample's inputs repeated ``times`` times in a row (for grids with shared codes)."""
+    return {k: v.repeat_interleave(times, 0) for k, v in inputs.items()}
+
+
+def nearest_training(generated: Tensor, reference: Tensor, k: int) -> np.ndarray:
+    """Indices (G, k) of the k nearest reference images (Euclidean, pixels)."""
+    try:
+        from gankit.metrics.memorization import nearest_neighbours
+    except ImportError:
+        nearest_neighbours = None
+    if nearest_neighbours is not None:
+        return nearest_neighbours(generated.numpy(), reference.numpy(), k=k)["train_idx"]
+    g, r = generated.flatten(1), reference.flatten(1)
+    rows = [torch.cdist(g[i:i + 256], r).topk(k, largest=False).indices
+            for i in range(0, len(g), 256)]
+    return torch.cat(rows).numpy()
+
+
+def labelled_grid(x: Tensor, ncol: int, path: Path, title: str, row_labels=(),
+                  col_labels=(), xlabel: str = "", ylabel: str = "") -> Path:
+    """A grid drawn with matplotlib so rows and columns can carry labels."""
+    grid = make_grid(x, ncol)
+    h, w = x.shape[-2:]
+    nrow = math.ceil(len(x) / ncol)
+    fig, ax = figure(1, 1, 1)
+    fig.set_size_inches(*figure_inches(grid.shape[:2], h, margin=(1.5, 1.0)))
+    a = ax[0, 0]
+    a.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255,
+             interpolation="nearest")
+    centres = lambda count, side: [PAD + i * (side + PAD) + side / 2 for i in range(count)]  # noqa: E731
+    a.set_yticks(centres(nrow, h)[:len(row_labels)], list(row_labels)[:nrow], fontsize=7)
+    a.set_xticks(centres(ncol, w)[:len(col_labels)], list(col_labels)[:ncol], fontsize=7)
+    a.tick_params(length=0)
+    a.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    for spine in a.spines.values():
+        spine.set_visible(False)
+    return save(fig, path)
+
+
+# ------------------------------------------------------------------ the view
+class ImageView:
+    """Samples and diagnostics for ``DataInfo.kind == "image"``."""
+
+    def save_samples(self, x: Tensor, path: Path, trainer=None) -> Path:
+        return save_grid(x, path)
+
+    def final_plots(self, trainer, folder: Path, rows: list[dict]) -> list[Path]:
+        folder = Path(folder)
+        side = int(trainer.data.info.shape[-1])
+        out = [self.evolution(folder.parent / "samples", folder / "evolution.png", side),
+               curves(rows, folder / "losses.png"),
+               self.interpolation(trainer, folder / "interpolation.png")]
+        probe = trainer.objective.sample_inputs(1, make_generator(SEED, trainer.device))
+        if "y" in probe:
+            out.append(self.class_grid(trainer, folder / "class_grid.png"))
+        if "c_cat" in probe or "c_cont" in probe:
+            out += self.traversals(trainer, folder)
+        out.append(self.neighbours(trainer, folder / "nearest_training.png"))
+        return [p for p in out if p]
+
+    # -- evolution of the fixed-noise grids --------------------------------------------
+    @staticmethod
+    def evolution(samples: Path, path: Path, side: int) -> Path | None:
+        """The first row of every saved grid, one above the other, labelled by step."""
+        files = sorted(Path(samples).glob("step-*.png"))
+        if not files:
+            return None
+        strips, steps = [], []
+        for f in files:
+            with Image.open(f) as im:
+                grid = np.asarray(im.convert("RGB"))
+            strips.append(grid[:side + 2 * PAD])                  # the top row of cells
+            steps.append(int(re.findall(r"\d+", f.stem)[0]))
+        width = max(s.shape[1] for s in strips)
+        strips = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0)), constant_values=255)
+                  for s in strips]
+        strip = np.concatenate(strips)
+        fig, ax = figure(1, 1, 1)
+        fig.set_size_inches(*figure_inches(strip.shape[:2], side, margin=(1.2, 0.6)))
+        a = ax[0, 0]
+        a.imshow(strip, interpolation="nearest")
+        h = strips[0].shape[0]
+        a.set_yticks([h * (i + 0.5) for i in range(len(steps))], [f"step {s}" for s in steps],
+                     fontsize=7)
+        a.set_xticks([])
+        a.set_title("fixed-noise samples during training")
+        return save(fig, path)
+
+    # -- latent interpolation -----------------------------------------------------------
+    @staticmethod
+    def interpolation(trainer, path: Path, pairs: int = 6, steps: int = 10) -> Path:
+        """Rows: linear then spherical paths between the same z pairs (other inputs fixed)."""
+        gen = make_generator(SEED, trainer.device)
+        a = trainer.objective.sample_inputs(pairs, gen)
+        b = trainer.objective.sample_inputs(pairs, gen)
+        t = torch.linspace(0, 1, steps)
+        images = []
+        for path_fn in (lerp, slerp):
+            inputs = repeat_rows(a, steps)
+            inputs["z"] = path_fn(a["z"], b["z"], t).reshape(pairs * steps, -1)
+            images.append(trainer.generate(inputs).float().cpu())
+        labels = [f"lerp {i + 1}" for i in range(pairs)] + [f"slerp {i + 1}" for i in range(pairs)]
+        return labelled_grid(torch.cat(images), steps, path, "latent interpolation", labels,
+                             [f"{v:.1f}" for v in t.tolist()], xlabel="t")
+
+    # -- conditional models -----------------------------------------------------------
+    @staticmethod
+    def class_grid(trainer, path: Path, ncol: int = 10) -> Path:
+        """One row per class label; each column shares its z across rows."""
+        k = trainer.data.info.num_classes
+        gen = make_generator(SEED, trainer.device)
+        base = trainer.objective.sample_inputs(ncol, gen)
+        inputs = {key: v.repeat(k, *([1] * (v.dim() - 1))) for key, v in base.items()}
+        inputs["y"] = torch.arange(k, device=trainer.device).repeat_interleave(ncol)
+        x = trainer.generate(inputs).float().cpu()
+        names = trainer.data.info.class_names or tuple(str(i) for i in range(k))
+        return labelled_grid(x, ncol, path, "one row per label", names, ylabel="label y")
+
+    @staticmethod
+    def traversals(trainer, folder: Path, nrow: int = 8, span: float = 2.0,
+                   steps: int = 9) -> list[Path]:
+        """InfoGAN: vary one code, fix z and the others. c1 over its values (one column
+        each); every continuous code over [-span, span] (with the other continuous codes 0)."""
+        gen = make_generator(SEED, trainer.device)
+        base = trainer.objective.sample_inputs(nrow, gen)
+        out = []
+        if "c_cat" in base:
+            k = trainer.objective.params.categorical
+            inputs = repeat_rows(base, k)
+            inputs["c_cat"] = torch.arange(k, device=trainer.device).repeat(nrow)
+            x = trainer.generate(inputs).float().cpu()
+            out.append(labelled_grid(x, k, folder / "infogan_c1.png",
+                                     "categorical code c1 (columns), one z per row", (),
+                                     [str(i) for i in range(k)], xlabel="c1"))
+        values = torch.linspace(-span, span, steps, device=trainer.device)
+        for j in range(base["c_cont"].shape[1] if "c_cont" in base else 0):
+            inputs = repeat_rows(base, steps)
+            cont = torch.zeros_like(inputs["c_cont"])
+            cont[:, j] = values.repeat(nrow)
+            inputs["c_cont"] = cont
+            x = trainer.generate(inputs).float().cpu()
+            out.append(labelled_grid(x, steps, folder / f"infogan_c{j + 2}.png",
+                                     f"continuous code c{j + 2} from {-span:g} to {span:g}", (),
+                                     [f"{v:.1f}" for v in values.tolist()], xlabel=f"c{j + 2}"))
+        return out
+
+    # -- memorisation check -----------------------------------------------------------
+    @staticmethod
+    def neighbours(trainer, path: Path, n: int = 8, k: int = 5) -> Path | None:
+        """Generated samples (left column) and their k nearest training images in pixels."""
+        if not hasattr(trainer.data, "sample"):
+            return None
+        gen = trainer.sample(n, seed=SEED)
+        ref = trainer.data.sample(min(NN_REFERENCE, len(trainer.data)), seed=SEED).float().cpu()
+        idx = nearest_training(gen, ref, k)                               # (n, k)
+        tiles = torch.cat([torch.cat([gen[i:i + 1], ref[idx[i]]]) for i in range(n)])
+        return labelled_grid(tiles, 1 + k, path, f"nearest of {len(ref)} training images", (),
+                             ["generated"] + [f"NN {j + 1}" for j in range(k)])
+
+
+def figure_inches(pixels: tuple[int, int], side: int, margin: tuple[float, float]) -> tuple[float, float]:
+    """Figure size showing a (height, width) pixel array with cells of ``side`` pixels drawn
+    at least ~56 screen pixels wide (at 100 dpi), plus room for labels."""
+    scale = max(1.0, 56 / side) / 100
+    return pixels[1] * scale + margin[0], pixels[0] * scale + margin[1]

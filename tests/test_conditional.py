@@ -1,0 +1,175 @@
+"""cGAN, AC-GAN and InfoGAN: roles, sampling inputs, losses against closed forms, and a few
+training steps of every image preset at tiny sizes."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from gankit.config import build_config
+from gankit.data.base import DataInfo
+from gankit.errors import ConfigError
+from gankit.objectives.base import Latent
+from gankit.objectives.conditional import ACGAN, CGAN, ACGANParams, CGANParams
+from gankit.objectives.infogan import InfoGAN, InfoGANParams
+from gankit.registry import NETWORKS
+from gankit.train.trainer import Trainer
+
+LABELLED = DataInfo("image", (1, 28, 28), num_classes=10)
+
+
+def objective(cls, params, network="dcgan", info=LABELLED, **model):
+    model = {"name": network, "z_dim": 8} | model
+    if network == "dcgan":
+        model |= {"ngf": 8, "ndf": 8}
+    family = NETWORKS.get(network)
+    mp = family.Params(**model)
+    nets = family.build(mp, info, cls.roles(params, info))
+    return cls(params, nets, Latent(mp.z_dim), info)
+
+
+@pytest.mark.parametrize("network", ["dcgan", "mlp"])
+@pytest.mark.parametrize("cls,params", [(CGAN, CGANParams()), (ACGAN, ACGANParams()),
+                                        (InfoGAN, InfoGANParams())])
+def test_sampling_shapes_and_finite_losses(network, cls, params):
+    obj = objective(cls, params, network)
+    gen = torch.Generator().manual_seed(0)
+    inputs = obj.sample_inputs(6, gen)
+    assert inputs["z"].shape == (6, 8)
+    if cls is InfoGAN:
+        assert inputs["c_cat"].shape == (6,) and inputs["c_cat"].dtype == torch.int64
+        assert inputs["c_cont"].shape == (6, 2) and inputs["c_cont"].abs().max() <= 1
+    else:
+        assert inputs["y"].shape == (6,) and int(inputs["y"].max()) < 10
+    assert obj.generate(inputs).shape == (6, 1, 28, 28)
+    batch = {"x": torch.rand(6, 1, 28, 28) * 2 - 1, "y": torch.randint(10, (6,)), "n": 6}
+    for phase in obj.phase_names():
+        loss, scalars = obj.loss(phase, batch, gen)
+        assert loss.ndim == 0 and torch.isfinite(loss)
+        assert all(torch.isfinite(v) for v in scalars.values())
+
+
+def test_conditional_objectives_need_labels():
+    unlabelled = DataInfo("image", (1, 28, 28))
+    for cls, params in ((CGAN, CGANParams()), (ACGAN, ACGANParams())):
+        with pytest.raises(ConfigError, match="labelled data"):
+            cls.roles(params, unlabelled)
+
+
+def test_roles():
+    assert CGAN.roles(CGANParams(), LABELLED)["D"].num_classes == 10
+    acgan = ACGAN.roles(ACGANParams(), LABELLED)
+    assert (acgan["G"].num_classes, acgan["D"].out_dim, acgan["D"].num_classes) == (10, 11, 0)
+    info = InfoGAN.roles(InfoGANParams(), LABELLED)
+    assert (info["G"].code_dim, info["D"].out_dim) == (12, 13)
+    gauss = InfoGAN.roles(InfoGANParams(cont_loss="gaussian", continuous=3), LABELLED)
+    assert gauss["D"].out_dim == 1 + 10 + 6
+
+
+class ConstantCritic(nn.Module):
+    """A critic whose outputs are fixed rows, to check losses against closed forms."""
+
+    def __init__(self, row: torch.Tensor):
+        super().__init__()
+        self.row = row
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, y=None):
+        return self.row.expand(x.shape[0], -1) + 0 * self.dummy
+
+
+def test_acgan_loss_closed_form():
+    obj = objective(ACGAN, ACGANParams(aux_weight=0.5))
+    obj.nets["D"] = ConstantCritic(torch.zeros(11))        # D = 1/2, uniform class guess
+    batch = {"x": torch.zeros(4, 1, 28, 28), "y": torch.arange(4), "n": 4}
+    loss_d, logs = obj.loss_D(batch, None)
+    assert loss_d.item() == pytest.approx(2 * math.log(2) + 0.5 * 2 * math.log(10), rel=1e-5)
+    assert logs["D(x)"].item() == pytest.approx(0.5)
+    loss_g, _ = obj.loss_G(batch, None)
+    assert loss_g.item() == pytest.approx(math.log(2) + 0.5 * math.log(10), rel=1e-5)
+
+
+def test_infogan_info_loss_closed_form():
+    obj = objective(InfoGAN, InfoGANParams(categorical=3, continuous=2))
+    inputs = {"c_cat": torch.tensor([0, 2]), "c_cont": torch.tensor([[0.5, -0.5], [1.0, 0.0]])}
+    q = torch.zeros(2, 5)                                   # uniform categorical, mu = 0
+    loss, logs = obj.info_loss(q, inputs)
+    cont = 0.5 * (0.25 + 0.25 + 1.0 + 0.0) / 2             # mean over samples of sum over codes
+    assert loss.item() == pytest.approx(math.log(3) + cont, rel=1e-6)
+    perfect = torch.tensor([[50.0, 0, 0, 0.5, -0.5], [0, 0, 50.0, 1.0, 0.0]])
+    assert obj.info_loss(perfect, inputs)[0].item() == pytest.approx(0.0, abs=1e-6)
+    # the learned-sigma Gaussian: NLL = 0.5 ((c - mu) / sigma)^2 + log sigma
+    g = objective(InfoGAN, InfoGANParams(categorical=0, continuous=1, cont_loss="gaussian"))
+    q = torch.tensor([[0.0, math.log(2.0)]])
+    nll, _ = g.info_loss(q, {"c_cat": torch.zeros(1, dtype=torch.int64),
+                             "c_cont": torch.tensor([[1.0]])})
+    assert nll.item() == pytest.approx(0.5 / 4 + math.log(2.0), rel=1e-6)
+
+
+def test_infogan_needs_a_code():
+    with pytest.raises(ValueError, match="at least one code"):
+        InfoGANParams(categorical=0, continuous=0)
+
+
+# ------------------------------------------------------------------ presets, tiny
+def data_root() -> Path | None:
+    for root in (os.environ.get("GANKIT_DATA"), "/work/shared/data"):
+        if root and (Path(root) / "mnist" / "train-images-idx3-ubyte.gz").exists():
+            return Path(root)
+    return None
+
+
+def image_folder(root: Path, size: int, channels: int, classes: int = 2, per_class: int = 6) -> Path:
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        sub = root / f"class{c}"
+        sub.mkdir(parents=True)
+        for i in range(per_class):
+            shape = (size, size) if channels == 1 else (size, size, 3)
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(sub / f"{i}.png")
+    return root
+
+
+TINY = ["train.steps=2", "train.batch_size=8", "log.progress=false"]
+DCGAN_TINY = ["model.ngf=8", "model.ndf=8"]
+
+
+@pytest.mark.parametrize("preset", ["dcgan-mnist", "dcgan-fashion", "cgan-mnist", "acgan-mnist",
+                                    "infogan-mnist", "gan-mlp-mnist"])
+def test_mnist_presets_train_a_few_steps(preset):
+    root = data_root()
+    if root is None or (preset == "dcgan-fashion" and not (root / "fashion-mnist").exists()):
+        pytest.skip("MNIST / Fashion-MNIST files not available (set GANKIT_DATA)")
+    extra = [] if preset == "gan-mlp-mnist" else DCGAN_TINY
+    if preset == "gan-mlp-mnist":
+        extra = ["model.g_hidden=16", "model.d_hidden=16"]
+    cfg = build_config(preset, TINY + extra + [f"data.root={root}"])
+    run_steps(cfg)
+
+
+@pytest.mark.parametrize("preset,size,channels", [("dcgan-folder", 32, 3),
+                                                  ("dcgan-cifar10", 32, 3)])
+def test_folder_presets_train_a_few_steps(preset, size, channels, tmp_path, monkeypatch):
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    folder = image_folder(tmp_path / "images", size, channels)
+    # CIFAR-10 itself is not downloaded in tests: its preset's network on a stand-in folder
+    data = f"data={{name: folder, path: {folder}, size: {size}, channels: {channels}}}" \
+        if preset == "dcgan-cifar10" else f"data.path={folder}"
+    run_steps(build_config(preset, TINY + DCGAN_TINY + [data]))
+
+
+def run_steps(cfg):
+    trainer = Trainer(cfg)
+    for _ in range(cfg.train.steps):
+        trainer.train_step()
+    scalars = trainer.pop_scalars()
+    assert scalars and all(math.isfinite(v) for v in scalars.values())
+    x = trainer.sample(5, seed=1)
+    assert x.shape == (5, *trainer.data.info.shape)
