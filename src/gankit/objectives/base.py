@@ -67,6 +67,9 @@ class Objective:
     Params: ClassVar[type[ObjectiveParams]] = ObjectiveParams
     default_d_steps: ClassVar[int] = 1
     sample_nets: ClassVar[tuple[str, ...]] = ("G",)   # nets that make samples (EMA'd)
+    # A tiny run of this variant for the contract test (tests/test_contract.py): the config
+    # sections that differ from the default ring/mlp demo.
+    smoke_config: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, params: ObjectiveParams, nets: dict[str, nn.Module], latent: Latent,
                  info: DataInfo, d_steps: int = 1):
