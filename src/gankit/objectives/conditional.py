@@ -12,7 +12,7 @@ Network calling convention (any family that honours ``Role.num_classes`` / ``out
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,11 @@ class _Labelled(Objective):
     """Sampling for G(z, y) with y ~ Uniform{0..K-1}; the sigmoid-game score for logs."""
 
     probabilistic = True
+    # labelled data for the contract test: MNIST's 10k test images, tiny MLPs
+    smoke_config: ClassVar[dict[str, Any]] = {
+        "data": {"name": "mnist", "split": "test"},
+        "model": {"name": "mlp", "z_dim": 8, "g_hidden": 16, "d_hidden": 16,
+                  "out_activation": "tanh"}}
 
     @property
     def num_classes(self) -> int:
