@@ -1,0 +1,159 @@
+"""What the ``gankit fid`` and ``gankit eval`` commands call.
+
+Every result is a JSON-able dict with the metric values and a ``protocol`` that says how they
+were measured (feature network, weights SHA-256, resize mode, sample counts, reference split),
+so two numbers can be checked for comparability before they are compared.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from gankit.errors import GankitError
+from gankit.eval import features as feat
+from gankit.eval.features import Features
+from gankit.eval.inception import InceptionFeatures, load_inception, resolve_weights
+from gankit.metrics import fid as fidmath
+from gankit.metrics.inception_score import inception_score
+from gankit.metrics.kid import kernel_inception_distance
+from gankit.metrics.prdc import prdc
+
+# Protocol entries that must agree for two statistics to be comparable.
+COMPARABLE_KEYS = ("feature_network", "feature_layer", "weights_sha256", "resize")
+ALL_METRICS = ("fid", "is", "kid", "prdc")
+
+_EXTRACTORS: dict[tuple, InceptionFeatures] = {}
+
+
+def get_extractor(weights: str | os.PathLike | None = None, *, resize: str = "pytorch-fid",
+                  device: str = "cpu", fast: bool = True) -> InceptionFeatures:
+    """The Inception feature extractor, loaded once per process per (weights, resize, device)."""
+    path = resolve_weights(weights)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, resize, str(device), fast)
+    if key not in _EXTRACTORS:
+        _EXTRACTORS[key] = load_inception(path, resize=resize, device=device, fast=fast)
+    return _EXTRACTORS[key]
+
+
+# ----------------------------------------------------------------------------- FID between paths
+
+
+def _is_stats_file(p: Path) -> bool:
+    return p.suffix == ".npz"
+
+
+def _side(path: Path, extractor: Callable[[], InceptionFeatures], batch_size: int,
+          use_cache: bool):
+    """(mu, sigma, n or None, protocol) of a folder or a .npz statistics file."""
+    if _is_stats_file(path):
+        mu, sigma, info = fidmath.load_stats(path)
+        return mu, sigma, info.get("n"), {**info.get("protocol", {}), "source": str(path)}
+    if not path.is_dir():
+        raise GankitError(f"not an image folder or .npz statistics file: {path}")
+    return feat.folder_statistics(path, extractor(), batch_size=batch_size, use_cache=use_cache)
+
+
+def _merge_protocols(pa: dict, pb: dict) -> dict:
+    merged = {}
+    for key in COMPARABLE_KEYS:
+        va, vb = pa.get(key), pb.get(key)
+        if va is not None and vb is not None and va != vb:
+            raise GankitError(f"statistics are not comparable: {key} differs ({va} vs {vb})")
+        merged[key] = va if va is not None else (vb if vb is not None else "unknown")
+    return merged
+
+
+def fid_between(a: str | os.PathLike, b: str | os.PathLike, *,
+                weights: str | os.PathLike | None = None,
+                save_stats: str | os.PathLike | None = None, resize: str = "pytorch-fid",
+                batch_size: int = 50, device: str = "cpu", use_cache: bool = True,
+                reference_split: str | None = None, fid_method: str = "sqrtm") -> dict:
+    """FID between ``a`` (reference/real) and ``b`` (generated), each an image folder or an
+    ``.npz`` with ``mu``/``sigma``. ``save_stats`` writes the statistics of ``a`` (a folder).
+
+    Returns ``{"fid": float, "protocol": {...}}``. ``fid_method="eigh"`` gives the same value
+    in seconds instead of the 20-90 s of pytorch-fid's ``sqrtm`` (see gankit.metrics.fid).
+    """
+    a, b = Path(a), Path(b)
+    if save_stats is not None and _is_stats_file(a):
+        raise GankitError("save_stats needs an image folder as the first path, not a .npz")
+    if batch_size < 1:
+        raise GankitError(f"batch size must be positive, got {batch_size}")
+    lazy = lambda: get_extractor(weights, resize=resize, device=device)  # noqa: E731
+    mu_a, sig_a, n_a, prot_a = _side(a, lazy, batch_size, use_cache)
+    mu_b, sig_b, n_b, prot_b = _side(b, lazy, batch_size, use_cache)
+    protocol = _merge_protocols(prot_a, prot_b)
+    if save_stats is not None:
+        fidmath.save_stats(save_stats, mu_a, sig_a, n=n_a,
+                           protocol={**protocol, "reference_split": reference_split})
+    known = [n for n in (n_a, n_b) if n is not None]
+    if known:
+        fidmath.warn_if_few_samples(min(known))
+    split = reference_split or prot_a.get("reference_split")
+    return {"fid": fidmath.frechet_distance(mu_a, sig_a, mu_b, sig_b, method=fid_method),
+            "protocol": {"metric": "fid", "fid_method": fid_method, **protocol, "n_real": n_a,
+                         "n_generated": n_b, "reference_split": split, "real": str(a),
+                         "generated": str(b)}}
+
+
+# ----------------------------------------------------------------------------- features
+
+
+def folder_features(folder: str | os.PathLike, *, weights: str | os.PathLike | None = None,
+                    resize: str = "pytorch-fid", batch_size: int = 50, device: str = "cpu",
+                    use_cache: bool = True) -> Features:
+    """pool3 features and logits of an image folder (cached)."""
+    extractor = get_extractor(weights, resize=resize, device=device)
+    return feat.folder_features(folder, extractor, batch_size=batch_size, use_cache=use_cache)
+
+
+def feature_stats_for_generator(sample_fn: Callable[[int], torch.Tensor], n: int, *,
+                                weights: str | os.PathLike | None = None,
+                                resize: str = "pytorch-fid", batch_size: int = 50,
+                                device: str = "cpu",
+                                extractor: InceptionFeatures | None = None) -> Features:
+    """Sample ``n`` images in memory (``sample_fn(b)`` -> (b, C, H, W) in [-1, 1]) batch by
+    batch, quantize to uint8 as a PNG save would, and return their features."""
+    if n < 1:
+        raise GankitError(f"number of samples must be positive, got {n}")
+    extractor = extractor or get_extractor(weights, resize=resize, device=device)
+    return feat.generator_features(sample_fn, n, extractor, batch_size=batch_size)
+
+
+def evaluate_features(real: Features, generated: Features, *,
+                      metrics: Sequence[str] = ALL_METRICS, reference_split: str | None = None,
+                      kid_subsets: int = 100, kid_subset_size: int = 1000,
+                      fid_method: str = "sqrtm", is_splits: int = 10) -> dict:
+    """Several metrics at once: ``{"fid": ..., "is_mean": ..., "kid_mean": ..., "precision":
+    ..., "protocol": {...}, "details": {metric: its own protocol}}``."""
+    unknown = set(metrics) - set(ALL_METRICS)
+    if unknown:
+        raise GankitError(f"unknown metric(s) {sorted(unknown)}; choose from {list(ALL_METRICS)}")
+    base = {"metric": list(metrics), **_merge_protocols(real.protocol, generated.protocol),
+            "n_real": len(real), "n_generated": len(generated),
+            "reference_split": reference_split}
+    out: dict = {}
+    details: dict = {}
+    if "fid" in metrics:
+        res = fidmath.fid_from_features(real.pool3, generated.pool3, method=fid_method)
+        out["fid"], details["fid"] = res["fid"], res["protocol"]
+    if "is" in metrics:
+        # Fewer samples than splits only happens in smoke runs; keep at least one per split.
+        res = inception_score(generated.logits, splits=min(is_splits, len(generated)))
+        out.update(is_mean=res["is_mean"], is_std=res["is_std"])
+        details["is"] = res["protocol"]
+    if "kid" in metrics:
+        res = kernel_inception_distance(real.pool3, generated.pool3, subsets=kid_subsets,
+                                        subset_size=kid_subset_size)
+        out.update(kid_mean=res["kid_mean"], kid_std=res["kid_std"])
+        details["kid"] = res["protocol"]
+    if "prdc" in metrics:
+        res = prdc(real.pool3, generated.pool3)
+        out.update({k: res[k] for k in ("precision", "recall", "density", "coverage")})
+        details["prdc"] = res["protocol"]
+    return {**out, "protocol": base, "details": details}

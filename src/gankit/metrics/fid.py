@@ -1,0 +1,152 @@
+"""Fréchet Inception Distance from Gaussian statistics of features.
+
+FID = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)), computed in float64.
+
+``method="sqrtm"`` (default) is pytorch-fid's procedure: ``scipy.linalg.sqrtm`` of the product;
+if that is not finite, ``eps`` is added to both diagonals; an imaginary part of the root's
+diagonal above 1e-3 is an error, a smaller one is numerical noise and dropped. It costs 20-90 s
+for 2048-d statistics on a 2-core CPU.
+
+``method="eigh"`` gives the same trace in a few seconds: S1 S2 is similar to the symmetric PSD
+matrix sqrt(S1) S2 sqrt(S1), so Tr sqrt(S1 S2) = sum_i sqrt(lambda_i) of the latter, from two
+symmetric eigendecompositions (eigenvalues below the numerical-rank cutoff count as 0).
+
+Statistics files are ``.npz`` with keys ``mu`` and ``sigma`` (what pytorch-fid reads); gankit
+adds ``n`` and ``protocol_json`` (a plain string, so ``allow_pickle=False`` reads everything).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from scipy import linalg
+
+from gankit.errors import GankitError
+
+MIN_RECOMMENDED_SAMPLES = 2048
+IMAG_TOLERANCE = 1e-3
+FID_METHODS = ("sqrtm", "eigh")
+
+
+class FIDWarning(UserWarning):
+    """FID computed from too few samples to be comparable with published numbers."""
+
+
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (unbiased, N-1) covariance of features (N, D), in float64."""
+    feats = np.asarray(features, dtype=np.float64)
+    if feats.ndim != 2 or feats.shape[0] < 2:
+        raise GankitError(f"need at least 2 feature vectors of shape (N, D), got {feats.shape}")
+    return feats.mean(axis=0), np.cov(feats, rowvar=False)            # (D,), (D, D)
+
+
+def warn_if_few_samples(n: int, what: str = "samples") -> None:
+    if n < MIN_RECOMMENDED_SAMPLES:
+        # With N < D the covariance is rank deficient and FID is strongly biased upwards.
+        warnings.warn(f"FID from only {n} {what} (< {MIN_RECOMMENDED_SAMPLES}): biased and not "
+                      "comparable with published values", FIDWarning, stacklevel=3)
+
+
+def _sqrtm_product(sigma1: np.ndarray, sigma2: np.ndarray, eps: float) -> np.ndarray:
+    with warnings.catch_warnings():
+        # Singular products are expected with few samples; they are handled just below.
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+        # Singular product: regularise both covariances, as pytorch-fid does.
+        offset = np.eye(sigma1.shape[0]) * eps
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=IMAG_TOLERANCE):
+            worst = float(np.max(np.abs(covmean.imag)))
+            raise GankitError(f"FID matrix square root has a large imaginary part ({worst:.3g}); "
+                              "the statistics are degenerate (too few or identical samples?)")
+        covmean = covmean.real
+    return covmean
+
+
+def _trace_sqrt_product_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    w, v = np.linalg.eigh(sigma1)
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T                  # sqrt(S1), (D, D)
+    inner = root1 @ sigma2 @ root1                                     # same spectrum as S1 S2
+    lam = np.linalg.eigvalsh((inner + inner.T) / 2)
+    # Eigenvalues below the numerical-rank cutoff (as in numpy.linalg.matrix_rank) are rounding
+    # noise of a singular product; their square roots would add up to a visible bias.
+    cutoff = lam.max(initial=0.0) * lam.size * np.finfo(np.float64).eps
+    return float(np.sqrt(np.where(lam > cutoff, lam, 0.0)).sum())
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6,
+                     method: str = "sqrtm") -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2); see the module notes."""
+    mu1, mu2 = (np.atleast_1d(np.asarray(m, np.float64)) for m in (mu1, mu2))
+    s1, s2 = (np.atleast_2d(np.asarray(s, np.float64)) for s in (sigma1, sigma2))
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
+        raise GankitError(f"FID statistics do not match: mu {mu1.shape} vs {mu2.shape}, "
+                          f"sigma {s1.shape} vs {s2.shape}")
+    diff = mu1 - mu2
+    if method == "sqrtm":
+        tr_covmean = float(np.trace(_sqrtm_product(s1, s2, eps)))
+    elif method == "eigh":
+        tr_covmean = _trace_sqrt_product_eigh(s1, s2)
+    else:
+        raise GankitError(f"unknown FID method {method!r}; use one of {', '.join(FID_METHODS)}")
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+
+
+def fid_from_features(real: np.ndarray, generated: np.ndarray, *, method: str = "sqrtm",
+                      protocol: dict | None = None) -> dict:
+    """FID between two feature sets (N, D); the result records the protocol used."""
+    mu1, s1 = feature_statistics(real)
+    mu2, s2 = feature_statistics(generated)
+    warn_if_few_samples(min(len(real), len(generated)))
+    return {"fid": frechet_distance(mu1, s1, mu2, s2, method=method),
+            "protocol": {**(protocol or {}), "metric": "fid", "fid_method": method,
+                         "n_real": int(len(real)), "n_generated": int(len(generated))}}
+
+
+# ----------------------------------------------------------------------------- stats files
+
+
+def save_stats(path: str | os.PathLike, mu: np.ndarray, sigma: np.ndarray, *,
+               n: int | None = None, protocol: dict | None = None) -> Path:
+    """Write ``mu``/``sigma`` (pytorch-fid-readable) plus sample count and protocol."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise GankitError(f"statistics files must end in .npz: {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {}
+    if n is not None:
+        extra["n"] = np.asarray(int(n), dtype=np.int64)
+    if protocol is not None:
+        extra["protocol_json"] = np.asarray(json.dumps(protocol, sort_keys=True))
+    # Write to a temporary name first so an interrupted save never leaves a half file.
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64), **extra)
+    os.replace(tmp, path)
+    return path
+
+
+def load_stats(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Read ``(mu, sigma, info)``; ``info`` holds ``n`` and ``protocol`` when recorded."""
+    path = Path(path)
+    if not path.is_file():
+        raise GankitError(f"statistics file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "mu" not in f.files or "sigma" not in f.files:
+                raise GankitError(f"{path} has no 'mu' and 'sigma' arrays (keys: {f.files})")
+            mu, sigma = f["mu"].astype(np.float64), f["sigma"].astype(np.float64)
+            info: dict = {}
+            if "n" in f.files:
+                info["n"] = int(f["n"])
+            if "protocol_json" in f.files:
+                info["protocol"] = json.loads(str(f["protocol_json"]))
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise GankitError(f"cannot read statistics file {path}: {e}") from e
+    return mu, sigma, info
