@@ -88,3 +88,30 @@ def test_sigkill_twenty_times_then_equal_weights(tmp_path):
     for net, params in want.items():
         for k, v in params.items():
             assert torch.equal(v, got["nets"][net][k]), f"{net}.{k}"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_saves_a_checkpoint_and_exits_cleanly(tmp_path, sig):
+    run = tmp_path / "run"
+    proc = _start(run, first=True)
+    assert _wait_for_training(proc, run)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err.decode()
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and "checkpoint saved" in lines[0], lines
+    state = ckpt.newest_intact(run / "checkpoints")[1]
+    assert 0 < state["counters"]["step"] < 150
+    # the saved step is complete: resuming continues the same run
+    api.resume(run, steps=1)
+
+
+def test_second_sigint_exits_at_once(tmp_path):
+    run = tmp_path / "run"
+    proc = _start(run, first=True)
+    assert _wait_for_training(proc, run)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (130, 128 + signal.SIGINT), err.decode()
+    assert "Traceback" not in err.decode()
