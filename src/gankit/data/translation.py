@@ -92,8 +92,14 @@ def sobel_magnitude(x: Tensor) -> Tensor:
 def edge_map(images: Tensor, threshold: float = 1.0) -> Tensor:
     """uint8 (N, 1, H, W) -> binary uint8 edge maps (255 on edges) where the Sobel gradient
     of the [0, 1] image exceeds ``threshold`` (max possible 4 * sqrt(2))."""
-    mag = sobel_magnitude(images.float() / 255)
-    return (mag > threshold).to(torch.uint8) * 255
+    return chunked(lambda x: (sobel_magnitude(x.float() / 255) > threshold).to(torch.uint8) * 255,
+                   images)
+
+
+def chunked(fn, images: Tensor, chunk: int = 8192) -> Tensor:
+    """``fn`` over a uint8 image array in chunks: float temporaries of a 60k-image set would
+    take a few GB at once."""
+    return torch.cat([fn(images[i:i + chunk]) for i in range(0, len(images), chunk)])
 
 
 def split_halves(n: int, seed: int = SPLIT_SEED) -> tuple[Tensor, Tensor]:
@@ -198,8 +204,8 @@ def mnist_strokes(split: Literal["train", "test"] = "train", root: str | None = 
     from gankit.data.idx import load_mnist
     data = load_mnist(split, root, "mnist")
     half_a, half_b = split_halves(len(data))
-    thin = erode(data.images[half_a].float(), iterations).round().to(torch.uint8)
-    bold = dilate(data.images[half_b].float(), iterations).round().to(torch.uint8)
+    thin = chunked(lambda x: erode(x.float(), iterations).to(torch.uint8), data.images[half_a])
+    bold = chunked(lambda x: dilate(x.float(), iterations).to(torch.uint8), data.images[half_b])
     return {"a": thin, "ya": data.labels[half_a], "b": bold, "yb": data.labels[half_b]}
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from jinja2 import Environment, PackageLoader, select_autoescape
-from PIL import Image
+from PIL import Image, ImageDraw
 from torch import Tensor
 
 from gankit.plots.common import curves
@@ -23,6 +23,7 @@ from gankit.plots.common import curves
 STEP_RE = re.compile(r"^step-(\d{8})\.png$")
 PAGE_ROWS = 8          # examples per step on the HTML page
 PAD = 2                # pixels between tiles
+HEADER = 14            # pixels of column labels above a picture
 
 
 # ---------------------------------------------------------------- image plumbing
@@ -34,10 +35,12 @@ def to_uint8(x: Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
-def tile(columns: list[Tensor], scale: int = 1, rows: int = 16) -> Image.Image:
+def tile(columns: list[Tensor], scale: int = 1, rows: int = 16,
+         labels: list[str] | None = None) -> Image.Image:
     """Columns of images (each (N, C, H, W), equal H and W) side by side, one row per index,
     with white gaps; more than ``rows`` examples continue in another group of columns to the
-    right. Upscaled ``scale`` times (nearest: small images stay crisp)."""
+    right. Upscaled ``scale`` times (nearest: small images stay crisp); ``labels`` head the
+    columns."""
     imgs = [to_uint8(c) for c in columns]
     n, h, w = imgs[0].shape[:3]
     groups = -(-n // rows)
@@ -49,8 +52,18 @@ def tile(columns: list[Tensor], scale: int = 1, rows: int = 16) -> Image.Image:
             top, left = (i % rows) * (h + PAD), (i // rows) * group_w + j * (w + PAD)
             out[top:top + h, left:left + w] = col[i]
     pic = Image.fromarray(out)
-    return pic.resize((pic.width * scale, pic.height * scale), Image.Resampling.NEAREST) \
-        if scale > 1 else pic
+    if scale > 1:
+        pic = pic.resize((pic.width * scale, pic.height * scale), Image.Resampling.NEAREST)
+    if not labels:
+        return pic
+    head = HEADER
+    framed = Image.new("RGB", (pic.width, pic.height + head), "white")
+    framed.paste(pic, (0, head))
+    draw = ImageDraw.Draw(framed)
+    for g in range(groups):
+        for j, text in enumerate(labels):
+            draw.text(((g * group_w + j * (w + PAD)) * scale + 2, 1), text, fill="black")
+    return framed
 
 
 def upscale_for(side: int) -> int:
@@ -106,7 +119,7 @@ class TranslationView:
             return path
         cols = panels(trainer, len(x), translated=x)
         scale = upscale_for(x.shape[-1])
-        tile([c for _, c in cols], scale).save(path)
+        tile([c for _, c in cols], scale, labels=[label for label, _ in cols]).save(path)
         match = STEP_RE.match(path.name)
         if match:                                  # a training sample step: page material
             strips = path.parent / path.stem
@@ -121,7 +134,8 @@ class TranslationView:
         folder.mkdir(parents=True, exist_ok=True)
         cols = panels(trainer, 16)
         path = folder / "translations.png"
-        tile([c for _, c in cols], upscale_for(cols[0][1].shape[-1])).save(path)
+        tile([c for _, c in cols], upscale_for(cols[0][1].shape[-1]),
+             labels=[label for label, _ in cols]).save(path)
         out = [path, curves(rows, folder / "losses.png",
                             prefixes=("loss/", "D_A(", "D_B(", "D(a"))]
         return [p for p in out if p]
