@@ -344,29 +344,41 @@ def folders(tmp_path):
                 "pix2pix": make_paired(tmp_path / "p", "side-by-side")}
 
 
-def test_cyclegan_resume_is_exact(tmp_path, folders):
+def straight_and_resumed(cfg, out: Path):
+    """A 4-step run in one go, and the same run trained 2 steps then resumed for 2."""
     from gankit import api
     from gankit.train.trainer import Trainer
-    cfg = tiny_config("cyclegan", folders["cyclegan"], steps=4, pool_size=4)
-    assert cfg.optim["G"].schedule == "linear" and cfg.optim["D"].decay_start == 0.5
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         straight = Trainer(cfg)
         straight.fit()
-        run = api.train(cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 2})}),
-                        tmp_path / "run")
+        half = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 2})})
+        run = api.train(half, out)
         resumed = api.resume(run.path, steps=2)
         _, trainer, _ = api.load_trainer(resumed.path)
     assert trainer.c.step == 4
     for name, net in straight.nets.items():
         for (k, v), w in zip(net.state_dict().items(), trainer.nets[name].state_dict().values()):
             assert torch.equal(v, w), f"{name}.{k}"
+    return straight, trainer, resumed
+
+
+def test_cyclegan_resume_is_exact(tmp_path, folders):
+    cfg = tiny_config("cyclegan", folders["cyclegan"], steps=4, pool_size=4)
+    assert cfg.optim["G"].schedule == "linear" and cfg.optim["D"].decay_start == 0.5
+    straight, trainer, resumed = straight_and_resumed(cfg, tmp_path / "run")
     mine, theirs = straight.objective.state_dict(), trainer.objective.state_dict()
     assert mine.keys() == theirs.keys() and int(mine["pool_A/count"]) == 4
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
     page = (resumed.path / "samples" / "index.html").read_text()
     assert "step 4" in page and "step 1" in page and "rec_A" in page
     assert (resumed.path / "plots" / "translations.png").exists()
+
+
+def test_pix2pix_resume_with_dropout_is_exact(tmp_path, folders):
+    cfg = tiny_config("pix2pix", folders["pix2pix"], steps=4)
+    assert cfg.model.unet_dropout == 0.5                        # torch's RNG is checkpointed
+    straight_and_resumed(cfg, tmp_path / "run")
 
 
 def test_pix2pix_trains_and_translates_a_folder(tmp_path, folders):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -197,6 +198,9 @@ def examples_of(a: Tensor | np.ndarray, b: Tensor | np.ndarray, n: int,
 
 
 # ---------------------------------------------------------------- built-in demos
+# Demo domains are computed once per process (trainers, tests and the evaluation script build
+# the same ones repeatedly). Callers must treat the returned tensors as read-only.
+@lru_cache(maxsize=4)
 def mnist_strokes(split: Literal["train", "test"] = "train", root: str | None = None,
                   iterations: int = 1) -> dict[str, Tensor]:
     """MNIST's ``split`` in two disjoint halves: ``a`` thinned (erosion), ``b`` bold
@@ -209,6 +213,7 @@ def mnist_strokes(split: Literal["train", "test"] = "train", root: str | None = 
     return {"a": thin, "ya": data.labels[half_a], "b": bold, "yb": data.labels[half_b]}
 
 
+@lru_cache(maxsize=4)
 def fashion_edges(split: Literal["train", "test"] = "train", root: str | None = None,
                   threshold: float = 1.0) -> dict[str, Tensor]:
     """Fashion-MNIST's ``split`` as pairs: ``a`` edge maps, ``b`` items, ``y`` item classes."""
@@ -223,10 +228,14 @@ class _Params(BaseModel):
     n_examples: int = Field(64, ge=1, le=1024)   # held-out examples for sample pages
 
 
-class StrokesParams(_Params):
-    name: Literal["mnist-strokes"] = "mnist-strokes"
+class _DemoParams(_Params):
     root: str | None = None
     size: int = Field(28, ge=8, le=1024)
+    split: Literal["train", "test"] = "train"    # trained on; examples always from "test"
+
+
+class StrokesParams(_DemoParams):
+    name: Literal["mnist-strokes"] = "mnist-strokes"
     iterations: int = Field(1, ge=1, le=3)       # erosion / dilation steps
 
 
@@ -241,7 +250,7 @@ class MNISTStrokes:
 
     @classmethod
     def build(cls, p: StrokesParams, *, seed: int, device="cpu") -> TranslationSource:
-        train = mnist_strokes("train", p.root, p.iterations)
+        train = mnist_strokes(p.split, p.root, p.iterations)
         test = mnist_strokes("test", p.root, p.iterations)
         resize = lambda x: fit_size(x, p.size)     # noqa: E731
         return TranslationSource(resize(train["a"]), resize(train["b"]), paired=False,
@@ -250,10 +259,8 @@ class MNISTStrokes:
                                                       p.n_examples, p.size))
 
 
-class EdgesParams(_Params):
+class EdgesParams(_DemoParams):
     name: Literal["fashion-edges"] = "fashion-edges"
-    root: str | None = None
-    size: int = Field(28, ge=8, le=1024)
     threshold: float = Field(1.0, gt=0, lt=5.66)  # Sobel magnitude of [0, 1] images
 
 
@@ -268,7 +275,7 @@ class FashionEdges:
 
     @classmethod
     def build(cls, p: EdgesParams, *, seed: int, device="cpu") -> TranslationSource:
-        train = fashion_edges("train", p.root, p.threshold)
+        train = fashion_edges(p.split, p.root, p.threshold)
         test = fashion_edges("test", p.root, p.threshold)
         resize = lambda x: fit_size(x, p.size)     # noqa: E731
         return TranslationSource(resize(train["a"]), resize(train["b"]), paired=True,

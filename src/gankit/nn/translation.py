@@ -264,6 +264,7 @@ class TranslationFamily:
                 else:
                     nets[name] = UnetGenerator(in_ch, out_ch, p.unet_depth or auto_unet_depth(side),
                                                p.ngf, p.norm, p.unet_dropout)
+                nets[name].reads = reads     # so a sampler knows which images to feed it
             elif role.kind == "critic":
                 if role.out_dim != 1 or role.num_classes:
                     raise ConfigError(f"the translation network's PatchGAN ({name}) has one "

@@ -106,6 +106,9 @@ class CycleGAN(Objective):
 
     Params = CycleGANParams
     sample_nets: ClassVar[tuple[str, ...]] = ("G_AB", "G_BA")
+    smoke_config: ClassVar[dict[str, Any]] = {
+        "data": {"name": "mnist-strokes", "split": "test", "n_examples": 4},
+        "model": {"name": "translation", "ngf": 4, "ndf": 4, "n_blocks": 1}}
     directions: ClassVar[dict[str, str]] = {"AtoB": "G_AB", "BtoA": "G_BA"}
     # the net that undoes each direction (for input / translated / reconstructed pictures)
     inverse: ClassVar[dict[str, str]] = {"AtoB": "G_BA", "BtoA": "G_AB"}
@@ -184,8 +187,8 @@ class CycleGAN(Objective):
         return example_inputs(self.info, n, self.device)
 
     def generate(self, inputs: dict[str, Tensor], G: nn.Module | None = None) -> Tensor:
-        """Translations of ``inputs["a"]`` by G (default: the A -> B translator)."""
-        return (G or self.nets[self.directions["AtoB"]])(inputs["a"])
+        """Translations by G (default: the A -> B translator) of the domain it reads."""
+        return translate_inputs(G or self.nets[self.directions["AtoB"]], inputs)
 
     # ---- state ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Tensor]:
@@ -198,6 +201,12 @@ class CycleGAN(Objective):
             sub = {k[len(prefix):]: v.to(self.device) for k, v in state.items()
                    if k.startswith(prefix)}
             pool.load_state_dict(sub or {"count": torch.tensor(0)})
+
+
+def translate_inputs(G: nn.Module, inputs: dict[str, Tensor]) -> Tensor:
+    """G applied to the inputs of the domains it reads (its ``reads``; default "a")."""
+    reads = getattr(G, "reads", ("a",))
+    return G(torch.cat([inputs[d] for d in reads], 1) if len(reads) > 1 else inputs[reads[0]])
 
 
 def example_inputs(info, n: int, device: torch.device) -> dict[str, Tensor]:

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from gankit.errors import ConfigError
 from gankit.objectives import functional as L
 from gankit.objectives.base import Objective, ObjectiveParams, Phase, Role
-from gankit.objectives.cyclegan import DomainRole, example_inputs
+from gankit.objectives.cyclegan import DomainRole, example_inputs, translate_inputs
 
 
 class Pix2PixParams(ObjectiveParams):
@@ -31,6 +31,12 @@ class Pix2Pix(Objective):
 
     Params = Pix2PixParams
     sample_nets: ClassVar[tuple[str, ...]] = ("G",)
+    # Dropout draws from torch's global RNG, which a checkpoint restores for the process; the
+    # contract test interleaves two trainers in one process, so its smoke run has none.
+    smoke_config: ClassVar[dict[str, Any]] = {
+        "data": {"name": "fashion-edges", "split": "test", "n_examples": 4},
+        "model": {"name": "translation", "generator": "unet", "ngf": 4, "ndf": 4,
+                  "unet_dropout": 0.0}}
     directions: ClassVar[dict[str, str]] = {"AtoB": "G"}
     inverse: ClassVar[dict[str, str]] = {}
 
@@ -78,4 +84,4 @@ class Pix2Pix(Objective):
         return example_inputs(self.info, n, self.device)
 
     def generate(self, inputs: dict[str, Tensor], G: nn.Module | None = None) -> Tensor:
-        return (G or self.nets["G"])(inputs["a"])
+        return translate_inputs(G or self.nets["G"], inputs)
