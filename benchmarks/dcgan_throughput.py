@@ -2,6 +2,7 @@
 loop in the style of the official PyTorch DCGAN example, in the same process.
 
     python benchmarks/dcgan_throughput.py [--steps 10] [--rounds 3] [--threads 1] [--workers 2]
+                                          [--channels-last] [--compile]
 
 Both sides train the same networks (``gankit.nn.dcgan``, z_dim=100, ngf=ndf=64, 1 channel) on
 MNIST resized to 64x64, batch 64, Adam(2e-4, 0.5, 0.999), non-saturating loss:
@@ -12,6 +13,9 @@ MNIST resized to 64x64, batch 64, Adam(2e-4, 0.5, 0.999), non-saturating loss:
   update; ``zero_grad`` / ``backward`` / ``step`` by hand) over a ``torch.utils.data.DataLoader``
   whose Dataset converts one image per ``__getitem__`` (uint8 array -> PIL -> resize 64 ->
   normalise), as torchvision's transforms would. BCE with logits stands in for Sigmoid+BCELoss.
+
+``--channels-last`` / ``--compile`` switch on the trainer's ``train.channels_last`` /
+``train.compile`` for the gankit side only (the example loop stays NCHW and eager).
 
 Timing alternates blocks of ``--steps`` steps between the two (``--rounds`` times) and takes the
 median step time of each, so load from other processes hits both alike. Also printed: FLOPs per
@@ -92,11 +96,11 @@ class PlainLoop:
         self.optG.step()
 
 
-def gankit_trainer() -> Trainer:
+def gankit_trainer(**train) -> Trainer:
     cfg = validate({"data": {"name": "mnist", "size": SIZE, "labels": False},
                     "model": {"name": "dcgan", "z_dim": NZ, "ngf": 64, "ndf": 64},
                     "objective": {"name": "nonsaturating"},
-                    "train": {"batch_size": BATCH, "device": "cpu"}})
+                    "train": {"batch_size": BATCH, "device": "cpu"} | train})
     return Trainer(cfg)
 
 
@@ -132,12 +136,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternating blocks per side")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers (example: 2)")
+    ap.add_argument("--channels-last", action="store_true", help="gankit: train.channels_last")
+    ap.add_argument("--compile", action="store_true", help="gankit: train.compile")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("GANKIT_DATA", "/work/shared/data")
 
-    trainer = gankit_trainer()
+    extra = {k: True for k, on in (("channels_last", args.channels_last),
+                                   ("compile", args.compile)) if on}
+    trainer = gankit_trainer(**extra)
     plain = PlainLoop(load_mnist("train").images[:, 0].numpy(), args.workers)
     for _ in range(2):                                     # warm-up (allocator, oneDNN, workers)
         trainer.train_step()
@@ -153,7 +161,7 @@ def main() -> None:
     t_g, t_p = statistics.median(times["gankit"]), statistics.median(times["plain"])
 
     print(f"threads={torch.get_num_threads()} workers={args.workers} batch={BATCH} size={SIZE} "
-          f"steps={args.steps}x{args.rounds}")
+          f"steps={args.steps}x{args.rounds} gankit extras={sorted(extra) or 'none'}")
     print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s (fp32, 1024^3)")
     for name, t, fl in (("gankit", t_g, flops_gankit), ("plain", t_p, flops_plain)):
         bound = fl / peak

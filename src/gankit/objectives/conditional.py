@@ -100,6 +100,9 @@ class CGAN(_Labelled):
 class ACGANParams(ObjectiveParams):
     name: Literal["acgan"] = "acgan"
     aux_weight: float = Field(1.0, ge=0)     # weight of the class log-likelihood L_C
+    # D's classifier also fits the labels of generated images (the paper). Off: D classifies
+    # real images only, so G must match a classifier of real digits, not one it co-trains.
+    fake_class_loss: bool = True
 
 
 class ACGAN(_Labelled):
@@ -112,6 +115,7 @@ class ACGAN(_Labelled):
         L_D = -E[log D(x)] - E[log(1 - D(G(z, y')))] + w (CE(c(x), y) + CE(c(G(z, y')), y'))
         L_G = -E[log D(G(z, y'))] + w CE(c(G(z, y')), y')
     with the non-saturating -log D(G) for G's source term, and w = 1 as in the paper.
+    ``fake_class_loss=false`` drops CE(c(G(z, y')), y') from L_D (D classifies real data only).
     """
 
     Params = ACGANParams
@@ -131,7 +135,8 @@ class ACGAN(_Labelled):
         adv = L.d_loss_bce(real_out[:, 0], fake_out[:, 0])
         cls_real = F.cross_entropy(real_out[:, 1:], y)
         cls_fake = F.cross_entropy(fake_out[:, 1:], inputs["y"])
-        loss = adv + self.params.aux_weight * (cls_real + cls_fake)
+        cls = cls_real + cls_fake if self.params.fake_class_loss else cls_real
+        loss = adv + self.params.aux_weight * cls
         return loss, {"loss/D": loss.detach(), "loss/D_class": cls_real.detach(),
                       "D(x)": self.score(real_out[:, 0]), "D(G(z))": self.score(fake_out[:, 0]),
                       "acc/real": accuracy(real_out[:, 1:], y),
