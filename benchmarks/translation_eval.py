@@ -62,7 +62,7 @@ def l1(x: Tensor, y: Tensor) -> float:
 
 
 def eval_strokes(run: Path, cfg) -> dict:
-    test = mnist_strokes("test", cfg.data.root, cfg.data.iterations)
+    test = mnist_strokes("test", cfg.data.root, cfg.data.iterations, cfg.data.softness)
     real = {"A": to_float(fit_size(test["a"], cfg.data.size)),
             "B": to_float(fit_size(test["b"], cfg.data.size))}
     labels = {"A": test["ya"], "B": test["yb"]}

@@ -79,6 +79,9 @@ def test_erode_dilate_plus_element():
     bar[..., 3:6] = 1                                           # 3 px wide vertical bar
     assert T.erode(bar)[0, 0, 4].tolist() == [0, 0, 0, 0, 1, 0, 0, 0, 0]
     assert T.dilate(bar)[0, 0, 4].sum() == 5
+    soft = T.erode(bar * 255, softness=96)[0, 0, 4]            # edges drop to dark + 96 only
+    assert soft.tolist() == [0, 0, 0, 96, 255, 96, 0, 0, 0]
+    assert torch.equal(T.erode(bar * 255, softness=255), bar * 255)   # arms too low: identity
 
 
 def erode_sum(x):

@@ -15,7 +15,7 @@ Layouts, as in the reference implementations:
 
 Built-in demos made from local MNIST / Fashion-MNIST files, no download beyond those:
   * ``mnist-strokes`` (unpaired): MNIST split into two disjoint halves, one thinned by a
-    morphological erosion, the other made bold by a dilation;
+    (soft) morphological erosion, the other made bold by a dilation;
   * ``fashion-edges`` (paired): Fashion-MNIST items and their thresholded Sobel edge maps.
 """
 
@@ -62,16 +62,22 @@ def _plus_neighbours(x: Tensor) -> Tensor:
                         p[..., 1:-1, :-2], p[..., 1:-1, 2:]])
 
 
-def erode(x: Tensor, iterations: int = 1) -> Tensor:
-    """Grayscale erosion by a plus-shaped 3x3 element: each pixel becomes the minimum of
-    itself and its 4-neighbours, which thins bright strokes by about one pixel per side."""
+def erode(x: Tensor, iterations: int = 1, softness: float = 0.0) -> Tensor:
+    """Grayscale erosion by a plus-shaped 3x3 structuring element whose four arms lie
+    ``softness`` below its centre: out = min(x, min over the 4-neighbours of x + softness).
+
+    ``softness=0`` is the flat erosion (each pixel becomes the minimum of itself and its
+    4-neighbours), which thins bright strokes by a pixel per side; a positive softness lowers
+    a pixel at most to its darkest neighbour plus ``softness``, so strokes thin without
+    breaking (images in 0..255)."""
     for _ in range(iterations):
-        x = _plus_neighbours(x).amin(0)
+        nb = _plus_neighbours(x)                              # (5, N, C, H, W)
+        x = torch.minimum(nb[0], nb[1:].amin(0) + softness)
     return x
 
 
 def dilate(x: Tensor, iterations: int = 1) -> Tensor:
-    """Grayscale dilation by the same plus-shaped element: strokes grow one pixel per side."""
+    """Grayscale dilation by the flat plus-shaped element: strokes grow a pixel per side."""
     for _ in range(iterations):
         x = _plus_neighbours(x).amax(0)
     return x
@@ -202,13 +208,19 @@ def examples_of(a: Tensor | np.ndarray, b: Tensor | np.ndarray, n: int,
 # the same ones repeatedly). Callers must treat the returned tensors as read-only.
 @lru_cache(maxsize=4)
 def mnist_strokes(split: Literal["train", "test"] = "train", root: str | None = None,
-                  iterations: int = 1) -> dict[str, Tensor]:
+                  iterations: int = 1, softness: float = 96.0) -> dict[str, Tensor]:
     """MNIST's ``split`` in two disjoint halves: ``a`` thinned (erosion), ``b`` bold
-    (dilation), uint8 (N/2, 1, 28, 28) each, with their digit labels ``ya`` / ``yb``."""
+    (dilation), uint8 (N/2, 1, 28, 28) each, with their digit labels ``ya`` / ``yb``.
+
+    The default soft erosion keeps the digits readable: a flat one (``softness=0``) breaks
+    thin strokes, and a classifier trained on MNIST then recognises only ~66% of the test
+    digits (~98% at softness 96, against ~99% for the originals and ~98% for the bold ones).
+    """
     from gankit.data.idx import load_mnist
     data = load_mnist(split, root, "mnist")
     half_a, half_b = split_halves(len(data))
-    thin = chunked(lambda x: erode(x.float(), iterations).to(torch.uint8), data.images[half_a])
+    thin = chunked(lambda x: erode(x.float(), iterations, softness).to(torch.uint8),
+                   data.images[half_a])
     bold = chunked(lambda x: dilate(x.float(), iterations).to(torch.uint8), data.images[half_b])
     return {"a": thin, "ya": data.labels[half_a], "b": bold, "yb": data.labels[half_b]}
 
@@ -237,6 +249,7 @@ class _DemoParams(_Params):
 class StrokesParams(_DemoParams):
     name: Literal["mnist-strokes"] = "mnist-strokes"
     iterations: int = Field(1, ge=1, le=3)       # erosion / dilation steps
+    softness: float = Field(96.0, ge=0, le=255)  # erosion's arms below its centre (0: flat)
 
 
 class MNISTStrokes:
@@ -250,8 +263,8 @@ class MNISTStrokes:
 
     @classmethod
     def build(cls, p: StrokesParams, *, seed: int, device="cpu") -> TranslationSource:
-        train = mnist_strokes(p.split, p.root, p.iterations)
-        test = mnist_strokes("test", p.root, p.iterations)
+        train = mnist_strokes(p.split, p.root, p.iterations, p.softness)
+        test = mnist_strokes("test", p.root, p.iterations, p.softness)
         resize = lambda x: fit_size(x, p.size)     # noqa: E731
         return TranslationSource(resize(train["a"]), resize(train["b"]), paired=False,
                                  seed=seed, device=device, flip=p.flip,
