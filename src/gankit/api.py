@@ -11,9 +11,10 @@ from gankit.errors import CheckpointError, GankitError
 from gankit.plots import VIEWS
 from gankit.run import RunDir
 from gankit.train import checkpoint as ckpt
+from gankit.train import distributed
 from gankit.train.callbacks import (Checkpointer, Evaluator, MetricsLogger, ProgressBar,
                                     SampleGrids)
-from gankit.train.trainer import Trainer
+from gankit.train.trainer import Trainer, resolve_device
 
 
 def callbacks_for(run: RunDir, trainer: Trainer) -> list:
@@ -37,9 +38,13 @@ class FinalPlots:
 
 
 def train(cfg: RunConfig, out: Path) -> RunDir:
-    run = RunDir.create(out, cfg)
-    trainer = Trainer(cfg, run.checkpoints)
-    _fit(trainer, run)
+    """Train a new run in ``out``; under torchrun, every rank calls this and rank 0 writes."""
+    with distributed.session(resolve_device(cfg.train.device)) as dist:
+        out = Path(dist.broadcast_text(str(out)))    # ranks may name a default folder apart
+        run = RunDir.create(out, cfg) if dist.is_main else RunDir(out)
+        dist.barrier()
+        trainer = Trainer(cfg, run.checkpoints)
+        _fit(trainer, run)
     return run
 
 
@@ -69,15 +74,17 @@ def resume(run_path: Path, steps: int | None = None, overrides: list[str] = ()) 
     done = int(state["counters"]["step"])
     if steps is not None:
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": done + steps})})
-    run, trainer, skipped = load_trainer(run_path, cfg)
-    for msg in skipped:
-        print(f"warning: skipped {msg}")
-    if trainer.c.step >= cfg.train.steps:
-        raise GankitError(f"{run_path} already finished {trainer.c.step} steps; "
-                          "use --steps N to train N more")
-    run.write_config(cfg)
-    run.truncate_metrics(trainer.c.step)
-    _fit(trainer, run)
+    with distributed.session(resolve_device(cfg.train.device)) as dist:
+        run, trainer, skipped = load_trainer(run_path, cfg)
+        for msg in skipped if dist.is_main else ():
+            print(f"warning: skipped {msg}")
+        if trainer.c.step >= cfg.train.steps:
+            raise GankitError(f"{run_path} already finished {trainer.c.step} steps; "
+                              "use --steps N to train N more")
+        if dist.is_main:
+            run.write_config(cfg)
+            run.truncate_metrics(trainer.c.step)
+        _fit(trainer, run)
     return run
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,15 @@ def cli() -> None:
     """Train, evaluate and understand Generative Adversarial Networks."""
 
 
+_device_option = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+    help="Where to train (train.device; auto: CUDA, else MPS, else CPU).")
+_nproc_option = click.option(
+    "--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Data-parallel processes, started with torchrun (one per GPU; on a CPU they share "
+         "the cores). train.batch_size is the global batch, split evenly over them.")
+
+
 @cli.command()
 @click.argument("preset", required=False)
 @click.option("--steps", type=click.IntRange(min=1), help="Generator steps (train.steps).")
@@ -24,7 +34,9 @@ def cli() -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder (must not exist).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set optim.G.lr=1e-4 (repeatable).")
-def train(preset, steps, seed, out, overrides) -> None:
+@_device_option
+@_nproc_option
+def train(preset, steps, seed, out, overrides, device, nproc) -> None:
     """Train PRESET (a name from `gankit list` or a .yaml file; default: the 2-D ring)."""
     from gankit import api
     from gankit.config import build_config
@@ -35,9 +47,17 @@ def train(preset, steps, seed, out, overrides) -> None:
         extra.append(f"train.steps={steps}")
     if seed is not None:
         extra.append(f"seed={seed}")
-    cfg = build_config(preset, extra)
-    run = api.train(cfg, out or default_run_path(preset))
-    _report(run)
+    if device is not None:
+        extra.append(f"train.device={device}")
+    cfg = build_config(preset, extra)      # config errors stop here, before any process starts
+    out = out or default_run_path(preset)
+    if nproc > 1:
+        from gankit.train import distributed
+        distributed.local_batch_size(cfg.train.batch_size, nproc)
+        args = ["train", *([preset] if preset else []), "--out", str(out),
+                *(f"--set={o}" for o in extra)]
+        sys.exit(distributed.launch(nproc, args))
+    _report(api.train(cfg, out))
 
 
 @cli.command()
@@ -45,10 +65,18 @@ def train(preset, steps, seed, out, overrides) -> None:
 @click.option("--steps", type=click.IntRange(min=1), help="Train N more steps.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Change run-length or logging settings (log.*, eval.*).")
-def resume(run, steps, overrides) -> None:
-    """Continue RUN from its newest intact checkpoint."""
+@_device_option
+@_nproc_option
+def resume(run, steps, overrides, device, nproc) -> None:
+    """Continue RUN from its newest intact checkpoint (with any number of processes)."""
     from gankit import api
-    _report(api.resume(run, steps, list(overrides)))
+    extra = list(overrides) + ([f"train.device={device}"] if device else [])
+    if nproc > 1:
+        from gankit.train import distributed
+        args = ["resume", str(run), *(["--steps", str(steps)] if steps else []),
+                *(f"--set={o}" for o in extra)]
+        sys.exit(distributed.launch(nproc, args))
+    _report(api.resume(run, steps, extra))
 
 
 @cli.command()
@@ -124,6 +152,8 @@ def translate(run, input_dir, direction, out_dir) -> None:
 
 
 def _report(run) -> None:
+    if os.environ.get("RANK", "0") != "0":     # torchrun: rank 0 speaks for the run
+        return
     rows = run.read_metrics()
     last = {}
     for r in rows:
@@ -144,5 +174,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except GankitError as e:
         msg = " ".join(str(e).split())       # always one line
-        click.echo(f"gankit: error: {msg}", err=True)
+        rank = os.environ.get("RANK", "0")     # torchrun: say which process failed
+        click.echo(f"gankit: error: {'' if rank == '0' else f'[rank {rank}] '}{msg}", err=True)
         sys.exit(getattr(e, "exit_code", 2))

@@ -137,15 +137,24 @@ class ImageTensorSource:
             return torch.from_numpy(np.asarray(self.images[idx.numpy()]))
         return self.images[idx.to(self.store_device)]
 
-    def next_batch(self, n: int) -> dict[str, torch.Tensor]:
+    def next_batch(self, n: int, rows: slice | None = None) -> dict[str, torch.Tensor]:
+        """The next ``n`` images of the stream. ``rows`` (data-parallel training): advance the
+        stream by all ``n`` but return only those rows of the batch, so that every rank keeps
+        the same position and takes its own share of the epoch's permutation."""
         if n <= 0:
             raise DataError(f"batch size must be positive, got {n}")
         idx = self._take_indices(n)  # (n,) on CPU
-        batch = self._gather(idx).to(self.device, non_blocking=True)  # (n, C, H, W) uint8
-        x = batch.float() / 127.5 - 1  # (n, C, H, W) in [-1, 1]
+        if rows is not None:
+            idx = idx[rows]
+        batch = self._gather(idx)
+        if batch.device.type == "cpu" and self.device.type == "cuda":
+            batch = batch.pin_memory()  # lets the copy below run asynchronously
+        batch = batch.to(self.device, non_blocking=True)  # (m, C, H, W) uint8
+        x = batch.float() / 127.5 - 1  # (m, C, H, W) in [-1, 1]
         if self.flip:
-            mask = torch.rand(n, generator=self._gen) < 0.5  # (n,)
-            mask = mask.to(self.device).view(n, 1, 1, 1)
+            mask = torch.rand(n, generator=self._gen) < 0.5  # (n,): drawn for the whole batch
+            mask = mask[rows] if rows is not None else mask
+            mask = mask.to(self.device).view(-1, 1, 1, 1)
             x = torch.where(mask, x.flip(-1), x)
         out = {"x": x}
         if self.labels is not None:

@@ -18,7 +18,10 @@ def sample_steps(step: int, at: list[int], period: int) -> bool:
 
 
 class MetricsLogger(Callback):
-    """One JSON object per logged step in metrics.jsonl, means over the interval."""
+    """One JSON object per logged step in metrics.jsonl, means over the interval (and over
+    the ranks: every rank takes part, rank 0 writes)."""
+
+    all_ranks = True
 
     def __init__(self, run: RunDir):
         self.run = run
@@ -44,7 +47,8 @@ class MetricsLogger(Callback):
             record[f"lr/{name}"] = trainer.optims[name].param_groups[0]["lr"]
         if trainer.c.bad_total:
             record["skipped_updates"] = trainer.c.bad_total
-        self.run.log(record | values)
+        if trainer.dist.is_main:
+            self.run.log(record | values)
 
 
 class SampleGrids(Callback):
@@ -80,7 +84,10 @@ class Checkpointer(Callback):
 
 
 class Evaluator(Callback):
-    """Computes the configured metrics every ``eval.every`` steps and at the end."""
+    """Computes the configured metrics every ``eval.every`` steps and at the end (every rank
+    generates its share of the samples; rank 0 writes)."""
+
+    all_ranks = True
 
     def __init__(self, logger: MetricsLogger):
         self.logger = logger
@@ -96,8 +103,9 @@ class Evaluator(Callback):
 
     def evaluate(self, trainer):
         values: dict[str, Any] = {}
-        for name in trainer.cfg.eval.metrics:
-            values |= METRICS.get(name).evaluate(trainer, trainer.cfg.eval.n)
+        with trainer.sharded_sampling():
+            for name in trainer.cfg.eval.metrics:
+                values |= METRICS.get(name).evaluate(trainer, trainer.cfg.eval.n)
         self.last_step = trainer.c.step
         self.logger.write(trainer, values)
 

@@ -17,6 +17,7 @@ from gankit.errors import CheckpointError, GankitError
 from gankit.objectives.base import Latent, Phase
 from gankit.registry import DATASETS, NETWORKS, OBJECTIVES
 from gankit.train import checkpoint as ckpt
+from gankit.train import distributed
 from gankit.train.optim import EMA, build_optimizer, lr_factor
 
 
@@ -35,6 +36,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def channels_last(x: Any) -> Any:
+    """Image batches (4-D tensors) in the NHWC layout ``train.channels_last`` asks for."""
+    if isinstance(x, Tensor) and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 @dataclass
 class Counters:
     step: int = 0                 # generator updates done
@@ -49,15 +57,19 @@ class Trainer:
     def __init__(self, cfg: RunConfig, ckpt_dir: Path | None = None):
         self.cfg = cfg
         self.ckpt_dir = Path(ckpt_dir) if ckpt_dir else None
-        self.device = resolve_device(cfg.train.device)
+        # Data parallel (torchrun): this rank's device; batch_size is global, split over ranks.
+        self.dist, self.device = distributed.setup(resolve_device(cfg.train.device))
+        self.local_batch = distributed.local_batch_size(cfg.train.batch_size, self.dist.world)
         torch.manual_seed(cfg.seed)                       # network initialisation
         self.data = DATASETS.get(cfg.data.name).build(cfg.data, seed=cfg.seed, device=self.device)
         info = self.data.info
         obj_cls = OBJECTIVES.get(cfg.objective.name)
-        nets = NETWORKS.get(cfg.model.name).build(cfg.model, info, obj_cls.roles(cfg.objective, info))
+        roles = obj_cls.roles(cfg.objective, info)
+        nets = NETWORKS.get(cfg.model.name).build(cfg.model, info, roles)
         self.nets = nn.ModuleDict(nets).to(self.device)
+        self._prepare_nets(roles)
         latent = Latent(getattr(cfg.model, "z_dim", 0), getattr(cfg.model, "z_dist", "normal"))
-        self.objective = obj_cls(cfg.objective, dict(self.nets.items()), latent, info,
+        self.objective = obj_cls(cfg.objective, self.train_nets, latent, info,
                                  d_steps=cfg.train.d_steps)
         self.phases: list[Phase] = self.objective.phases()
         self.optims = {ph.name: build_optimizer(cfg.optim[ph.name], self._params(ph.players))
@@ -71,11 +83,30 @@ class Trainer:
         self.ema = ({n: EMA(self.nets[n], cfg.train.ema_beta) for n in self.objective.sample_nets}
                     if cfg.train.ema_beta else {})
         self.rng = make_generator(cfg.seed + 1, self.device)          # noise for training
+        # (ranks > 0 reseed it every step: see _seed_rank)
         self.fixed_inputs = self.objective.sample_inputs(             # noise for sample grids
             cfg.log.n_fixed, make_generator(cfg.seed + 2, self.device))
         self.c = Counters()
         self.stop_reason: str | None = None
         self._sums: dict[str, list] = {}
+        self._sharded = False
+
+    def _prepare_nets(self, roles: dict[str, Any]) -> None:
+        """Sync BN, channels_last, equal start on every rank, and ``self.train_nets``: what the
+        objective calls (compiled when asked). ``self.nets`` stays the plain modules, which
+        checkpoints, fingerprints, EMA, sampling and optimizers use."""
+        train = self.cfg.train
+        self.nets = distributed.sync_batchnorm(self.nets, train.sync_bn, self.dist, self.device)
+        if train.channels_last:
+            self.nets.to(memory_format=torch.channels_last)   # only 4-D weights change layout
+        self.dist.broadcast_module(self.nets)
+        self.train_nets = dict(self.nets.items())
+        if train.compile:
+            for name, role in roles.items():
+                # AOTAutograd has no double backward, which gradient penalties need; critics
+                # asked for without batch norm are the per-sample (penalised) ones.
+                if name in self.train_nets and (role.kind != "critic" or role.batchnorm):
+                    self.train_nets[name] = torch.compile(self.nets[name])
 
     # ------------------------------------------------------------------ one step
     def _params(self, names: tuple[str, ...]) -> list[nn.Parameter]:
@@ -88,12 +119,22 @@ class Trainer:
 
     def train_step(self) -> None:
         """One generator iteration: every phase, each ``repeats`` times (Algorithm 1)."""
+        self._seed_rank()
         for phase in self.phases:
             for _ in range(phase.repeats):
                 self._phase_step(phase)
         self.c.step += 1
         for name, ema in self.ema.items():
             ema.update(self.nets[name])
+
+    def _seed_rank(self) -> None:
+        """Ranks > 0 draw their noise (and torch's global RNG) from (seed, rank, step): distinct
+        from every other rank and nothing a checkpoint must keep. Rank 0 keeps the continuous
+        single-process stream."""
+        if self.dist.rank:
+            rank, step = self.dist.rank, self.c.step
+            self.rng.manual_seed(distributed.step_seed(self.cfg.seed + 1, rank, step))
+            torch.manual_seed(distributed.step_seed(self.cfg.seed, rank, step))
 
     def _phase_step(self, phase: Phase) -> None:
         for name, net in self.nets.items():          # only the players accumulate gradients
@@ -102,16 +143,17 @@ class Trainer:
         cfg = self.cfg.optim[phase.name]
         for group in opt.param_groups:
             group["lr"] = cfg.lr * self.c.lr_scale * lr_factor(cfg, self.c.step, self.cfg.train.steps)
-        batch: dict[str, Any] = {"n": self.cfg.train.batch_size}
-        if phase.needs_real:
-            batch |= self.data.next_batch(self.cfg.train.batch_size)
+        batch: dict[str, Any] = {"n": self.local_batch}
+        if phase.needs_real:       # this rank's rows of the global batch (all of it for one rank)
+            batch |= self.dist.shard_batch(self.data, self.cfg.train.batch_size)
             self.c.images_seen += self.cfg.train.batch_size
+        if self.cfg.train.channels_last:
+            batch = {k: channels_last(v) for k, v in batch.items()}
         opt.zero_grad(set_to_none=True)
         with self._autocast():
             loss, scalars = self.objective.loss(phase.name, batch, self.rng)
-        bad = self._check("loss/" + phase.name, loss)
+        bad = self._check("loss/" + phase.name, self._backward(loss, scaler, phase))
         if not bad:
-            scaler.scale(loss).backward()
             scaler.unscale_(opt)
             clip = cfg.grad_clip or float("inf")
             norm = torch.nn.utils.clip_grad_norm_(self._params(phase.players), clip)
@@ -126,6 +168,24 @@ class Trainer:
         scaler.update()
         self.objective.post_step(phase.name)
         self._accumulate(scalars)
+
+    def _backward(self, loss: Tensor, scaler: torch.amp.GradScaler, phase: Phase) -> Tensor:
+        """Backward when the loss is finite; with several ranks, then the gradient average.
+        Returns what the NaN guard checks: the loss, or NaN on every rank when some rank's loss
+        was not finite (all ranks must skip the same updates)."""
+        ok = bool(torch.isfinite(loss).all())
+        if ok:
+            try:
+                scaler.scale(loss).backward()
+            except RuntimeError as e:
+                if self.cfg.train.compile and "double backward" in str(e):
+                    raise GankitError(f"train.compile: torch.compile cannot differentiate twice, "
+                                      f"as the {phase.name} loss (a gradient penalty) needs; "
+                                      "set train.compile=false") from None
+                raise
+        if self.dist.enabled and not self.dist.average_gradients(self._params(phase.players), ok):
+            return torch.full_like(loss.detach(), float("nan"))
+        return loss
 
     def _check(self, what: str, value: Tensor, scaled: bool = False) -> bool:
         """NaN/Inf guard; fp16 overflows are the scaler's business, not divergence."""
@@ -159,7 +219,13 @@ class Trainer:
             s[1] += 1
 
     def pop_scalars(self) -> dict[str, float]:
-        """Means of the logged scalars since the last call (one sync for all of them)."""
+        """Means of the logged scalars since the last call (one sync for all of them). With
+        several ranks they are also averaged over the ranks, so every rank must call this."""
+        if self.dist.enabled:
+            keys = [k for k, (_, n) in self._sums.items() if n]
+            means = [self._sums[k][0] / self._sums[k][1] for k in keys]
+            self._sums.clear()
+            return dict(zip(keys, self.dist.mean(torch.stack(means)).tolist())) if keys else {}
         out = {k: (s / n).item() for k, (s, n) in self._sums.items() if n}
         self._sums.clear()
         return out
@@ -181,11 +247,38 @@ class Trainer:
 
     @torch.no_grad()
     def sample(self, n: int, seed: int, batch: int = 1024) -> Tensor:
-        """n samples from a separate noise stream (the training stream is untouched)."""
+        """n samples from a separate noise stream (the training stream is untouched).
+
+        Inside ``sharded_sampling`` each rank generates its rows of every chunk and the chunks
+        are gathered: the same samples as one process makes, in 1/W of the time."""
         gen = make_generator(seed, self.device)
+        if self._sharded and self.dist.enabled:
+            chunks = []
+            for i in range(0, n, batch):
+                m = min(batch, n - i)
+                rows = self.dist.rows(m)
+                inputs = self.objective.sample_inputs(m, gen)         # the same on every rank
+                part = self.generate({k: v[rows] for k, v in inputs.items()})
+                chunks.append(self.dist.gather_rows(part, m))
+            return torch.cat(chunks).float().cpu()
         chunks = [self.generate(self.objective.sample_inputs(min(batch, n - i), gen))
                   for i in range(0, n, batch)]
         return torch.cat(chunks).float().cpu()
+
+    @contextlib.contextmanager
+    def sharded_sampling(self):
+        """Let ``sample`` split its work over the ranks (a collective: every rank must enter,
+        as the evaluation callbacks do). Rank 0's batch-norm statistics go to every rank first,
+        so that all ranks sample the same model."""
+        if self.dist.enabled:
+            self.dist.broadcast_module(self.nets, buffers_only=True)
+            for e in self.ema.values():
+                self.dist.broadcast_module(e.net, buffers_only=True)
+        self._sharded = True
+        try:
+            yield
+        finally:
+            self._sharded = False
 
     # ------------------------------------------------------------------ state
     def fingerprint(self) -> dict[str, Any]:
@@ -239,8 +332,9 @@ class Trainer:
         if self.ckpt_dir is None:
             raise GankitError("this trainer has no checkpoint folder")
         path = ckpt.checkpoint_path(self.ckpt_dir, self.c.step)
-        ckpt.save_checkpoint(path, self.state())
-        ckpt.prune(self.ckpt_dir, self.cfg.log.keep_ckpts, protect=(path,))
+        if self.dist.is_main:        # the ranks hold the same weights; rank 0 writes them
+            ckpt.save_checkpoint(path, self.state())
+            ckpt.prune(self.ckpt_dir, self.cfg.log.keep_ckpts, protect=(path,))
         return path
 
     # ------------------------------------------------------------------ loop
@@ -248,10 +342,13 @@ class Trainer:
         """Train to ``until`` (default: train.steps). Returns False when stopped early by
         ``request_stop`` (e.g. SIGINT), after saving a checkpoint at a step boundary."""
         until = self.cfg.train.steps if until is None else until
+        if self.dist.enabled:     # ranks > 0 run only the callbacks that take part in collectives
+            callbacks = [cb for cb in callbacks
+                         if self.dist.is_main or getattr(cb, "all_ranks", False)]
         for cb in callbacks:
             cb.on_start(self)
         while self.c.step < until:
-            if self.stop_reason:
+            if self._stop_requested():
                 if self.ckpt_dir:
                     self.save()
                 return False
@@ -271,13 +368,25 @@ class Trainer:
         """Finish the current step, checkpoint, and return from ``fit`` (signal-safe)."""
         self.stop_reason = reason
 
+    def _stop_requested(self) -> bool:
+        """Whether to stop now; with several ranks, true on all of them when any was asked."""
+        if self.dist.enabled and self.dist.any(self.stop_reason is not None):
+            self.stop_reason = self.stop_reason or "a stop request to another rank"
+        return bool(self.stop_reason)
+
 
 class RolledBack(Exception):
     """Internal: the divergence guard restored the last checkpoint."""
 
 
 class Callback:
-    """Periodic work around training; override what you need."""
+    """Periodic work around training; override what you need.
+
+    With several processes, callbacks run on rank 0 only, except those that set ``all_ranks``
+    because they take part in collectives (``pop_scalars``, ``sharded_sampling``); those must
+    leave writing files to rank 0 (``trainer.dist.is_main``)."""
+
+    all_ranks: bool = False
 
     def on_start(self, trainer: Trainer) -> None: ...
     def on_step(self, trainer: Trainer) -> None: ...
