@@ -58,7 +58,7 @@ def folders(tmp_path):
 
 def test_fid_between_folders_returns_fid_and_protocol(weights, folders):
     with pytest.warns(FIDWarning):
-        res = api.fid_between(*folders, weights=weights, fid_method="eigh", batch_size=3)
+        res = api.fid_between(*folders, weights=weights, fid_method="svd", batch_size=3)
     json.dumps(res)                                                    # CLI prints it as JSON
     assert res["fid"] > 0
     p = res["protocol"]
@@ -68,14 +68,15 @@ def test_fid_between_folders_returns_fid_and_protocol(weights, folders):
 
 
 def test_fid_of_a_folder_with_itself_is_zero(weights, folders):
-    res = api.fid_between(folders[0], folders[0], weights=weights, fid_method="eigh")
-    assert res["fid"] == pytest.approx(0, abs=1e-6)
+    res = api.fid_between(folders[0], folders[0], weights=weights, fid_method="svd",
+                          progress=True)
+    assert res["fid"] == pytest.approx(0, abs=1e-9)
 
 
 def test_save_stats_round_trip_and_cache(weights, folders, tmp_path, monkeypatch):
     real, fake = folders
     stats = tmp_path / "real.npz"
-    direct = api.fid_between(real, fake, weights=weights, fid_method="eigh", save_stats=stats,
+    direct = api.fid_between(real, fake, weights=weights, fid_method="svd", save_stats=stats,
                              reference_split="train")
     mu, sigma, info = load_stats(stats)
     assert mu.shape == (2048,) and sigma.shape == (2048, 2048)
@@ -87,7 +88,7 @@ def test_save_stats_round_trip_and_cache(weights, folders, tmp_path, monkeypatch
         raise AssertionError("features should have come from the cache")
 
     monkeypatch.setattr(InceptionFeatures, "__call__", no_network)
-    via_file = api.fid_between(stats, fake, weights=weights, fid_method="eigh")
+    via_file = api.fid_between(stats, fake, weights=weights, fid_method="svd")
     assert via_file["fid"] == pytest.approx(direct["fid"], rel=1e-9)
     assert via_file["protocol"]["reference_split"] == "train"
 
@@ -107,7 +108,7 @@ def test_incomparable_statistics_are_refused(weights, folders, tmp_path):
     other = save_stats(tmp_path / "clean.npz", np.zeros(2048), np.eye(2048),
                        protocol={"resize": "clean"})
     with pytest.raises(GankitError, match="resize differs"):
-        api.fid_between(other, folders[1], weights=weights, fid_method="eigh")
+        api.fid_between(other, folders[1], weights=weights, fid_method="svd")
 
 
 def test_clean_resize_mode_and_jpeg(weights, tmp_path):
@@ -151,7 +152,7 @@ def test_evaluate_features_collects_all_metrics(weights, tmp_path):
     real = api.folder_features(write_folder(tmp_path / "r7", 5, n=7, size=8), weights=weights)
     fake = api.folder_features(write_folder(tmp_path / "f7", 6, n=7, size=8), weights=weights)
     res = api.evaluate_features(real, fake, kid_subsets=3, reference_split="test",
-                                fid_method="eigh")
+                                fid_method="svd")
     for key in ("fid", "is_mean", "is_std", "kid_mean", "kid_std", "precision", "recall",
                 "density", "coverage"):
         assert np.isfinite(res[key]), key
@@ -162,11 +163,20 @@ def test_evaluate_features_collects_all_metrics(weights, tmp_path):
 def test_user_errors(weights, folders, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(GankitError, match="no images"):
-        api.fid_between(tmp_path / "empty", folders[1], weights=weights, fid_method="eigh")
+        api.fid_between(tmp_path / "empty", folders[1], weights=weights, fid_method="svd")
     with pytest.raises(GankitError, match="not an image folder"):
-        api.fid_between(tmp_path / "missing", folders[1], weights=weights, fid_method="eigh")
+        api.fid_between(tmp_path / "missing", folders[1], weights=weights, fid_method="svd")
     with pytest.raises(GankitError, match="save_stats"):
-        api.fid_between(tmp_path / "x.npz", folders[1], weights=weights, fid_method="eigh",
+        api.fid_between(tmp_path / "x.npz", folders[1], weights=weights, fid_method="svd",
                         save_stats=tmp_path / "y.npz")
     with pytest.raises(GankitError):
         api.feature_stats_for_generator(lambda n: torch.zeros(n, 3, 8), 2, weights=weights)
+
+
+@pytest.mark.slow
+def test_default_sqrtm_method_agrees_with_svd(weights, folders):
+    # pytorch-fid's sqrtm on 2048x2048 takes 20-90 s on 2 cores, hence slow.
+    reference = api.fid_between(*folders, weights=weights)
+    assert reference["protocol"]["fid_method"] == "sqrtm"
+    fast = api.fid_between(*folders, weights=weights, fid_method="svd")
+    assert fast["fid"] == pytest.approx(reference["fid"], rel=1e-4)

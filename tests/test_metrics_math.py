@@ -57,21 +57,21 @@ def test_fid_large_imaginary_component_is_an_error():
 
 
 @pytest.mark.parametrize("n", [200, 12])                               # full rank / singular
-def test_fid_eigh_method_agrees_with_sqrtm(n):
+def test_fid_svd_method_agrees_with_sqrtm(n):
     rng = np.random.default_rng(n)
     mu1, s1 = feature_statistics(rng.standard_normal((n, 32)))
     mu2, s2 = feature_statistics(rng.standard_normal((n, 32)) * 1.2 + 0.1)
     reference = frechet_distance(mu1, s1, mu2, s2, method="sqrtm")
-    assert frechet_distance(mu1, s1, mu2, s2, method="eigh") == pytest.approx(reference,
+    assert frechet_distance(mu1, s1, mu2, s2, method="svd") == pytest.approx(reference,
                                                                               rel=1e-6)
 
 
-def test_fid_eigh_closed_forms():
+def test_fid_svd_closed_forms():
     sigma, mu = random_spd(16, 1), np.linspace(-1, 1, 16)
-    assert frechet_distance(mu, sigma, mu, sigma, method="eigh") == pytest.approx(0, abs=1e-9)
+    assert frechet_distance(mu, sigma, mu, sigma, method="svd") == pytest.approx(0, abs=1e-9)
     v1, v2 = np.array([1.0, 4.0]), np.array([9.0, 1.0])
     assert frechet_distance(np.zeros(2), np.diag(v1), np.zeros(2), np.diag(v2),
-                            method="eigh") == pytest.approx(4.0 + 1.0)
+                            method="svd") == pytest.approx(4.0 + 1.0)
 
 
 @pytest.mark.slow
@@ -79,13 +79,27 @@ def test_fid_methods_agree_at_2048_dims():
     rng = np.random.default_rng(0)
     mu1, s1 = feature_statistics(rng.standard_normal((3000, 2048)))
     mu2, s2 = feature_statistics(rng.standard_normal((3000, 2048)) * 1.1)
-    assert frechet_distance(mu1, s1, mu2, s2, method="eigh") == pytest.approx(
+    assert frechet_distance(mu1, s1, mu2, s2, method="svd") == pytest.approx(
         frechet_distance(mu1, s1, mu2, s2), rel=1e-6)
+
+
+def test_fid_svd_of_singular_identical_statistics_is_zero():
+    # Rank 4 in 256 dimensions: the nuclear norm has no sqrt-of-rounding-noise bias.
+    mu, sigma = feature_statistics(np.random.default_rng(3).standard_normal((5, 256)))
+    assert frechet_distance(mu, sigma, mu, sigma, method="svd") == pytest.approx(0, abs=1e-10)
+
+
+def test_fid_svd_rejects_non_covariances():
+    with pytest.raises(GankitError, match="covariance"):
+        frechet_distance(np.zeros(2), np.diag([-1.0, 1.0]), np.zeros(2), np.eye(2), method="svd")
+    with pytest.raises(GankitError, match="covariance"):
+        frechet_distance(np.zeros(2), np.array([[1.0, 0.5], [0.0, 1.0]]), np.zeros(2), np.eye(2),
+                         method="svd")
 
 
 def test_fid_unknown_method():
     with pytest.raises(GankitError, match="method"):
-        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), method="svd")
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), method="eig")
 
 
 def test_fid_shape_mismatch_is_an_error():

@@ -7,9 +7,10 @@ if that is not finite, ``eps`` is added to both diagonals; an imaginary part of 
 diagonal above 1e-3 is an error, a smaller one is numerical noise and dropped. It costs 20-90 s
 for 2048-d statistics on a 2-core CPU.
 
-``method="eigh"`` gives the same trace in a few seconds: S1 S2 is similar to the symmetric PSD
-matrix sqrt(S1) S2 sqrt(S1), so Tr sqrt(S1 S2) = sum_i sqrt(lambda_i) of the latter, from two
-symmetric eigendecompositions (eigenvalues below the numerical-rank cutoff count as 0).
+``method="svd"`` gives the same trace in about a second, more accurately for singular
+statistics: factor S = R R^T by pivoted Cholesky (LAPACK ``pstrf``, R of the numerical rank),
+then the eigenvalues of S1 S2 are the squared singular values of R1^T R2, so
+Tr sqrt(S1 S2) = sum of the singular values of R1^T R2 (its nuclear norm).
 
 Statistics files are ``.npz`` with keys ``mu`` and ``sigma`` (what pytorch-fid reads); gankit
 adds ``n`` and ``protocol_json`` (a plain string, so ``allow_pickle=False`` reads everything).
@@ -25,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 from scipy import linalg
+from scipy.linalg import lapack
 
 from gankit.errors import GankitError
 
 MIN_RECOMMENDED_SAMPLES = 2048
 IMAG_TOLERANCE = 1e-3
-FID_METHODS = ("sqrtm", "eigh")
+FID_METHODS = ("sqrtm", "svd")
 
 
 class FIDWarning(UserWarning):
@@ -70,15 +72,22 @@ def _sqrtm_product(sigma1: np.ndarray, sigma2: np.ndarray, eps: float) -> np.nda
     return covmean
 
 
-def _trace_sqrt_product_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
-    w, v = np.linalg.eigh(sigma1)
-    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T                  # sqrt(S1), (D, D)
-    inner = root1 @ sigma2 @ root1                                     # same spectrum as S1 S2
-    lam = np.linalg.eigvalsh((inner + inner.T) / 2)
-    # Eigenvalues below the numerical-rank cutoff (as in numpy.linalg.matrix_rank) are rounding
-    # noise of a singular product; their square roots would add up to a visible bias.
-    cutoff = lam.max(initial=0.0) * lam.size * np.finfo(np.float64).eps
-    return float(np.sqrt(np.where(lam > cutoff, lam, 0.0)).sum())
+def _psd_factor(sigma: np.ndarray) -> np.ndarray:
+    """R (D, r) with sigma = R R^T, r the numerical rank (pivoted Cholesky)."""
+    if not np.allclose(sigma, sigma.T) or np.any(np.diagonal(sigma) < 0):
+        raise GankitError("FID statistics: sigma is not a covariance matrix (not symmetric PSD)")
+    # tol=-1: LAPACK's default cutoff, D * eps * max(diag), as for a numerical rank.
+    c, piv, rank, _ = lapack.dpstrf(sigma, tol=-1.0, lower=0)
+    factor = np.empty((sigma.shape[0], rank))
+    factor[piv - 1] = np.triu(c)[:rank].T                             # undo the pivoting
+    return factor
+
+
+def _trace_sqrt_product_svd(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    r1, r2 = _psd_factor(sigma1), _psd_factor(sigma2)                  # (D, r1), (D, r2)
+    if r1.shape[1] == 0 or r2.shape[1] == 0:
+        return 0.0
+    return float(linalg.svdvals(r1.T @ r2).sum())
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6,
@@ -92,8 +101,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6,
     diff = mu1 - mu2
     if method == "sqrtm":
         tr_covmean = float(np.trace(_sqrtm_product(s1, s2, eps)))
-    elif method == "eigh":
-        tr_covmean = _trace_sqrt_product_eigh(s1, s2)
+    elif method == "svd":
+        tr_covmean = _trace_sqrt_product_svd(s1, s2)
     else:
         raise GankitError(f"unknown FID method {method!r}; use one of {', '.join(FID_METHODS)}")
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
