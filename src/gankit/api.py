@@ -37,14 +37,16 @@ class FinalPlots:
         self.view.final_plots(trainer, self.run.sub("plots"), self.run.read_metrics())
 
 
-def train(cfg: RunConfig, out: Path) -> RunDir:
-    """Train a new run in ``out``; under torchrun, every rank calls this and rank 0 writes."""
+def train(cfg: RunConfig, out: Path, until: int | None = None) -> RunDir:
+    """Train a new run in ``out``; under torchrun, every rank calls this and rank 0 writes.
+    ``until`` stops at that step with a checkpoint, as an interruption would, so that
+    ``resume`` continues the same planned run."""
     with distributed.session(resolve_device(cfg.train.device)) as dist:
         out = Path(dist.broadcast_text(str(out)))    # ranks may name a default folder apart
         run = RunDir.create(out, cfg) if dist.is_main else RunDir(out)
         dist.barrier()
         trainer = Trainer(cfg, run.checkpoints)
-        _fit(trainer, run)
+        _fit(trainer, run, until)
     return run
 
 
@@ -53,6 +55,9 @@ def load_trainer(run_path: Path, cfg: RunConfig | None = None) -> tuple[RunDir, 
     run = RunDir.open(run_path)
     saved = run.read_config()
     cfg = cfg or saved
+    if not ckpt.list_checkpoints(run.checkpoints):
+        # stopped before its first checkpoint: nothing to lose, start it again
+        return run, Trainer(cfg, run.checkpoints), []
     path, state, skipped = ckpt.newest_intact(run.checkpoints)
     from gankit.config import validate
     ckpt_cfg = validate(state["config"])
@@ -70,8 +75,9 @@ def resume(run_path: Path, steps: int | None = None, overrides: list[str] = ()) 
     run = RunDir.open(run_path)
     raw = run.read_config().to_dict()
     cfg = validate(apply_overrides(raw, list(overrides)))
-    _, state, _ = ckpt.newest_intact(run.checkpoints)
-    done = int(state["counters"]["step"])
+    done = 0
+    if ckpt.list_checkpoints(run.checkpoints):
+        done = int(ckpt.newest_intact(run.checkpoints)[1]["counters"]["step"])
     if steps is not None:
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": done + steps})})
     with distributed.session(resolve_device(cfg.train.device)) as dist:
@@ -88,12 +94,17 @@ def resume(run_path: Path, steps: int | None = None, overrides: list[str] = ()) 
     return run
 
 
-def _fit(trainer: Trainer, run: RunDir) -> None:
+def _fit(trainer: Trainer, run: RunDir, until: int | None = None) -> None:
     with graceful_interrupts(trainer):
-        finished = trainer.fit(callbacks_for(run, trainer))
-    if not finished:
-        raise Interrupted(f"stopped by {trainer.stop_reason} at step {trainer.c.step}; "
+        finished = trainer.fit(callbacks_for(run, trainer), until=until)
+    if until is not None and trainer.c.step == until:
+        trainer.save()
+    elif not finished:
+        err = Interrupted(f"stopped by {trainer.stop_reason} at step {trainer.c.step}; "
                           f"checkpoint saved, continue with `gankit resume {run.path}`")
+        sig = getattr(signal.Signals, str(trainer.stop_reason), None)
+        err.exit_code = 128 + int(sig) if sig else 1      # the shell's convention for signals
+        raise err
 
 
 class graceful_interrupts:
@@ -126,4 +137,4 @@ class graceful_interrupts:
 class Interrupted(GankitError):
     """Training stopped by a signal after saving a checkpoint."""
 
-    exit_code = 130
+    exit_code = 1

@@ -88,6 +88,7 @@ class Trainer:
             cfg.log.n_fixed, make_generator(cfg.seed + 2, self.device))
         self.c = Counters()
         self.stop_reason: str | None = None
+        self._step_bad: str | None = None       # what went bad in the current step
         self._sums: dict[str, list] = {}
         self._sharded = False
 
@@ -123,6 +124,7 @@ class Trainer:
         for phase in self.phases:
             for _ in range(phase.repeats):
                 self._phase_step(phase)
+        self._count_bad_step()
         self.c.step += 1
         for name, ema in self.ema.items():
             ema.update(self.nets[name])
@@ -188,26 +190,33 @@ class Trainer:
         return loss
 
     def _check(self, what: str, value: Tensor, scaled: bool = False) -> bool:
-        """NaN/Inf guard; fp16 overflows are the scaler's business, not divergence."""
+        """NaN/Inf guard for one update; fp16 overflows are the scaler's business."""
         if bool(torch.isfinite(value).all()):
-            self.c.bad_in_row = 0
             return False
-        if scaled:
-            return True
-        self.c.bad_in_row += 1
-        self.c.bad_total += 1
-        self.c.extra["last_bad"] = f"{what} was {value.item()} at step {self.c.step}"
-        if self.cfg.train.nan_policy != "skip" and self.c.bad_in_row >= self.cfg.train.max_bad_steps:
-            self._diverged()
+        if not scaled:
+            self.c.bad_total += 1
+            self._step_bad = f"{what} was {value.item()} at step {self.c.step}"
         return True
 
+    def _count_bad_step(self) -> None:
+        """A step with any skipped update counts as bad; ``max_bad_steps`` in a row stop or
+        roll back the run (``nan_policy``)."""
+        if self._step_bad is None:
+            self.c.bad_in_row = 0
+            return
+        self.c.bad_in_row += 1
+        self.c.extra["last_bad"], self._step_bad = self._step_bad, None
+        if self.cfg.train.nan_policy != "skip" and self.c.bad_in_row >= self.cfg.train.max_bad_steps:
+            self._diverged()
+
     def _diverged(self) -> None:
-        msg = f"training diverged: {self.c.extra['last_bad']} ({self.c.bad_in_row} bad updates in a row)"
+        msg = f"training diverged: {self.c.extra['last_bad']} ({self.c.bad_in_row} bad steps in a row)"
         if self.cfg.train.nan_policy == "rollback" and self.ckpt_dir and ckpt.list_checkpoints(self.ckpt_dir):
             scale = self.c.lr_scale * self.cfg.train.rollback_lr_factor
             bad_total = self.c.bad_total
             self.load(ckpt.newest_intact(self.ckpt_dir)[1])
             self.c.lr_scale, self.c.bad_total, self.c.bad_in_row = scale, bad_total, 0
+            self._step_bad = None
             self.c.extra["rollbacks"] = self.c.extra.get("rollbacks", 0) + 1
             raise RolledBack(msg)
         raise TrainingDiverged(msg)
