@@ -76,6 +76,10 @@ DATASETS = Registry("dataset", {
 
 METRICS = Registry("metric", {
     "toy2d": "gankit.metrics.toy:Toy2DMetrics",
+    "mnist": "gankit.metrics.offline:ClassifierMetrics",
+    "conditional-accuracy": "gankit.metrics.offline:ConditionalAccuracy",
+    "class-agreement": "gankit.metrics.offline:ClassAgreement",
+    "stacked-mnist": "gankit.metrics.offline:StackedMNISTMetrics",
 })
 
 ALL = {"objectives": OBJECTIVES, "networks": NETWORKS, "datasets": DATASETS, "metrics": METRICS}

@@ -1,0 +1,302 @@
+"""Offline metrics for small images, computed with the shipped classifiers (no downloads).
+
+Pure functions (numpy in, floats out):
+
+* ``classifier_frechet_distance``: the Fréchet distance between Gaussian fits of a classifier's
+  penultimate features of real and generated images. It is *not* FID: the feature space is a
+  28x28 digit (or clothes) classifier, not Inception, so its values are only comparable with
+  other values computed with the same shipped classifier and the same sample sizes (like FID, it
+  is biased upwards for small n). Reported as ``cfd_mnist`` / ``cfd_fashion_mnist``.
+* ``conditional_accuracy``: fraction of generated samples classified as the label they were
+  conditioned on (cGAN, AC-GAN).
+* ``class_agreement``: InfoGAN's categorical code is unsupervised, so code k need not mean digit
+  k; codes are matched one-to-one to predicted classes by the Hungarian algorithm (maximum total
+  agreement) and the fraction of samples agreeing under that matching is reported.
+* Stacked-MNIST (VEEGAN, Srivastava et al. 2017; PacGAN, Lin et al. 2018): three MNIST digits
+  stacked as RGB channels give 1000 modes; each channel is classified by the MNIST classifier,
+  a mode is *covered* when at least one sample falls in it, and ``kl`` is KL(p_hat || uniform)
+  of the mode histogram. The papers use 26,000 samples; with n samples even a perfect generator
+  covers only 1000 (1 - (1 - 1/1000)^n) modes on average (918 for n = 2500), reported as
+  ``stacked_modes_ideal``.
+
+Wrappers (registered in ``gankit.registry.METRICS``) follow ``Toy2DMetrics``:
+``evaluate(trainer, n) -> dict[str, float]``, empty when the metric does not apply to the run.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
+
+from gankit.data.base import make_generator
+from gankit.metrics.classifier import classify, load_classifier
+from gankit.metrics.fid import feature_statistics, frechet_distance
+
+STACKED_MODES = 1000
+
+
+# ================================================================= pure functions
+def classifier_frechet_distance(real_features: np.ndarray, fake_features: np.ndarray) -> float:
+    """Fréchet distance between Gaussian fits of two feature sets (N, D) (float64)."""
+    mu1, s1 = feature_statistics(real_features)
+    mu2, s2 = feature_statistics(fake_features)
+    return frechet_distance(mu1, s1, mu2, s2)
+
+
+def class_histogram(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Normalised histogram (num_classes,) of integer labels."""
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    counts = np.bincount(labels, minlength=num_classes)[:num_classes].astype(np.float64)
+    return counts / max(1, len(labels))
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p || q) in nats; 0 log 0 = 0; infinite if p puts mass where q has none."""
+    p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
+    nz = p > 0
+    if np.any(q[nz] <= 0):
+        return math.inf
+    return float((p[nz] * np.log(p[nz] / q[nz])).sum())
+
+
+def kl_to_uniform(hist: np.ndarray) -> float:
+    hist = np.asarray(hist, np.float64)
+    return kl_divergence(hist, np.full(hist.shape, 1.0 / hist.size))
+
+
+def entropy(hist: np.ndarray) -> float:
+    """Shannon entropy in nats (log K for a uniform histogram over K classes)."""
+    p = np.asarray(hist, np.float64)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum()) + 0.0      # + 0.0: no "-0.0" in the logs
+
+
+def conditional_accuracy(predicted: np.ndarray, conditioned: np.ndarray) -> float:
+    predicted, conditioned = np.asarray(predicted).reshape(-1), np.asarray(conditioned).reshape(-1)
+    if predicted.shape != conditioned.shape or predicted.size == 0:
+        raise ValueError(f"need equally many predictions and labels, got {predicted.shape} "
+                         f"and {conditioned.shape}")
+    return float((predicted == conditioned).mean())
+
+
+def class_agreement(codes: np.ndarray, predicted: np.ndarray, num_codes: int | None = None,
+                    num_classes: int | None = None) -> tuple[float, dict[int, int]]:
+    """Best one-to-one matching of codes to predicted classes (Hungarian algorithm).
+
+    Returns the fraction of samples whose predicted class is the one matched to their code,
+    and the matching ``{code: class}``. With more codes than classes, the extra codes stay
+    unmatched and their samples count as disagreeing.
+    """
+    codes = np.asarray(codes, np.int64).reshape(-1)
+    predicted = np.asarray(predicted, np.int64).reshape(-1)
+    if codes.shape != predicted.shape or codes.size == 0:
+        raise ValueError(f"need equally many codes and predictions, got {codes.shape} "
+                         f"and {predicted.shape}")
+    k_codes = num_codes or int(codes.max()) + 1
+    k_classes = num_classes or int(predicted.max()) + 1
+    counts = np.zeros((k_codes, k_classes), np.int64)           # counts[code, class]
+    np.add.at(counts, (codes, predicted), 1)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    agreement = counts[rows, cols].sum() / codes.size
+    return float(agreement), {int(r): int(c) for r, c in zip(rows, cols)}
+
+
+def stacked_mode_ids(digits: np.ndarray) -> np.ndarray:
+    """(N, 3) digits of the R, G, B channels -> mode ids 100 R + 10 G + B in [0, 1000)."""
+    digits = np.asarray(digits, np.int64)
+    if digits.ndim != 2 or digits.shape[1] != 3:
+        raise ValueError(f"need (N, 3) digits, got {digits.shape}")
+    return digits @ np.array([100, 10, 1])
+
+
+def expected_modes_covered(n: int, modes: int = STACKED_MODES) -> float:
+    """Mean number of modes hit by n samples from a perfect (uniform) generator."""
+    return modes * (1 - (1 - 1 / modes) ** n)
+
+
+def mode_coverage(mode_ids: np.ndarray, num_modes: int = STACKED_MODES,
+                  min_count: int = 1) -> dict[str, float]:
+    """Modes with at least ``min_count`` samples, and KL(mode histogram || uniform)."""
+    hist = np.bincount(np.asarray(mode_ids, np.int64), minlength=num_modes)
+    p = hist / max(1, hist.sum())
+    return {"modes": int((hist >= min_count).sum()), "kl": kl_to_uniform(p)}
+
+
+def make_stacked_mnist(images: Tensor, labels: Tensor, n: int,
+                       seed: int = 0) -> tuple[Tensor, Tensor]:
+    """n Stacked-MNIST samples: three independently drawn MNIST digits as R, G, B channels.
+
+    ``images`` uint8 (N, 1, H, W) with ``labels`` (N,) -> uint8 (n, 3, H, W) and the modes
+    (n,) = 100 label_R + 10 label_G + label_B.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    idx = torch.randint(len(images), (n, 3), generator=gen)               # (n, 3)
+    stacked = images[idx.reshape(-1), 0].reshape(n, 3, *images.shape[-2:])
+    modes = labels[idx] @ torch.tensor([100, 10, 1])
+    return stacked, modes
+
+
+# ================================================================= plumbing
+# Data set name -> shipped classifier. Runs on data without an entry get no offline metrics.
+# (Stacked-MNIST is not listed: its 3 channels are separate digits, read by stacked_metrics.)
+CLASSIFIER_FOR_DATA = {
+    "mnist": "mnist",
+    "fashion-mnist": "fashion-mnist",
+}
+# Keys under which InfoGAN-style objectives return their categorical code from
+# ``sample_inputs`` (gankit's InfoGAN: ``c_cat``): int64 (N,) or one-hot float (N, K).
+CODE_KEYS = ("c_cat", "c", "code")
+
+
+def classifier_for(trainer) -> str | None:
+    return CLASSIFIER_FOR_DATA.get(getattr(trainer.cfg.data, "name", ""))
+
+
+def _tag(name: str) -> str:
+    return name.replace("-", "_")
+
+
+@torch.no_grad()
+def generate_with_inputs(trainer, n: int, seed: int,
+                         batch: int = 1024) -> tuple[Tensor, dict[str, Tensor]]:
+    """n samples and the inputs that made them (labels, codes), from a separate noise stream.
+
+    The samples come from ``trainer.sample`` (sharded over the ranks when several processes
+    evaluate); the inputs are replayed from the same seed in the same chunks, which draws
+    exactly what ``sample`` fed the generator.
+    """
+    x = trainer.sample(n, seed=seed, batch=batch)
+    gen = make_generator(seed, trainer.device)
+    chunks = [trainer.objective.sample_inputs(min(batch, n - i), gen) for i in range(0, n, batch)]
+    inputs = {k: torch.cat([c[k].cpu() for c in chunks]) for k, v in chunks[0].items()
+              if isinstance(v, Tensor)}
+    return x, inputs
+
+
+def probe_inputs(trainer) -> dict[str, Tensor]:
+    """What the objective feeds its generator (checked before generating n samples)."""
+    return trainer.objective.sample_inputs(2, make_generator(0, trainer.device))
+
+
+def predict(name: str, images: Tensor, device: str | torch.device = "cpu",
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(features (N, D), predicted classes (N,)) of a shipped classifier, as numpy."""
+    feats, logits = classify(load_classifier(name, device), images)
+    return feats.numpy(), logits.argmax(1).numpy()
+
+
+# Real-data statistics depend only on the data source, classifier, n and seed: computed once
+# per process and forgotten with the data source.
+_REAL_CACHE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def real_statistics(data, name: str, n: int, seed: int,
+                    device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
+    per_source = _REAL_CACHE.setdefault(data, {})
+    key = (name, n, seed)
+    if key not in per_source:
+        feats, pred = predict(name, data.sample(n, seed=seed), device)
+        per_source[key] = {"features": feats,
+                           "hist": class_histogram(pred, load_classifier(name).head.out_features)}
+    return per_source[key]
+
+
+class ClassifierMetrics:
+    """cfd, class_kl, class_entropy with the MNIST / Fashion-MNIST classifier (by data set).
+
+    Real statistics come from n images of the run's own data source (its split and size), so
+    generated and real images reach the classifier through the same resizing.
+    """
+
+    EVAL_SEED = 12345          # generated samples (same as the toy metrics)
+    REAL_SEED = 54321          # real samples
+
+    @classmethod
+    def evaluate(cls, trainer, n: int) -> dict[str, float]:
+        name = classifier_for(trainer)
+        if name is None or not hasattr(trainer.data, "sample"):
+            return {}
+        real = real_statistics(trainer.data, name, n, cls.REAL_SEED, trainer.device)
+        feats, pred = predict(name, trainer.sample(n, seed=cls.EVAL_SEED), trainer.device)
+        hist = class_histogram(pred, real["hist"].size)
+        tag = _tag(name)
+        # KL to the real data's predicted histogram, not to uniform: MNIST's classes are not
+        # exactly balanced (ones are 11 %), and a perfect generator should score 0.
+        return {f"cfd_{tag}": classifier_frechet_distance(real["features"], feats),
+                f"class_kl_{tag}": kl_divergence(hist, np.maximum(real["hist"], 1e-12)),
+                f"class_entropy_{tag}": entropy(hist)}
+
+
+class ConditionalAccuracy:
+    """Fraction of class-conditional samples classified as their label (cGAN, AC-GAN)."""
+
+    EVAL_SEED = 12345
+
+    @classmethod
+    def evaluate(cls, trainer, n: int) -> dict[str, float]:
+        name = classifier_for(trainer)
+        if name is None or "y" not in probe_inputs(trainer):   # unconditional: nothing to check
+            return {}
+        x, inputs = generate_with_inputs(trainer, n, cls.EVAL_SEED)
+        _, pred = predict(name, x, trainer.device)
+        return {"conditional_accuracy": conditional_accuracy(pred, inputs["y"].numpy())}
+
+
+def categorical_code(inputs: dict[str, Tensor]) -> np.ndarray | None:
+    for key in CODE_KEYS:
+        code = inputs.get(key)
+        if code is None:
+            continue
+        if code.ndim == 1 and not code.is_floating_point():
+            return code.numpy()
+        if code.ndim == 2 and code.is_floating_point() and bool(((code == 0) | (code == 1)).all()) \
+                and bool((code.sum(1) == 1).all()):
+            return code.argmax(1).numpy()          # one-hot
+    return None
+
+
+class ClassAgreement:
+    """InfoGAN: agreement of the categorical code with predicted classes after best matching."""
+
+    EVAL_SEED = 12345
+
+    @classmethod
+    def evaluate(cls, trainer, n: int) -> dict[str, float]:
+        name = classifier_for(trainer)
+        if name is None or categorical_code(probe_inputs(trainer)) is None:
+            return {}
+        x, inputs = generate_with_inputs(trainer, n, cls.EVAL_SEED)
+        codes = categorical_code(inputs)
+        if codes is None or len(np.unique(codes)) < 2:      # no categorical code in this run
+            return {}
+        _, pred = predict(name, x, trainer.device)
+        agreement, _ = class_agreement(codes, pred, num_classes=10)
+        return {"class_agreement": agreement}
+
+
+class StackedMNISTMetrics:
+    """Stacked-MNIST modes covered (of 1000) and KL to uniform (VEEGAN / PacGAN protocol)."""
+
+    EVAL_SEED = 12345
+
+    @classmethod
+    def evaluate(cls, trainer, n: int) -> dict[str, float]:
+        probe = trainer.sample(2, seed=cls.EVAL_SEED)
+        if probe.ndim != 4 or probe.shape[1] != 3:      # not RGB: not a Stacked-MNIST model
+            return {}
+        return stacked_metrics(trainer.sample(n, seed=cls.EVAL_SEED), trainer.device)
+
+
+def stacked_metrics(x: Tensor, device: str | torch.device = "cpu") -> dict[str, float]:
+    """Metrics of (N, 3, H, W) images in [-1, 1], each channel read by the MNIST classifier."""
+    n = x.shape[0]
+    _, digits = predict("mnist", x.reshape(n * 3, 1, *x.shape[-2:]), device)   # R, G, B each
+    cov = mode_coverage(stacked_mode_ids(digits.reshape(n, 3)))
+    return {"stacked_modes": cov["modes"], "stacked_kl": cov["kl"],
+            "stacked_modes_ideal": expected_modes_covered(n)}
