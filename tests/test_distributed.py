@@ -212,6 +212,18 @@ def test_cli_nproc_refuses_a_batch_the_processes_cannot_share(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_cli_nproc_checks_the_run_folder_before_starting_processes(tmp_path, capsys):
+    from gankit.cli import main
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "x").write_text("")
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--nproc", "2", "--out", str(tmp_path / "r")])
+    assert e.value.code == 2 and "is not empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["resume", str(tmp_path / "r"), "--nproc", "2"])
+    assert e.value.code == 2 and "not a gankit run folder" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------ pieces, in one process
 def test_batch_size_is_global_and_must_divide():
     assert distributed.local_batch_size(256, 4) == 64

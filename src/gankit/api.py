@@ -43,8 +43,14 @@ def train(cfg: RunConfig, out: Path, until: int | None = None) -> RunDir:
     ``resume`` continues the same planned run."""
     with distributed.session(resolve_device(cfg.train.device)) as dist:
         out = Path(dist.broadcast_text(str(out)))    # ranks may name a default folder apart
-        run = RunDir.create(out, cfg) if dist.is_main else RunDir(out)
-        dist.barrier()
+        run, error = RunDir(out), None
+        if dist.is_main:
+            try:
+                run = RunDir.create(out, cfg)
+            except GankitError as e:
+                error = e
+        if dist.any(error is not None):               # every rank stops, not only rank 0
+            raise error or GankitError(f"rank 0 could not create the run folder {out}")
         trainer = Trainer(cfg, run.checkpoints)
         _fit(trainer, run, until)
     return run

@@ -51,9 +51,12 @@ def train(preset, steps, seed, out, overrides, device, nproc) -> None:
         extra.append(f"train.device={device}")
     cfg = build_config(preset, extra)      # config errors stop here, before any process starts
     out = out or default_run_path(preset)
-    if nproc > 1:
+    if nproc > 1:       # refuse what rank 0 would refuse before starting the processes
         from gankit.train import distributed
         distributed.local_batch_size(cfg.train.batch_size, nproc)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise GankitError(f"{out} is not empty; choose another --out, or continue it with "
+                              f"`gankit resume {out}`")
         args = ["train", *([preset] if preset else []), "--out", str(out),
                 *(f"--set={o}" for o in extra)]
         sys.exit(distributed.launch(nproc, args))
@@ -72,7 +75,11 @@ def resume(run, steps, overrides, device, nproc) -> None:
     from gankit import api
     extra = list(overrides) + ([f"train.device={device}"] if device else [])
     if nproc > 1:
+        from gankit.config import apply_overrides, validate
+        from gankit.run import RunDir
         from gankit.train import distributed
+        cfg = validate(apply_overrides(RunDir.open(run).read_config().to_dict(), extra))
+        distributed.local_batch_size(cfg.train.batch_size, nproc)
         args = ["resume", str(run), *(["--steps", str(steps)] if steps else []),
                 *(f"--set={o}" for o in extra)]
         sys.exit(distributed.launch(nproc, args))
