@@ -1,7 +1,7 @@
 """Does ``train.compile`` (torch.compile of G and D) speed up a training step here?
 
     python benchmarks/compile_step.py [--presets ring dcgan-mnist] [--steps 30] [--rounds 3]
-                                      [--set train.batch_size=256 ...]
+                                      [--threads 1] [--set train.batch_size=256 ...]
 
 For each preset, two trainers in this process: eager and ``train.compile=true``. The compiled
 one's first steps include compilation (reported separately); then blocks of ``--steps`` steps
@@ -37,7 +37,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--threads", type=int, help="intra-op threads (default: torch's choice; "
+                    "1 is much faster on a busy shared CPU, see benchmarks/scaling.py)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"cores: {os.cpu_count()}, threads: {torch.get_num_threads()}, load average: "
           f"{os.getloadavg()[0]:.1f}, torch {torch.__version__}")
     for preset in args.presets:
