@@ -258,12 +258,11 @@ def test_image_shards_are_the_global_batch_split_and_keep_one_stream():
 
 
 def test_toy_sources_are_sliced_from_the_global_draw():
-    cfg = build_config(None, TOY)
     from gankit.registry import DATASETS
-    make = lambda: DATASETS.get("ring").build(cfg.data, seed=1)   # noqa: E731
-    whole, a, b = make(), make(), make()
+    cfg = build_config(None, TOY)
+    whole, *ranks = (DATASETS.get("ring").build(cfg.data, seed=1) for _ in range(3))
     full = whole.next_batch(8)["x"]
-    parts = [Dist(rank=0, world=2).shard_batch(a, 8)["x"], Dist(rank=1, world=2).shard_batch(b, 8)["x"]]
+    parts = [Dist(rank=r, world=2).shard_batch(src, 8)["x"] for r, src in enumerate(ranks)]
     assert torch.equal(torch.cat(parts), full)
 
 

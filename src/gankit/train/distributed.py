@@ -67,10 +67,6 @@ def env_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def env_rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
 def local_batch_size(batch_size: int, world: int) -> int:
     """Each rank's share of the global ``train.batch_size``."""
     if batch_size % world:
@@ -235,7 +231,10 @@ def setup(device: torch.device) -> tuple[Dist, torch.device]:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":      # device_id: NCCL binds this rank to its GPU at once
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
     comm = device if dist.get_backend() == "nccl" else torch.device("cpu")
     return Dist(dist.get_rank(), dist.get_world_size(), local_rank, comm), device
 
