@@ -20,13 +20,8 @@ pytestmark = pytest.mark.skipif(not (REFERENCE / "make_weights.py").is_file(),
 
 
 @pytest.fixture(scope="module")
-def weights_path(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("make_weights", REFERENCE / "make_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    path = tmp_path_factory.mktemp("inception") / inc.FID_WEIGHTS_FILENAME
-    torch.save(module.stand_in_weights(str(REFERENCE / "layout.json")), path)
-    return path
+def weights_path(stand_in_inception_weights):
+    return stand_in_inception_weights
 
 
 @pytest.fixture(scope="module")

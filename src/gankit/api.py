@@ -12,15 +12,15 @@ from gankit.plots import VIEWS
 from gankit.run import RunDir
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed
-from gankit.train.callbacks import (Checkpointer, Evaluator, MetricsLogger, ProgressBar,
-                                    SampleGrids)
+from gankit.train.callbacks import Checkpointer, MetricsLogger, ProgressBar, SampleGrids
+from gankit.train.evaluation import EvaluationCallback
 from gankit.train.trainer import Trainer, resolve_device
 
 
 def callbacks_for(run: RunDir, trainer: Trainer) -> list:
     logger = MetricsLogger(run)
     view = VIEWS.get(trainer.data.info.kind)()
-    return [logger, Evaluator(logger), SampleGrids(run, view),
+    return [logger, EvaluationCallback.from_config(logger, trainer), SampleGrids(run, view),
             Checkpointer(trainer.cfg.log.ckpt_every), ProgressBar(trainer.cfg.log.progress),
             FinalPlots(run, view)]
 

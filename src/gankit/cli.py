@@ -158,6 +158,92 @@ def translate(run, input_dir, direction, out_dir) -> None:
     click.echo(f"translated {n} images into {out_dir}")
 
 
+INCEPTION_METRICS = {"fid": "fid", "is": "is", "kid": "kid", "pr": "prdc", "prdc": "prdc"}
+weights_option = click.option(
+    "--inception-weights", type=click.Path(path_type=Path),
+    help="pt_inception-2015-12-05-6726825d.pth (default: $GANKIT_INCEPTION_WEIGHTS, the cache, "
+         "or a download).")
+fid_method_option = click.option(
+    "--fid-method", type=click.Choice(["sqrtm", "svd"]), default="sqrtm", show_default=True,
+    help="Matrix square root as pytorch-fid (sqrtm) or an exact, faster SVD form.")
+
+
+@cli.command()
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@weights_option
+@fid_method_option
+@click.option("--save-stats", type=click.Path(path_type=Path), help="Write A's mu/sigma .npz.")
+@click.option("--resize", type=click.Choice(["pytorch-fid", "clean"]), default="pytorch-fid",
+              show_default=True, help="pytorch-fid bilinear resize, or clean-fid PIL bicubic.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True)
+def fid(a, b, inception_weights, fid_method, save_stats, resize, batch_size) -> None:
+    """FID between A and B (image folders or .npz statistics), as one JSON object."""
+    from gankit.eval.api import fid_between
+
+    result = fid_between(a, b, weights=inception_weights, save_stats=save_stats, resize=resize,
+                         batch_size=batch_size, fid_method=fid_method)
+    click.echo(json.dumps(result))
+
+
+@cli.command("eval")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--metrics", default="fid,is,kid,pr", show_default=True,
+              help="Comma-separated: fid, is, kid, pr and any metric of `gankit list`.")
+@click.option("--n", "n", type=click.IntRange(min=2), default=10000, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@weights_option
+@fid_method_option
+def eval_(run, metrics, n, seed, inception_weights, fid_method) -> None:
+    """Evaluate RUN's generator against its training data; prints one JSON object and saves it
+    as eval-STEP.json in the run folder."""
+    from gankit.api import load_trainer
+    from gankit.registry import METRICS
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    if not names:
+        raise GankitError("--metrics is empty")
+    for name in names:
+        if name not in INCEPTION_METRICS:
+            METRICS.get(name)                        # unknown names fail before any work
+    run_dir, trainer, _ = load_trainer(run)
+    result: dict = {"step": trainer.c.step}
+    for name in (m for m in names if m not in INCEPTION_METRICS):
+        result |= METRICS.get(name).evaluate(trainer, n)
+    inception = [INCEPTION_METRICS[m] for m in names if m in INCEPTION_METRICS]
+    if inception:
+        result |= _inception_metrics(trainer, inception, n, seed, inception_weights, fid_method)
+    text = json.dumps(result)
+    (run_dir.path / f"eval-{trainer.c.step:08d}.json").write_text(text + "\n")
+    click.echo(text)
+
+
+def _inception_metrics(trainer, metrics, n, seed, weights, fid_method) -> dict:
+    from gankit.eval.api import evaluate_features, feature_stats_for_generator, get_extractor
+
+    if trainer.data.info.kind != "image" or not hasattr(trainer.data, "sample"):
+        raise GankitError(f"fid/is/kid/pr need an image data set; this run has "
+                          f"{trainer.data.info.kind} data (use its own metrics: gankit list)")
+    extractor = get_extractor(weights, device=trainer.device)
+    real_f = feature_stats_for_generator(_chunks(trainer.data.sample(n, seed)), n,
+                                         extractor=extractor)
+    fake_f = feature_stats_for_generator(_chunks(trainer.sample(n, seed=seed + 1)), n,
+                                         extractor=extractor)
+    return evaluate_features(real_f, fake_f, metrics=metrics, fid_method=fid_method,
+                             reference_split=getattr(trainer.cfg.data, "split", None))
+
+
+def _chunks(images):
+    """A ``sample_fn(k)`` that hands out consecutive slices of a fixed set of images."""
+    pos = 0
+
+    def take(k):
+        nonlocal pos
+        pos += k
+        return images[pos - k:pos]
+    return take
+
+
 def _report(run) -> None:
     if os.environ.get("RANK", "0") != "0":     # torchrun: rank 0 speaks for the run
         return

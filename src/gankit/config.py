@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from gankit.errors import ConfigError
 from gankit.registry import DATASETS, NETWORKS, OBJECTIVES, Registry
@@ -80,6 +81,19 @@ class EvalConfig(Strict):
     metrics: list[str] = Field(default_factory=list)
     every: int = Field(500, gt=0)
     n: int = Field(2500, gt=0)
+    best_metric: str | None = None          # a key the metrics return (fid, cfd_mnist, ...):
+    mode: Literal["auto", "min", "max"] = "auto"     # keeps checkpoints/best.safetensors
+    patience: int | None = Field(None, ge=1)         # evaluations without improvement -> stop
+    min_delta: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _best(self) -> "EvalConfig":
+        if self.patience is not None and self.best_metric is None:
+            raise ValueError("eval.patience needs eval.best_metric")
+        if self.best_metric is not None and self.mode == "auto":
+            from gankit.train.evaluation import metric_direction
+            metric_direction(self.best_metric)      # unknown direction: ask for eval.mode
+        return self
 
     @field_validator("metrics")
     @classmethod

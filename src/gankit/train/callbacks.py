@@ -7,7 +7,6 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from gankit.registry import METRICS
 from gankit.run import RunDir
 from gankit.train.trainer import Callback, Trainer, every
 
@@ -81,33 +80,6 @@ class Checkpointer(Callback):
 
     def on_end(self, trainer):
         trainer.save()
-
-
-class Evaluator(Callback):
-    """Computes the configured metrics every ``eval.every`` steps and at the end (every rank
-    generates its share of the samples; rank 0 writes)."""
-
-    all_ranks = True
-
-    def __init__(self, logger: MetricsLogger):
-        self.logger = logger
-        self.last_step = -1
-
-    def on_step(self, trainer):
-        if trainer.cfg.eval.metrics and every(trainer.c.step, trainer.cfg.eval.every):
-            self.evaluate(trainer)
-
-    def on_end(self, trainer):
-        if trainer.cfg.eval.metrics and self.last_step != trainer.c.step:
-            self.evaluate(trainer)
-
-    def evaluate(self, trainer):
-        values: dict[str, Any] = {}
-        with trainer.sharded_sampling():
-            for name in trainer.cfg.eval.metrics:
-                values |= METRICS.get(name).evaluate(trainer, trainer.cfg.eval.n)
-        self.last_step = trainer.c.step
-        self.logger.write(trainer, values)
 
 
 class ProgressBar(Callback):

@@ -88,6 +88,7 @@ class Trainer:
             cfg.log.n_fixed, make_generator(cfg.seed + 2, self.device))
         self.c = Counters()
         self.stop_reason: str | None = None
+        self.early_stop: str | None = None
         self._step_bad: str | None = None       # what went bad in the current step
         self._sums: dict[str, list] = {}
         self._sharded = False
@@ -356,7 +357,7 @@ class Trainer:
                          if self.dist.is_main or getattr(cb, "all_ranks", False)]
         for cb in callbacks:
             cb.on_start(self)
-        while self.c.step < until:
+        while self.c.step < until and not self._early_stopped():
             if self._stop_requested():
                 if self.ckpt_dir:
                     self.save()
@@ -372,6 +373,17 @@ class Trainer:
         for cb in callbacks:
             cb.on_end(self)
         return True
+
+    def stop_early(self, reason: str) -> None:
+        """End ``fit`` normally after the current step (e.g. the metric stopped improving):
+        final callbacks run and ``fit`` returns True."""
+        self.early_stop = reason
+        self.c.extra["early_stop"] = reason
+
+    def _early_stopped(self) -> bool:
+        if self.dist.enabled and self.dist.any(self.early_stop is not None):
+            self.early_stop = self.early_stop or "early stop on another rank"
+        return self.early_stop is not None
 
     def request_stop(self, reason: str) -> None:
         """Finish the current step, checkpoint, and return from ``fit`` (signal-safe)."""
