@@ -115,6 +115,17 @@ class DCGANGenerator(nn.Module):
         return self.main(z[:, :, None, None])                # (B, in, 1, 1) -> (B, C, R, R)
 
 
+def aux_head(features: int, out: int, hidden: int, norm: str) -> nn.Sequential:
+    """Extra outputs on D's trunk: InfoGAN's Q head (FC 128 - BN - LReLU - FC in Chen et al.
+    2016), also used for AC-GAN's classes. Batch norm only where D itself uses it."""
+    if not hidden:
+        return nn.Sequential(nn.Flatten(), nn.Linear(features, out))    # (B, out)
+    bn = norm == "batch"
+    return nn.Sequential(nn.Flatten(), nn.Linear(features, hidden, bias=not bn),
+                         nn.BatchNorm1d(hidden) if bn else nn.Identity(),
+                         nn.LeakyReLU(0.2, True), nn.Linear(hidden, out))  # (B, out)
+
+
 class DCGANDiscriminator(nn.Module):
     """images (B, C, R, R) [+ labels (B,)] -> logits (B,) or (B, out_dim)."""
 
@@ -134,13 +145,7 @@ class DCGANDiscriminator(nn.Module):
         self.head = nn.Conv2d(width, 1, base, 1, 0, bias=False)   # (B, 1, 1, 1)
         features = width * base * base
         self.embed = nn.Embedding(num_classes, features) if num_classes else None
-        self.aux = None
-        if out_dim > 1:
-            self.aux = (nn.Sequential(nn.Flatten(), nn.Linear(features, aux_hidden),
-                                      nn.LeakyReLU(0.2, True),
-                                      nn.Linear(aux_hidden, out_dim - 1))
-                        if aux_hidden else
-                        nn.Sequential(nn.Flatten(), nn.Linear(features, out_dim - 1)))
+        self.aux = aux_head(features, out_dim - 1, aux_hidden, norm) if out_dim > 1 else None
         init_weights(self)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
