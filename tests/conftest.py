@@ -28,7 +28,7 @@ def stand_in_inception_weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    root = Path(os.environ.get("GANKIT_DATA", REPO.parent / "shared" / "data"))
+    root = Path(os.environ.get("GANKIT_DATA") or REPO.parent / "shared" / "data")
     if not (root / "mnist").is_dir():
         pytest.skip("MNIST files not available (set GANKIT_DATA)")
     return root
@@ -36,4 +36,8 @@ def data_root() -> Path:
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
+    """Tests never download; they read the verified files in ../shared/data."""
     monkeypatch.setenv("GANKIT_OFFLINE", "1")
+    shared = REPO.parent / "shared" / "data"
+    if "GANKIT_DATA" not in os.environ and (shared / "mnist").is_dir():
+        monkeypatch.setenv("GANKIT_DATA", str(shared))
