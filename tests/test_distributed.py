@@ -20,7 +20,7 @@ from gankit.data.images import ImageTensorSource
 from gankit.errors import ConfigError
 from gankit.train import distributed
 from gankit.train.distributed import Dist, rank_rows
-from gankit.train.trainer import Trainer
+from gankit.train.trainer import Callback, Trainer
 
 TOY = ["train.batch_size=16", "model.g_hidden=16", "model.d_hidden=16", "model.g_depth=2",
        "model.d_depth=2", "log.progress=false"]
@@ -40,6 +40,29 @@ def _train_and_record(out: str) -> None:
     for name, (overrides, steps) in CASES.items():
         _record(Path(out) / name, overrides, steps)
     _ddp_with_gradient_penalty(Path(out))
+    _stops_on_one_rank(Path(out))
+
+
+class _AskOnOneRank(Callback):
+    """Rank 1 asks to stop at step 2 (as a signal would); rank 0 ends early at step 4 (as the
+    evaluation callback does): every rank must follow either."""
+
+    all_ranks = True
+
+    def on_step(self, trainer):
+        if trainer.dist.rank == 1 and trainer.c.step == 2:
+            trainer.request_stop("SIGTERM")
+        if trainer.dist.rank == 0 and trainer.c.step == 4:
+            trainer.stop_early("metric stopped improving")
+
+
+def _stops_on_one_rank(out: Path) -> None:
+    t = Trainer(build_config(None, TOY + ["train.steps=10"]), out / "stops")
+    first = t.fit([_AskOnOneRank()])
+    at_first, t.stop_reason = t.c.step, None
+    second = t.fit([_AskOnOneRank()])
+    result = {"first": torch.tensor([first, at_first]), "second": torch.tensor([second, t.c.step])}
+    save_file(result, str(out / f"stops-rank{t.dist.rank}.safetensors"))
 
 
 def _ddp_with_gradient_penalty(out: Path) -> None:
@@ -148,6 +171,14 @@ def test_ddp_agrees_with_our_gradient_average_on_a_gradient_penalty(recorded):
     diffs = load_file(str(recorded / "ddp.safetensors"))
     assert set(diffs) == {"plain", "find_unused_parameters"}
     assert all(float(v) < 1e-6 for v in diffs.values()), diffs
+
+
+def test_a_stop_or_early_stop_on_one_rank_stops_every_rank(recorded):
+    for r in range(2):
+        got = load_file(str(recorded / f"stops-rank{r}.safetensors"))
+        assert got["first"].tolist() == [0, 2]           # interrupted at step 2, like rank 1
+        assert got["second"].tolist() == [1, 4]          # ended normally at step 4, like rank 0
+    assert (recorded / "stops" / "ckpt-00000002.safetensors").exists()   # rank 0 saved
 
 
 def test_wgan_gp_double_backward_stays_in_sync(recorded):

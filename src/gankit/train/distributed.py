@@ -155,11 +155,15 @@ class Dist:
 
     def any(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is true on some rank."""
+        return self.any_each([flag])[0]
+
+    def any_each(self, flags: list[bool]) -> list[bool]:
+        """``any`` for several flags in one all-reduce."""
         if self.world == 1:
-            return flag
-        t = torch.tensor([float(flag)], device=self.comm_device)
+            return list(flags)
+        t = torch.tensor([float(f) for f in flags], device=self.comm_device)
         _dist().all_reduce(t)
-        return bool(t.item() > 0)
+        return [v > 0 for v in t.tolist()]
 
     def mean(self, values: Tensor) -> Tensor:
         """Element-wise mean over the ranks of a float tensor of the same shape on each."""

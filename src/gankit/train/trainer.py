@@ -357,8 +357,11 @@ class Trainer:
                          if self.dist.is_main or getattr(cb, "all_ranks", False)]
         for cb in callbacks:
             cb.on_start(self)
-        while self.c.step < until and not self._early_stopped():
-            if self._stop_requested():
+        while self.c.step < until:
+            self._agree_on_stops()
+            if self.early_stop is not None:
+                break
+            if self.stop_reason:
                 if self.ckpt_dir:
                     self.save()
                 return False
@@ -380,20 +383,21 @@ class Trainer:
         self.early_stop = reason
         self.c.extra["early_stop"] = reason
 
-    def _early_stopped(self) -> bool:
-        if self.dist.enabled and self.dist.any(self.early_stop is not None):
-            self.early_stop = self.early_stop or "early stop on another rank"
-        return self.early_stop is not None
-
     def request_stop(self, reason: str) -> None:
         """Finish the current step, checkpoint, and return from ``fit`` (signal-safe)."""
         self.stop_reason = reason
 
-    def _stop_requested(self) -> bool:
-        """Whether to stop now; with several ranks, true on all of them when any was asked."""
-        if self.dist.enabled and self.dist.any(self.stop_reason is not None):
+    def _agree_on_stops(self) -> None:
+        """With several ranks, a stop request (signal) or early stop (evaluation) made on any
+        rank holds on all of them, so they leave the loop together (one all-reduce a step)."""
+        if not self.dist.enabled:
+            return
+        stop, early = self.dist.any_each([self.stop_reason is not None,
+                                          self.early_stop is not None])
+        if stop:
             self.stop_reason = self.stop_reason or "a stop request to another rank"
-        return bool(self.stop_reason)
+        if early:
+            self.early_stop = self.early_stop or "early stop on another rank"
 
 
 class RolledBack(Exception):
