@@ -441,3 +441,13 @@ def test_demo_domains(data_root):
     edges = T.fashion_edges("test", str(data_root))
     assert edges["a"].shape == edges["b"].shape == (10000, 1, 28, 28)
     assert math.isclose(float((edges["a"] > 0).float().mean()), 0.2, abs_tol=0.15)
+
+
+def test_presets_validate():
+    from gankit.config import build_config
+    strokes = build_config("cyclegan-strokes")
+    assert strokes.objective.lambda_cycle == 10 and strokes.optim["G"].schedule == "linear"
+    assert build_config("pix2pix-edges").objective.lambda_l1 == 100
+    folder = build_config("cyclegan-folder", ["data.path=somewhere"])
+    assert (folder.data.size, folder.data.load_size, folder.model.n_blocks) == (256, 286, 9)
+    assert build_config("pix2pix-folder", ["data.path=x"]).model.generator == "unet"
