@@ -65,6 +65,9 @@ class TrainConfig(Strict):
     compile: bool = False                           # torch.compile G and D (not GP critics)
     channels_last: bool = False                     # NHWC conv layouts (helps CUDA tensor cores)
     sync_bn: bool = False                           # SyncBatchNorm across processes (CUDA only)
+    # CPU threads for this process (0: torch's default). Small models run fastest on one:
+    # extra OpenMP threads spin-wait whenever the machine is busy.
+    threads: int = Field(0, ge=0, le=1024)
 
 
 class LogConfig(Strict):
@@ -264,7 +267,7 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # Keys that may differ when a run is resumed: its length and what it logs.
-RESUMABLE_CHANGES = ("train.steps", "train.device", "log.", "eval.")
+RESUMABLE_CHANGES = ("train.steps", "train.device", "train.threads", "log.", "eval.")
 
 
 def incompatible_keys(old: RunConfig, new: RunConfig) -> list[str]:

@@ -60,6 +60,8 @@ class Trainer:
         # Data parallel (torchrun): this rank's device; batch_size is global, split over ranks.
         self.dist, self.device = distributed.setup(resolve_device(cfg.train.device))
         self.local_batch = distributed.local_batch_size(cfg.train.batch_size, self.dist.world)
+        if cfg.train.threads and self.device.type == "cpu":
+            torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.seed)                       # network initialisation
         self.data = DATASETS.get(cfg.data.name).build(cfg.data, seed=cfg.seed, device=self.device)
         info = self.data.info
