@@ -243,10 +243,16 @@ def setup(device: torch.device) -> tuple[Dist, torch.device]:
     return Dist(dist.get_rank(), dist.get_world_size(), local_rank, comm), device
 
 
-def teardown() -> None:
+def teardown(together: bool = True) -> None:
+    """Destroy the process group. ``together`` (the normal exit) first waits for every rank:
+    rank 0 hosts the rendezvous store, and tearing it down while another rank still talks to it
+    aborts that process ("terminate called without an active exception"). After an error the
+    other ranks may never arrive, so then there is no barrier."""
     if env_world_size() > 1:
         dist = _dist()
         if dist.is_initialized():
+            if together:
+                dist.barrier()
             dist.destroy_process_group()
 
 
@@ -256,8 +262,10 @@ def session(device: torch.device) -> Iterator[Dist]:
     info, _ = setup(device)
     try:
         yield info
-    finally:
-        teardown()
+    except BaseException:
+        teardown(together=False)
+        raise
+    teardown()
 
 
 def sync_batchnorm(nets: nn.Module, enabled: bool, info: Dist, device: torch.device) -> nn.Module:
@@ -307,5 +315,7 @@ def _run_rank(rank: int, world: int, port: int, fn: Callable[..., Any], args: tu
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     try:
         fn(*args)
-    finally:
-        teardown()
+    except BaseException:
+        teardown(together=False)
+        raise
+    teardown()
