@@ -1,27 +1,14 @@
 """`gankit eval` and `gankit fid` from the command line (stand-in Inception weights)."""
 
-import io
 import json
-from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from gankit import api
-from gankit.cli import main
+from cli_runner import run_cli
 from gankit.config import build_config
-
-
-def run_cli(args):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main(args)
-            code = 0
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(autouse=True)

@@ -1,13 +1,11 @@
 """Property-based: every invalid config or override exits 2 with one line, no traceback."""
 
-import io
-from contextlib import redirect_stderr, redirect_stdout
 
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gankit.cli import main
+from cli_runner import run_cli
 
 NUMERIC_KEYS = {   # key: a value that is out of range for it
     "train.batch_size": st.integers(max_value=0),
@@ -48,16 +46,6 @@ malformed = st.one_of(st.text(alphabet="abc.= ", max_size=12).filter(lambda s: "
 bad_override = st.one_of(unknown_key, out_of_range, wrong_type, unknown_variant, malformed)
 
 
-def run_cli(args) -> tuple[int, str]:
-    err, out = io.StringIO(), io.StringIO()
-    with redirect_stderr(err), redirect_stdout(out):
-        try:
-            main(args)
-            return 0, err.getvalue()
-        except SystemExit as e:
-            return e.code, err.getvalue()
-
-
 def assert_one_line_error(code, err, what):
     assert code == 2, (what, code, err)
     assert err.count("\n") == 1 and err.startswith("gankit: error:"), (what, err)
@@ -68,7 +56,7 @@ def assert_one_line_error(code, err, what):
                                                                    HealthCheck.function_scoped_fixture])
 @given(bad_override)
 def test_invalid_overrides_exit_2_one_line(tmp_path, override):
-    code, err = run_cli(["train", "ring", "--set", override, "--out", str(tmp_path / "never")])
+    code, _, err = run_cli(["train", "ring", "--set", override, "--out", str(tmp_path / "never")])
     assert_one_line_error(code, err, override)
     assert not (tmp_path / "never").exists()
 
@@ -99,7 +87,7 @@ yaml_docs = st.one_of(
 def test_invalid_config_files_exit_2_one_line(tmp_path, doc):
     path = tmp_path / "bad.yaml"
     path.write_text(doc)
-    code, err = run_cli(["train", str(path), "--out", str(tmp_path / "never")])
+    code, _, err = run_cli(["train", str(path), "--out", str(tmp_path / "never")])
     assert_one_line_error(code, err, doc)
 
 
@@ -107,5 +95,5 @@ def test_bad_arguments_exit_2_one_line(tmp_path):
     for args in (["train", "--steps", "0"], ["train", "--steps", "x"], ["train", "nosuchpreset"],
                  ["resume", str(tmp_path)], ["sample", str(tmp_path), "--out", "x.png"],
                  ["nosuchcommand"], ["train", "--bogus"], ["plot", str(tmp_path / "none")]):
-        code, err = run_cli(args)
+        code, _, err = run_cli(args)
         assert_one_line_error(code, err, args)

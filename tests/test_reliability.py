@@ -1,17 +1,15 @@
 """Runs survive divergence, hostile files, full disks and bad input."""
 
-import io
 import os
 import pickle  # noqa: F401  (only to build a hostile file for the test)
 import re
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 import torch
 
 from gankit import api
-from gankit.cli import main
+from cli_runner import run_cli
 from gankit.config import build_config
 from gankit.errors import CheckpointError
 from gankit.train import checkpoint as ckpt
@@ -131,30 +129,20 @@ def test_full_disk_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def _cli(args) -> tuple[int, str]:
-    err, out = io.StringIO(), io.StringIO()
-    with redirect_stderr(err), redirect_stdout(out):
-        try:
-            main(args)
-            code = 0
-        except SystemExit as e:
-            code = e.code
-    return code, err.getvalue()
-
-
 def test_unwritable_run_folder_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, err = _cli(["train", "--out", str(blocker / "run"), "--steps", "1"])
+    code, _, err = run_cli(["train", "--out", str(blocker / "run"), "--steps", "1"])
     assert code == 2 and err.count("\n") == 1 and "cannot create run folder" in err
 
 
 def test_sample_and_plot_commands(tmp_path):
     run = api.train(build_config("ring", SMALL + ["train.steps=3"]), tmp_path / "run")
     for out in ("s.npy", "s.png", "s.npz"):
-        assert _cli(["sample", str(run.path), "--n", "10", "--out", str(tmp_path / out)])[0] == 0
+        code, _, _ = run_cli(["sample", str(run.path), "--n", "10", "--out", str(tmp_path / out)])
+        assert code == 0
         assert (tmp_path / out).exists()
-    code, err = _cli(["sample", str(run.path), "--n", "10", "--out", str(tmp_path / "s.gif")])
+    code, _, err = run_cli(["sample", str(run.path), "--n", "10", "--out", str(tmp_path / "s.gif")])
     assert code == 2 and "must end in" in err
-    assert _cli(["plot", str(run.path)])[0] == 0
+    assert run_cli(["plot", str(run.path)])[0] == 0
     assert (run.path / "plots" / "critic_and_gradient_field.png").exists()
