@@ -2,7 +2,7 @@
 loop in the style of the official PyTorch DCGAN example, in the same process.
 
     python benchmarks/dcgan_throughput.py [--steps 10] [--rounds 3] [--threads 1] [--workers 2]
-                                          [--channels-last] [--compile]
+                                          [--channels-last] [--reuse-fakes] [--compile]
 
 Both sides train the same networks (``gankit.nn.dcgan``, z_dim=100, ngf=ndf=64, 1 channel) on
 MNIST resized to 64x64, batch 64, Adam(2e-4, 0.5, 0.999), non-saturating loss:
@@ -14,8 +14,9 @@ MNIST resized to 64x64, batch 64, Adam(2e-4, 0.5, 0.999), non-saturating loss:
   whose Dataset converts one image per ``__getitem__`` (uint8 array -> PIL -> resize 64 ->
   normalise), as torchvision's transforms would. BCE with logits stands in for Sigmoid+BCELoss.
 
-``--channels-last`` / ``--compile`` switch on the trainer's ``train.channels_last`` /
-``train.compile`` for the gankit side only (the example loop stays NCHW and eager).
+``--channels-last`` / ``--reuse-fakes`` / ``--compile`` switch on the trainer's
+``train.channels_last`` / ``train.reuse_fakes`` / ``train.compile`` for the gankit side only
+(the example loop stays NCHW and eager; it reuses its fakes, as the example does).
 
 Timing alternates blocks of ``--steps`` steps between the two (``--rounds`` times) and takes the
 median step time of each, so load from other processes hits both alike. Also printed: FLOPs per
@@ -138,6 +139,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers (example: 2)")
     ap.add_argument("--channels-last", action="store_true", help="gankit: train.channels_last")
+    ap.add_argument("--reuse-fakes", action="store_true", help="gankit: train.reuse_fakes")
     ap.add_argument("--compile", action="store_true", help="gankit: train.compile")
     args = ap.parse_args()
     if args.threads:
@@ -145,6 +147,7 @@ def main() -> None:
     os.environ.setdefault("GANKIT_DATA", "/work/shared/data")
 
     extra = {k: True for k, on in (("channels_last", args.channels_last),
+                                   ("reuse_fakes", args.reuse_fakes),
                                    ("compile", args.compile)) if on}
     trainer = gankit_trainer(**extra)
     plain = PlainLoop(load_mnist("train").images[:, 0].numpy(), args.workers)

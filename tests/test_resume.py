@@ -39,6 +39,7 @@ def _assert_same_state(a, b, path="state"):
     ["objective=nonsaturating"],
     ["objective=wgan-gp", "train.d_steps=2", "train.ema_beta=0.9"],
     ["objective=wgan", "train.ema_beta=0.99"],
+    ["objective=nonsaturating", "train.reuse_fakes=true"],
 ])
 def test_resume_is_bit_identical(tmp_path, variant):
     n = 12

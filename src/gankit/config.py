@@ -64,6 +64,10 @@ class TrainConfig(Strict):
     # batch, split evenly over the processes of `gankit train --nproc N` / torchrun):
     compile: bool = False                           # torch.compile G and D (not GP critics)
     channels_last: bool = False                     # NHWC conv layouts (helps CUDA tensor cores)
+    # With one D step per G step, G's update reuses the fakes of the D step (graph kept), as
+    # the PyTorch DCGAN example does: one G forward per step instead of two. Off by default:
+    # Algorithm 1 of Goodfellow 2014 draws a fresh noise minibatch for the G step.
+    reuse_fakes: bool = False
     sync_bn: bool = False                           # SyncBatchNorm across processes (CUDA only)
     # CPU threads for this process (0: torch's default). Small models run fastest on one:
     # extra OpenMP threads spin-wait whenever the machine is busy.

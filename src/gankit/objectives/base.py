@@ -28,6 +28,9 @@ class Phase:
     players: tuple[str, ...]          # nets whose parameters this phase updates
     repeats: int = 1                  # k discriminator steps (Algorithm 1) / n_critic
     needs_real: bool = True           # draws a batch of real data
+    # nets that keep requires_grad in this phase without being updated: the phase builds
+    # their graph for a later phase (fakes reused by the G step, ``train.reuse_fakes``)
+    keeps_graph: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,12 @@ class Objective:
     smoke_config: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, params: ObjectiveParams, nets: dict[str, nn.Module], latent: Latent,
-                 info: DataInfo, d_steps: int = 1):
+                 info: DataInfo, d_steps: int = 1, reuse_fakes: bool = False):
         self.params, self.nets, self.latent, self.info = params, nets, latent, info
         self.d_steps = d_steps
+        # Only with k = 1: for k > 1 the G step would see the last critic step's batch.
+        self.reuse_fakes = reuse_fakes and d_steps == 1
+        self._kept: tuple[dict[str, Tensor], Tensor] | None = None
 
     # ---- structure ------------------------------------------------------------------
     @classmethod
@@ -82,7 +88,8 @@ class Objective:
         return ("D", "G")
 
     def phases(self) -> list[Phase]:
-        return [Phase("D", ("D",), repeats=self.d_steps),
+        keep = ("G",) if self.reuse_fakes else ()
+        return [Phase("D", ("D",), repeats=self.d_steps, keeps_graph=keep),
                 Phase("G", ("G",), needs_real=False)]
 
     @classmethod
@@ -116,6 +123,25 @@ class Objective:
     def fake(self, n: int, rng: torch.Generator | None) -> Tensor:
         return self.generate(self.sample_inputs(n, rng))
 
+    def fakes_for_D(self, n: int, rng: torch.Generator | None) -> tuple[dict[str, Tensor], Tensor]:
+        """(inputs, fakes) for a critic update, without a graph into G. With ``reuse_fakes``
+        G's graph is built anyway and kept for the G step (``fakes_for_G``)."""
+        inputs = self.sample_inputs(n, rng)
+        if not self.reuse_fakes:
+            with torch.no_grad():
+                return inputs, self.generate(inputs)
+        fake = self.generate(inputs)                     # G keeps requires_grad (keeps_graph)
+        self._kept = (inputs, fake)
+        return inputs, fake.detach()
+
+    def fakes_for_G(self, n: int, rng: torch.Generator | None) -> tuple[dict[str, Tensor], Tensor]:
+        """(inputs, fakes) with G's graph: the D step's when kept, else fresh ones."""
+        kept, self._kept = self._kept, None
+        if kept is not None and kept[1].shape[0] == n:
+            return kept
+        inputs = self.sample_inputs(n, rng)
+        return inputs, self.generate(inputs)
+
     # ---- state (history pools, k_t, ...) --------------------------------------------
     def state_dict(self) -> dict[str, Tensor]:
         return {}
@@ -135,15 +161,14 @@ class AdversarialObjective(Objective):
 
     def loss_D(self, batch, rng):
         real = batch["x"]
-        with torch.no_grad():
-            fake = self.fake(real.shape[0], rng)             # (B, *shape), no G graph
+        _, fake = self.fakes_for_D(real.shape[0], rng)      # (B, *shape), no G graph
         real_out, fake_out = self.nets["D"](real), self.nets["D"](fake)
         loss = self.d_terms(real_out, fake_out)
         return loss, {"loss/D": loss.detach(), "D(x)": self.score(real_out),
                       "D(G(z))": self.score(fake_out)}
 
     def loss_G(self, batch, rng):
-        fake_out = self.nets["D"](self.fake(self.batch_size(batch), rng))
+        fake_out = self.nets["D"](self.fakes_for_G(self.batch_size(batch), rng)[1])
         loss = self.g_term(fake_out)
         return loss, {"loss/G": loss.detach()}
 

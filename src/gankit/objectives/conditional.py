@@ -82,9 +82,7 @@ class CGAN(_Labelled):
 
     def loss_D(self, batch, rng):
         real, y = batch["x"], batch["y"]
-        with torch.no_grad():
-            inputs = self.sample_inputs(real.shape[0], rng)
-            fake = self.generate(inputs)
+        inputs, fake = self.fakes_for_D(real.shape[0], rng)
         D = self.nets["D"]
         real_out, fake_out = D(real, y), D(fake, inputs["y"])
         loss = L.d_loss_bce(real_out, fake_out)
@@ -92,8 +90,8 @@ class CGAN(_Labelled):
                       "D(G(z))": self.score(fake_out)}
 
     def loss_G(self, batch, rng):
-        inputs = self.sample_inputs(self.batch_size(batch), rng)
-        loss = L.g_loss_nonsaturating(self.nets["D"](self.generate(inputs), inputs["y"]))
+        inputs, fake = self.fakes_for_G(self.batch_size(batch), rng)
+        loss = L.g_loss_nonsaturating(self.nets["D"](fake, inputs["y"]))
         return loss, {"loss/G": loss.detach()}
 
 
@@ -127,9 +125,7 @@ class ACGAN(_Labelled):
 
     def loss_D(self, batch, rng):
         real, y = batch["x"], batch["y"]
-        with torch.no_grad():
-            inputs = self.sample_inputs(real.shape[0], rng)
-            fake = self.generate(inputs)
+        inputs, fake = self.fakes_for_D(real.shape[0], rng)
         D = self.nets["D"]
         real_out, fake_out = D(real), D(fake)                  # (B, 1 + K)
         adv = L.d_loss_bce(real_out[:, 0], fake_out[:, 0])
@@ -143,8 +139,8 @@ class ACGAN(_Labelled):
                       "acc/fake": accuracy(fake_out[:, 1:], inputs["y"])}
 
     def loss_G(self, batch, rng):
-        inputs = self.sample_inputs(self.batch_size(batch), rng)
-        out = self.nets["D"](self.generate(inputs))
+        inputs, fake = self.fakes_for_G(self.batch_size(batch), rng)
+        out = self.nets["D"](fake)
         cls = F.cross_entropy(out[:, 1:], inputs["y"])
         loss = L.g_loss_nonsaturating(out[:, 0]) + self.params.aux_weight * cls
         return loss, {"loss/G": loss.detach(), "loss/G_class": cls.detach()}

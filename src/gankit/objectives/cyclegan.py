@@ -114,8 +114,8 @@ class CycleGAN(Objective):
     inverse: ClassVar[dict[str, str]] = {"AtoB": "G_BA", "BtoA": "G_AB"}
 
     def __init__(self, params: CycleGANParams, nets: dict[str, nn.Module], latent, info,
-                 d_steps: int = 1):
-        super().__init__(params, nets, latent, info, d_steps)
+                 d_steps: int = 1, **options):
+        super().__init__(params, nets, latent, info, d_steps, **options)
         if info.kind not in ("unpaired", "paired"):
             raise ConfigError(f"the cyclegan objective needs two-domain data (an unpaired or "
                               f"paired data set), not {info.kind!r} data")

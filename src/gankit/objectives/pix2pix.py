@@ -41,8 +41,8 @@ class Pix2Pix(Objective):
     inverse: ClassVar[dict[str, str]] = {}
 
     def __init__(self, params: Pix2PixParams, nets: dict[str, nn.Module], latent, info,
-                 d_steps: int = 1):
-        super().__init__(params, nets, latent, info, d_steps)
+                 d_steps: int = 1, **options):
+        super().__init__(params, nets, latent, info, d_steps, **options)
         if info.kind != "paired":
             raise ConfigError(f"the pix2pix objective needs paired data (a paired data set such "
                               f"as paired-folder or fashion-edges), not {info.kind!r} data")

@@ -79,8 +79,7 @@ class WGANGP(AdversarialObjective):
 
     def loss_D(self, batch, rng):
         real = batch["x"]
-        with torch.no_grad():
-            fake = self.fake(real.shape[0], rng)
+        _, fake = self.fakes_for_D(real.shape[0], rng)
         D = self.nets["D"]
         w_loss = L.d_loss_wasserstein(D(real), D(fake))
         gp, grad_norm = L.gradient_penalty(D, real, fake, rng)

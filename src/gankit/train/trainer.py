@@ -72,7 +72,7 @@ class Trainer:
         self._prepare_nets(roles)
         latent = Latent(getattr(cfg.model, "z_dim", 0), getattr(cfg.model, "z_dist", "normal"))
         self.objective = obj_cls(cfg.objective, self.train_nets, latent, info,
-                                 d_steps=cfg.train.d_steps)
+                                 d_steps=cfg.train.d_steps, reuse_fakes=cfg.train.reuse_fakes)
         self.phases: list[Phase] = self.objective.phases()
         self.optims = {ph.name: build_optimizer(cfg.optim[ph.name], self._params(ph.players))
                        for ph in self.phases}
@@ -143,7 +143,7 @@ class Trainer:
 
     def _phase_step(self, phase: Phase) -> None:
         for name, net in self.nets.items():          # only the players accumulate gradients
-            net.requires_grad_(name in phase.players)
+            net.requires_grad_(name in phase.players or name in phase.keeps_graph)
         opt, scaler = self.optims[phase.name], self.scalers[phase.name]
         cfg = self.cfg.optim[phase.name]
         for group in opt.param_groups:
