@@ -4,7 +4,14 @@ For ring and grid x {minimax, non-saturating, WGAN, WGAN-GP, hinge}, trains each
 and prints a markdown table of the mean and std of: modes captured, high-quality %, KL of the
 mode histogram to uniform, and wall-clock seconds (2,500 samples, VEEGAN/PacGAN protocol).
 
-    python benchmarks/toy2d.py [--seeds 5] [--steps-scale 1.0] [--out table.md]
+    python benchmarks/toy2d.py [--seeds 5] [--steps-scale 1.0] [--out table.md] [--jsonl raw.jsonl]
+    python benchmarks/toy2d.py --table-from raw.jsonl [raw2.jsonl ...] --out table.md
+
+Every objective keeps its own optimizer family and k (RMSProp + clipping + n_critic 5 for WGAN,
+Adam(0, 0.9) + n_critic 5 for WGAN-GP); the presets' learning rate (1e-3, tuned for the
+sigmoid games) is replaced by ``SETTINGS`` for the objectives where a short search on the ring
+(2 seeds; see benchmarks/RESULTS.md) found a better one. Runs can be split over processes
+(``--presets``, ``--objectives``, ``--jsonl``) and the table made from their raw results.
 """
 
 from __future__ import annotations
@@ -22,15 +29,16 @@ from gankit import api
 from gankit.config import build_config
 
 OBJECTIVES = ["minimax", "nonsaturating", "wgan", "wgan-gp", "hinge"]
+# Per-objective overrides of the presets (chosen on the ring, applied to both mixtures).
+SETTINGS: dict[str, list[str]] = {}
 COMMON = ["log.progress=false", "log.sample_at=[]", "log.sample_every=1000000",
           "log.ckpt_every=1000000", "log.keep_ckpts=1", "eval.every=1000000"]
 
 
 def run_one(preset: str, objective: str, seed: int, scale: float, workdir: Path) -> dict:
-    cfg = build_config(preset, COMMON + [f"objective={objective}", f"seed={seed}"])
-    steps = max(10, int(cfg.train.steps * scale))
-    cfg = build_config(preset, COMMON + [f"objective={objective}", f"seed={seed}",
-                                         f"train.steps={steps}"])
+    over = COMMON + [f"objective={objective}", f"seed={seed}"] + SETTINGS.get(objective, [])
+    steps = max(10, int(build_config(preset, over).train.steps * scale))
+    cfg = build_config(preset, over + [f"train.steps={steps}"])
     t0 = time.perf_counter()
     run = api.train(cfg, workdir / f"{preset}-{objective}-{seed}")
     seconds = time.perf_counter() - t0
@@ -39,17 +47,38 @@ def run_one(preset: str, objective: str, seed: int, scale: float, workdir: Path)
             "seconds": seconds}
 
 
-def table(results: dict, n_modes: dict) -> str:
-    lines = ["| data | objective | modes | high-quality % | KL | seconds |",
-             "| --- | --- | --- | --- | --- | --- |"]
+N_MODES = {"ring": 8, "grid": 25}
+
+
+def table(results: dict) -> str:
+    lines = ["| data | objective | seeds | modes | high-quality % | KL | seconds |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for (preset, obj), rows in results.items():
         cells = []
         for key in ("modes", "hq", "kl", "seconds"):
             v = np.array([r[key] for r in rows], dtype=float)
-            fmt = ".2f" if key == "kl" else ".1f"
+            fmt = ".3f" if key == "kl" else ".1f"
             cells.append(f"{v.mean():{fmt}} ± {v.std():{fmt}}")
-        lines.append(f"| {preset} ({n_modes[preset]}) | {obj} | " + " | ".join(cells) + " |")
+        lines.append(f"| {preset} ({N_MODES[preset]}) | {obj} | {len(rows)} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def read_jsonl(paths: list[Path]) -> dict:
+    """Raw results (``--jsonl`` files) grouped by (preset, objective), in the sweep's order;
+    a (preset, objective, seed) run found twice counts once (the last one)."""
+    runs: dict = {}
+    for path in paths:
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            runs[(r["preset"], r["objective"], r["seed"])] = r
+    results: dict = {}
+    for preset in N_MODES:
+        for obj in OBJECTIVES:
+            rows = [r for (p, o, _), r in sorted(runs.items()) if (p, o) == (preset, obj)]
+            if rows:
+                results[(preset, obj)] = rows
+    return results
 
 
 def main() -> None:
@@ -62,10 +91,17 @@ def main() -> None:
     ap.add_argument("--jsonl", type=Path, help="append raw per-run results here")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (small MLPs run fastest on one)")
+    ap.add_argument("--table-from", type=Path, nargs="+",
+                    help="only print the table of these raw result files")
     args = ap.parse_args()
+    if args.table_from:
+        out = table(read_jsonl(args.table_from))
+        print(out)
+        if args.out:
+            args.out.write_text(out + "\n")
+        return
     torch.set_num_threads(args.threads)
     results: dict = {}
-    n_modes = {"ring": 8, "grid": 25}
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.presets.split(","):
             for obj in args.objectives.split(","):
@@ -80,7 +116,7 @@ def main() -> None:
                 results[(preset, obj)] = rows
                 print(f"{preset:5s} {obj:14s} " + " ".join(
                     f"{k}={np.mean([r[k] for r in rows]):.2f}" for k in rows[0]), flush=True)
-    out = table(results, n_modes)
+    out = table(results)
     print(out)
     if args.out:
         args.out.write_text(out + "\n")
