@@ -3,6 +3,7 @@ loop in the style of the official PyTorch DCGAN example, in the same process.
 
     python benchmarks/dcgan_throughput.py [--steps 10] [--rounds 3] [--threads 1] [--workers 2]
                                           [--channels-last] [--reuse-fakes] [--compile]
+    python benchmarks/dcgan_throughput.py --ablation [--steps 3] [--rounds 4] [--threads 1]
 
 Both sides train the same networks (``gankit.nn.dcgan``, z_dim=100, ngf=ndf=64, 1 channel) on
 MNIST resized to 64x64, batch 64, Adam(2e-4, 0.5, 0.999), non-saturating loss:
@@ -17,6 +18,9 @@ MNIST resized to 64x64, batch 64, Adam(2e-4, 0.5, 0.999), non-saturating loss:
 ``--channels-last`` / ``--reuse-fakes`` / ``--compile`` switch on the trainer's
 ``train.channels_last`` / ``train.reuse_fakes`` / ``train.compile`` for the gankit side only
 (the example loop stays NCHW and eager; it reuses its fakes, as the example does).
+
+``--ablation`` times gankit alone with each speed option added in turn (NCHW, channels_last,
+channels_last + reuse_fakes), alternating blocks the same way, and prints each against NCHW.
 
 Timing alternates blocks of ``--steps`` steps between the two (``--rounds`` times) and takes the
 median step time of each, so load from other processes hits both alike. Also printed: FLOPs per
@@ -132,6 +136,25 @@ def timed(fn, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+def ablation(steps: int, rounds: int) -> None:
+    variants = {"NCHW": {}, "channels_last": {"channels_last": True},
+                "channels_last + reuse_fakes": {"channels_last": True, "reuse_fakes": True}}
+    trainers = {name: gankit_trainer(**extra) for name, extra in variants.items()}
+    for t in trainers.values():
+        for _ in range(2):
+            t.train_step()
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, t in trainers.items():
+            times[name].append(timed(t.train_step, steps))
+    base = statistics.median(times["NCHW"])
+    print(f"threads={torch.get_num_threads()} batch={BATCH} size={SIZE} steps={steps}x{rounds}")
+    for name, ts in times.items():
+        t = statistics.median(ts)
+        print(f"{name:>28}: {t * 1e3:8.1f} ms/step  {BATCH / t:7.1f} img/s  "
+              f"x{base / t:.2f} vs NCHW")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10, help="steps per timed block")
@@ -141,10 +164,15 @@ def main() -> None:
     ap.add_argument("--channels-last", action="store_true", help="gankit: train.channels_last")
     ap.add_argument("--reuse-fakes", action="store_true", help="gankit: train.reuse_fakes")
     ap.add_argument("--compile", action="store_true", help="gankit: train.compile")
+    ap.add_argument("--ablation", action="store_true",
+                    help="time gankit's speed options against each other instead")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("GANKIT_DATA", "/work/shared/data")
+    if args.ablation:
+        ablation(args.steps, args.rounds)
+        return
 
     extra = {k: True for k, on in (("channels_last", args.channels_last),
                                    ("reuse_fakes", args.reuse_fakes),
