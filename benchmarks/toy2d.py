@@ -30,7 +30,12 @@ from gankit.config import build_config
 
 OBJECTIVES = ["minimax", "nonsaturating", "wgan", "wgan-gp", "hinge"]
 # Per-objective overrides of the presets (chosen on the ring, applied to both mixtures).
-SETTINGS: dict[str, list[str]] = {}
+SETTINGS: dict[str, list[str]] = {
+    # lambda 0.1, lr 1e-4: the toy settings of Gulrajani et al.'s code (lambda 10: 1-6 ring modes)
+    "wgan-gp": ["optim.G.lr=1e-4", "optim.D.lr=1e-4", "objective.gp_weight=0.1"],
+    "hinge": ["optim.G.lr=3e-4", "optim.D.lr=3e-4"],   # 1e-3 and 1e-4 collapsed on some seeds
+    "wgan": ["optim.G.lr=1e-4", "optim.D.lr=1e-4"],    # RMSProp; 5e-4 and 1e-3 did worse
+}
 COMMON = ["log.progress=false", "log.sample_at=[]", "log.sample_every=1000000",
           "log.ckpt_every=1000000", "log.keep_ckpts=1", "eval.every=1000000"]
 
