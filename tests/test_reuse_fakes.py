@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from gankit.config import build_config
+from gankit.errors import ConfigError
 from gankit.train.trainer import Trainer
 
 SMALL = ["model.g_hidden=16", "model.d_hidden=16", "train.batch_size=32", "log.progress=false",
@@ -65,3 +66,8 @@ def test_reused_update_equals_the_example_loop():
         ref.train_step()
     for (k, a), b in zip(trainer.nets.state_dict().items(), ref.nets.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=k)
+
+
+def test_objectives_that_make_their_own_g_samples_refuse_it():
+    with pytest.raises(ConfigError, match="pix2pix objective does not reuse"):
+        build_config("pix2pix-edges", ["train.reuse_fakes=true"])

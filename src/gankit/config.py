@@ -249,9 +249,13 @@ def validate(raw: dict[str, Any]) -> RunConfig:
     if isinstance(train, dict) and "d_steps" not in train:
         train["d_steps"] = objective.default_d_steps
     try:
-        return RunConfig.model_validate(raw)
+        cfg = RunConfig.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(f"invalid config: {_format_error(e)}") from None
+    if cfg.train.reuse_fakes and not objective.can_reuse_fakes:
+        raise ConfigError(f"invalid config: train.reuse_fakes: the {cfg.objective.name} "
+                          "objective does not reuse the D step's samples")
+    return cfg
 
 
 def build_config(preset: str | None, overrides: list[str] = ()) -> RunConfig:

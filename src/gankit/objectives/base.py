@@ -69,6 +69,7 @@ class Objective:
 
     Params: ClassVar[type[ObjectiveParams]] = ObjectiveParams
     default_d_steps: ClassVar[int] = 1
+    can_reuse_fakes: ClassVar[bool] = False           # uses fakes_for_D / fakes_for_G
     sample_nets: ClassVar[tuple[str, ...]] = ("G",)   # nets that make samples (EMA'd)
     # A tiny run of this variant for the contract test (tests/test_contract.py): the config
     # sections that differ from the default ring/mlp demo.
@@ -152,6 +153,8 @@ class Objective:
 
 class AdversarialObjective(Objective):
     """D/G games whose losses are functions of the critic's outputs on real and fake data."""
+
+    can_reuse_fakes = True
 
     def d_terms(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
         raise NotImplementedError

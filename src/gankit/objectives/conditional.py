@@ -35,6 +35,7 @@ class _Labelled(Objective):
     """Sampling for G(z, y) with y ~ Uniform{0..K-1}; the sigmoid-game score for logs."""
 
     probabilistic = True
+    can_reuse_fakes = True
     # labelled data for the contract test: MNIST's 10k test images, tiny MLPs
     smoke_config: ClassVar[dict[str, Any]] = {
         "data": {"name": "mnist", "split": "test"},
