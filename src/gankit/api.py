@@ -56,11 +56,15 @@ def train(cfg: RunConfig, out: Path, until: int | None = None) -> RunDir:
     return run
 
 
-def load_trainer(run_path: Path, cfg: RunConfig | None = None) -> tuple[RunDir, Trainer, list[str]]:
-    """A trainer restored from the newest intact checkpoint of a run."""
+def load_trainer(run_path: Path, cfg: RunConfig | None = None,
+                 best: bool = False) -> tuple[RunDir, Trainer, list[str]]:
+    """A trainer restored from the newest intact checkpoint of a run, or with ``best`` from
+    ``checkpoints/best.safetensors`` (kept when training named an ``eval.best_metric``)."""
     run = RunDir.open(run_path)
     saved = run.read_config()
     cfg = cfg or saved
+    if best:
+        return run, _best_trainer(run, run_path, cfg), []
     if not ckpt.list_checkpoints(run.checkpoints):
         # stopped before its first checkpoint: nothing to lose, start it again
         return run, Trainer(cfg, run.checkpoints), []
@@ -74,6 +78,18 @@ def load_trainer(run_path: Path, cfg: RunConfig | None = None) -> tuple[RunDir, 
     trainer = Trainer(cfg, run.checkpoints)
     trainer.load(state)
     return run, trainer, skipped
+
+
+def _best_trainer(run: RunDir, run_path: Path, cfg: RunConfig) -> Trainer:
+    from gankit.train.evaluation import BEST_NAME
+
+    path = run.checkpoints / BEST_NAME
+    if not path.exists():
+        raise CheckpointError(f"{run_path} has no best checkpoint ({BEST_NAME} is kept when "
+                              "training sets eval.best_metric)")
+    trainer = Trainer(cfg, run.checkpoints)
+    trainer.load(ckpt.load_checkpoint(path))
+    return trainer
 
 
 def resume(run_path: Path, steps: int | None = None, overrides: list[str] = ()) -> RunDir:

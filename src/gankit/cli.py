@@ -92,7 +92,8 @@ def resume(run, steps, overrides, device, nproc) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Output file: .png (picture), .npy or .npz (raw samples).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-def sample(run, n, out, seed) -> None:
+@click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
+def sample(run, n, out, seed, best) -> None:
     """Draw N samples from RUN's generator (EMA weights when the run keeps them)."""
     import numpy as np
 
@@ -102,7 +103,7 @@ def sample(run, n, out, seed) -> None:
     suffix = out.suffix.lower()
     if suffix not in (".png", ".npy", ".npz"):
         raise GankitError(f"--out must end in .png, .npy or .npz, not {out.suffix or '(none)'}")
-    _, trainer, _ = load_trainer(run)
+    _, trainer, _ = load_trainer(run, best=best)
     x = trainer.sample(n, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".png":
@@ -192,9 +193,10 @@ def fid(a, b, inception_weights, fid_method, save_stats, resize, batch_size) -> 
               help="Comma-separated: fid, is, kid, pr and any metric of `gankit list`.")
 @click.option("--n", "n", type=click.IntRange(min=2), default=10000, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
 @weights_option
 @fid_method_option
-def eval_(run, metrics, n, seed, inception_weights, fid_method) -> None:
+def eval_(run, metrics, n, seed, best, inception_weights, fid_method) -> None:
     """Evaluate RUN's generator against its training data; prints one JSON object and saves it
     as eval-STEP.json in the run folder."""
     from gankit.api import load_trainer
@@ -206,15 +208,16 @@ def eval_(run, metrics, n, seed, inception_weights, fid_method) -> None:
     for name in names:
         if name not in INCEPTION_METRICS:
             METRICS.get(name)                        # unknown names fail before any work
-    run_dir, trainer, _ = load_trainer(run)
-    result: dict = {"step": trainer.c.step}
+    run_dir, trainer, _ = load_trainer(run, best=best)
+    result: dict = {"step": trainer.c.step} | ({"checkpoint": "best"} if best else {})
     for name in (m for m in names if m not in INCEPTION_METRICS):
         result |= METRICS.get(name).evaluate(trainer, n)
     inception = [INCEPTION_METRICS[m] for m in names if m in INCEPTION_METRICS]
     if inception:
         result |= _inception_metrics(trainer, inception, n, seed, inception_weights, fid_method)
     text = json.dumps(result)
-    (run_dir.path / f"eval-{trainer.c.step:08d}.json").write_text(text + "\n")
+    name = f"eval-{'best-' if best else ''}{trainer.c.step:08d}.json"
+    (run_dir.path / name).write_text(text + "\n")
     click.echo(text)
 
 
