@@ -89,6 +89,7 @@ def read_jsonl(paths: list[Path]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seed-list", help="comma-separated seeds to run instead of 0..seeds-1")
     ap.add_argument("--steps-scale", type=float, default=1.0)
     ap.add_argument("--presets", default="ring,grid")
     ap.add_argument("--objectives", default=",".join(OBJECTIVES))
@@ -111,7 +112,9 @@ def main() -> None:
         for preset in args.presets.split(","):
             for obj in args.objectives.split(","):
                 rows = []
-                for seed in range(args.seeds):
+                seeds = ([int(x) for x in args.seed_list.split(",")] if args.seed_list
+                         else range(args.seeds))
+                for seed in seeds:
                     r = run_one(preset, obj, seed, args.steps_scale, Path(tmp))
                     rows.append(r)
                     if args.jsonl:
