@@ -57,6 +57,7 @@ NETWORKS = Registry("network", {
     "mlp": "gankit.nn.mlp:MLPFamily",
     "translation": "gankit.nn.translation:TranslationFamily",
     "dcgan": "gankit.nn.dcgan:DCGANFamily",
+    "infogan": "gankit.nn.infogan:InfoGANFamily",
 })
 
 DATASETS = Registry("dataset", {
