@@ -35,7 +35,7 @@ def test_not_reused_across_several_critic_steps():
 def test_conditional_objectives_reuse_labels_with_fakes():
     over = ["data.name=mnist", "data.split=test", "model.z_dim=8", "model.out_activation=tanh",
             "train.reuse_fakes=true"]
-    for objective in ("cgan", "acgan"):
+    for objective in ("cgan", "acgan", "infogan"):
         assert _forwards_per_step(over + [f"objective={objective}"], steps=2) == 1
 
 

@@ -46,6 +46,7 @@ class InfoGAN(Objective):
 
     Params = InfoGANParams
     probabilistic = True
+    can_reuse_fakes = True
 
     @classmethod
     def q_dim(cls, p: InfoGANParams) -> int:
@@ -107,9 +108,7 @@ class InfoGAN(Objective):
 
     def loss_D(self, batch, rng):
         real = batch["x"]
-        with torch.no_grad():
-            inputs = self.sample_inputs(real.shape[0], rng)
-            fake = self.generate(inputs)
+        inputs, fake = self.fakes_for_D(real.shape[0], rng)     # no graph into G
         D = self.nets["D"]
         real_out, fake_out = D(real), D(fake)                     # (B, 1 + q_dim)
         adv = L.d_loss_bce(real_out[:, 0], fake_out[:, 0])
@@ -121,8 +120,8 @@ class InfoGAN(Objective):
 
     def loss_G(self, batch, rng):
         n = int(batch["n"]) if "n" in batch else batch["x"].shape[0]
-        inputs = self.sample_inputs(n, rng)
-        out = self.nets["D"](self.generate(inputs))
+        inputs, fake = self.fakes_for_G(n, rng)
+        out = self.nets["D"](fake)
         info, _ = self.info_loss(out[:, 1:], inputs)
         loss = L.g_loss_nonsaturating(out[:, 0]) + self.params.info_weight * info
         return loss, {"loss/G": loss.detach()}
