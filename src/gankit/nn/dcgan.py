@@ -150,12 +150,19 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         h = self.trunk(x)                                    # (B, width, base, base)
-        out = self.head(h).flatten()                         # (B,)
-        if self.embed is not None:                           # projection: + <e_y, phi(x)>
-            out = out + (self.embed(y) * h.flatten(1)).sum(1)
-        if self.aux is None:
-            return out
-        return torch.cat([out[:, None], self.aux(h)], 1)     # (B, out_dim)
+        return critic_outputs(self.head(h).flatten(), h, self.embed, self.aux, y)
+
+
+def critic_outputs(logit: Tensor, h: Tensor, embed: nn.Module | None, aux: nn.Module | None,
+                   y: Tensor | None) -> Tensor:
+    """What a critic returns from its adversarial logit (B,) and last features h: the logit
+    plus the projection term <e_y, phi(x)> when conditioned, then the auxiliary head's outputs
+    (AC-GAN classes, InfoGAN's Q) as columns 1: of (B, out_dim)."""
+    if embed is not None:
+        logit = logit + (embed(y) * h.flatten(1)).sum(1)
+    if aux is None:
+        return logit                                         # (B,)
+    return torch.cat([logit[:, None], aux(h)], 1)            # (B, out_dim)
 
 
 class DCGANFamily:

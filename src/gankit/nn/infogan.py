@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
-from gankit.nn.dcgan import init_weights
+from gankit.nn.dcgan import critic_outputs, init_weights
 from gankit.objectives.base import Role
 
 SIZES = (28, 32)          # sides with two stride-2 stages from a side // 4 map
@@ -119,12 +119,7 @@ class InfoGANDiscriminator(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         h = self.trunk(x)                                            # (B, d_hidden)
-        out = self.head(h).squeeze(1)                                # (B,)
-        if self.embed is not None:                                   # projection: + <e_y, h>
-            out = out + (self.embed(y) * h).sum(1)
-        if self.aux is None:
-            return out
-        return torch.cat([out[:, None], self.aux(h)], 1)             # (B, out_dim)
+        return critic_outputs(self.head(h).flatten(), h, self.embed, self.aux, y)
 
 
 class InfoGANFamily:
