@@ -175,11 +175,18 @@ def run_steps(cfg):
     assert x.shape == (5, *trainer.data.info.shape)
 
 
+# preset, steps, metric, floor. Full runs: cgan 96 % at 3000 steps, infogan 89 % at 5000
+# (benchmarks/RESULTS.md); 72.6 / 68.6 % were measured at 500 steps for infogan seeds 0 / 1.
+EARLY_CHECKS = [("cgan-mnist", 1000, "ConditionalAccuracy", "conditional_accuracy", 0.6),
+                ("infogan-mnist", 500, "ClassAgreement", "class_agreement", 0.6)]
+
+
 @pytest.mark.slow
-def test_cgan_learns_its_labels_quickly():
-    """~1000 steps of cgan-mnist (about 2 minutes on one free core): the shipped classifier
-    agrees with the conditioning label for most samples. Full runs reach 96 % at 3000 steps
-    (numbers in benchmarks/RESULTS.md); this looser check only guards against regressions."""
+@pytest.mark.parametrize("preset,steps,metric,key,floor", EARLY_CHECKS)
+def test_conditional_presets_learn_their_codes_quickly(preset, steps, metric, key, floor):
+    """A short run of each preset (2-4 minutes on one free core): the shipped classifier
+    agrees with the label / code for most samples. A loose regression guard, not the
+    acceptance figure."""
     root = data_root()
     if root is None:
         pytest.skip("MNIST files not available (set GANKIT_DATA)")
@@ -187,9 +194,9 @@ def test_cgan_learns_its_labels_quickly():
     from gankit.metrics.classifier import weights_path
     if not weights_path("mnist").exists():
         pytest.skip("the MNIST classifier weights are not shipped yet")
-    cfg = build_config("cgan-mnist", ["train.steps=1000", "log.progress=false",
-                                      f"data.root={root}"])
+    cfg = build_config(preset, [f"train.steps={steps}", "log.progress=false",
+                                "eval.metrics=[]", "eval.best_metric=null", f"data.root={root}"])
     trainer = Trainer(cfg)
     trainer.fit()
-    acc = offline.ConditionalAccuracy.evaluate(trainer, 2000)["conditional_accuracy"]
-    assert acc >= 0.6, acc
+    score = getattr(offline, metric).evaluate(trainer, 2000)[key]
+    assert score >= floor, score
