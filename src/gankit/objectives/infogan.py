@@ -22,6 +22,9 @@ class InfoGANParams(ObjectiveParams):
     # "mse": Gaussian NLL with unit variance, 0.5 (c - mu)^2 up to a constant (the authors'
     # MNIST code fixes the std); "gaussian": Q also predicts log sigma per code.
     cont_loss: Literal["mse", "gaussian"] = "mse"
+    # sigma > 0: Q reads its own noisy copy of the fakes, G(z, c) + sigma eps, through a second
+    # pass of D's trunk (0: the paper; Q reads the fakes D judges). See the class docstring.
+    q_noise: float = Field(0.0, ge=0, le=10)
 
     @model_validator(mode="after")
     def _some_code(self):
@@ -42,6 +45,12 @@ class InfoGAN(Objective):
     -log Q is the cross-entropy for the categorical code and a Gaussian negative
     log-likelihood for each continuous one (``cont_loss``: unit variance by default, i.e.
     0.5 (c - mu(x))^2 + const, as in the authors' MNIST experiment; or learned sigma).
+
+    ``q_noise`` sigma > 0 (not in the paper) evaluates L_I on Q(c | G(z, c) + sigma eps),
+    eps ~ N(0, I), in both losses; the adversarial terms still see the clean fakes. On MNIST,
+    the paper's form lets two codes draw the same digits (4 and 9, chosen by z) told apart by
+    a faint style mark that Q reads perfectly; behind noise only visible differences carry
+    the code. Costs one more pass of D over the fakes per phase (benchmarks/RESULTS.md).
     """
 
     Params = InfoGANParams
@@ -106,13 +115,22 @@ class InfoGAN(Objective):
         logs["info/cat_ce"], logs["info/cont_nll"] = cat_loss.detach(), cont_loss.detach()
         return cat_loss + p.cont_weight * cont_loss, logs
 
+    def q_out(self, fake: Tensor, out: Tensor, rng) -> Tensor:
+        """Q's outputs (B, q_dim) for the info loss: from D's pass ``out`` over ``fake``, or
+        with ``q_noise`` from a pass over fake + sigma eps."""
+        s = self.params.q_noise
+        if not s:
+            return out[:, 1:]
+        noise = torch.randn(fake.shape, generator=rng, device=fake.device, dtype=fake.dtype)
+        return self.nets["D"](fake + s * noise)[:, 1:]
+
     def loss_D(self, batch, rng):
         real = batch["x"]
         inputs, fake = self.fakes_for_D(real.shape[0], rng)     # no graph into G
         D = self.nets["D"]
         real_out, fake_out = D(real), D(fake)                     # (B, 1 + q_dim)
         adv = L.d_loss_bce(real_out[:, 0], fake_out[:, 0])
-        info, logs = self.info_loss(fake_out[:, 1:], inputs)
+        info, logs = self.info_loss(self.q_out(fake, fake_out, rng), inputs)
         loss = adv + self.params.info_weight * info
         return loss, logs | {"loss/D": loss.detach(), "loss/info": info.detach(),
                              "D(x)": self.score(real_out[:, 0]),
@@ -122,6 +140,6 @@ class InfoGAN(Objective):
         n = int(batch["n"]) if "n" in batch else batch["x"].shape[0]
         inputs, fake = self.fakes_for_G(n, rng)
         out = self.nets["D"](fake)
-        info, _ = self.info_loss(out[:, 1:], inputs)
+        info, _ = self.info_loss(self.q_out(fake, out, rng), inputs)
         loss = L.g_loss_nonsaturating(out[:, 0]) + self.params.info_weight * info
         return loss, {"loss/G": loss.detach()}
