@@ -187,7 +187,7 @@ def run_steps(cfg):
     assert x.shape == (5, *trainer.data.info.shape)
 
 
-# preset, steps, metric, floor. Full runs: cgan 96 % at 3000 steps, infogan 90.2 % at 3000
+# preset, steps, metric, floor. Full runs: cgan 96 % at 3000 steps, infogan 90.2 % at 3000 (seed 0)
 # (benchmarks/RESULTS.md); infogan seed 0 scored 75.7 % at 500 steps.
 EARLY_CHECKS = [("cgan-mnist", 1000, "ConditionalAccuracy", "conditional_accuracy", 0.6),
                 ("infogan-mnist", 500, "ClassAgreement", "class_agreement", 0.6)]
