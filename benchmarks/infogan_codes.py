@@ -19,14 +19,8 @@ import numpy as np
 import torch
 
 from gankit.api import load_trainer
-from gankit.metrics.offline import categorical_code, class_agreement, generate_with_inputs, predict
-
-
-def code_table(codes: np.ndarray, digits: np.ndarray, k: int = 10) -> np.ndarray:
-    """counts[code, digit] of generated images."""
-    counts = np.zeros((k, 10), np.int64)
-    np.add.at(counts, (codes, digits), 1)
-    return counts
+from gankit.metrics.offline import (categorical_code, class_agreement, code_counts,
+                                   generate_with_inputs, predict)
 
 
 def main() -> None:
@@ -45,7 +39,7 @@ def main() -> None:
         raise SystemExit(f"{args.run} has no categorical code (not an InfoGAN run)")
     _, digits = predict("mnist", x, trainer.device)
     agreement, match = class_agreement(codes, digits, num_classes=10)
-    counts = code_table(codes, digits, int(codes.max()) + 1)
+    counts = code_counts(codes, digits, num_classes=10)
     result = {"run": str(args.run), "step": trainer.c.step, "n": args.n, "seed": args.seed,
               "class_agreement": agreement, "matching": match, "counts": counts.tolist()}
     print(f"step {trainer.c.step}: class agreement {100 * agreement:.1f} % of {args.n} samples")

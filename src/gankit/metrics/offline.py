@@ -85,6 +85,17 @@ def conditional_accuracy(predicted: np.ndarray, conditioned: np.ndarray) -> floa
     return float((predicted == conditioned).mean())
 
 
+def code_counts(codes: np.ndarray, predicted: np.ndarray, num_codes: int | None = None,
+                num_classes: int | None = None) -> np.ndarray:
+    """counts[code, class]: how many samples of each code were predicted as each class."""
+    codes = np.asarray(codes, np.int64).reshape(-1)
+    predicted = np.asarray(predicted, np.int64).reshape(-1)
+    counts = np.zeros((num_codes or int(codes.max()) + 1,
+                       num_classes or int(predicted.max()) + 1), np.int64)
+    np.add.at(counts, (codes, predicted), 1)
+    return counts
+
+
 def class_agreement(codes: np.ndarray, predicted: np.ndarray, num_codes: int | None = None,
                     num_classes: int | None = None) -> tuple[float, dict[int, int]]:
     """Best one-to-one matching of codes to predicted classes (Hungarian algorithm).
@@ -98,10 +109,7 @@ def class_agreement(codes: np.ndarray, predicted: np.ndarray, num_codes: int | N
     if codes.shape != predicted.shape or codes.size == 0:
         raise ValueError(f"need equally many codes and predictions, got {codes.shape} "
                          f"and {predicted.shape}")
-    k_codes = num_codes or int(codes.max()) + 1
-    k_classes = num_classes or int(predicted.max()) + 1
-    counts = np.zeros((k_codes, k_classes), np.int64)           # counts[code, class]
-    np.add.at(counts, (codes, predicted), 1)
+    counts = code_counts(codes, predicted, num_codes, num_classes)   # counts[code, class]
     rows, cols = linear_sum_assignment(counts, maximize=True)
     agreement = counts[rows, cols].sum() / codes.size
     return float(agreement), {int(r): int(c) for r, c in zip(rows, cols)}
