@@ -22,7 +22,7 @@ import pickle
 import tarfile
 import zlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -208,6 +208,8 @@ class CIFAR10Params(ImageParams):
 
 class CIFAR10:
     """CIFAR-10 natural images, 32x32 colour, 10 classes (50k train / 10k test)."""
+
+    kind: ClassVar[str] = "image"
 
     Params = CIFAR10Params
 

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -344,6 +344,8 @@ class FolderParams(BaseModel):
 
 class ImageFolder:
     """Your own images from a folder (sub-folders = classes), resized and centre-cropped."""
+
+    kind: ClassVar[str] = "image"
 
     Params = FolderParams
 

@@ -11,7 +11,7 @@ import gzip
 import os
 import zlib
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -110,6 +110,8 @@ class MNISTParams(ImageParams):
 
 class MNIST:
     """MNIST handwritten digits, 28x28 grayscale, 10 classes (60k train / 10k test)."""
+
+    kind: ClassVar[str] = "image"
 
     Params = MNISTParams
 

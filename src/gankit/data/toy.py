@@ -6,7 +6,7 @@ Each is an infinite sampler with its own RNG, so a resumed run draws the same ba
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -78,6 +78,8 @@ class RingParams(ToyParams):
 class Ring(Mixture2D):
     """Ring of 8 Gaussians (radius 1, std 0.01), as in PacGAN / unrolled GAN."""
 
+    kind: ClassVar[str] = "toy2d"
+
     Params = RingParams
 
     def __init__(self, params: RingParams, seed: int, device="cpu"):
@@ -97,6 +99,8 @@ class GridParams(ToyParams):
 
 class Grid(Mixture2D):
     """Grid of 25 Gaussians at {-4, -2, 0, 2, 4}^2 with std 0.05, as in PacGAN."""
+
+    kind: ClassVar[str] = "toy2d"
 
     Params = GridParams
 
@@ -121,6 +125,8 @@ class Spiral(ToySource):
     For metrics its ``modes`` are 200 points spaced along the curve; only the high-quality
     fraction is meaningful for it.
     """
+
+    kind: ClassVar[str] = "toy2d"
 
     Params = SpiralParams
 
@@ -150,6 +156,8 @@ class Gaussian1DParams(ToyParams):
 
 class Gaussian1D(ToySource):
     """1-D Gaussian N(mean, std^2): the course-slide toy problem."""
+
+    kind: ClassVar[str] = "toy1d"
 
     Params = Gaussian1DParams
 

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -255,6 +255,8 @@ class StrokesParams(_DemoParams):
 class MNISTStrokes:
     """MNIST thin <-> bold strokes, unpaired: disjoint halves eroded / dilated (CycleGAN demo)."""
 
+    kind: ClassVar[str] = "unpaired"
+
     Params = StrokesParams
 
     @classmethod
@@ -279,6 +281,8 @@ class EdgesParams(_DemoParams):
 
 class FashionEdges:
     """Fashion-MNIST edges -> items, paired: thresholded Sobel maps (pix2pix demo)."""
+
+    kind: ClassVar[str] = "paired"
 
     Params = EdgesParams
 
@@ -339,6 +343,8 @@ class UnpairedFolderParams(_FolderParams):
 
 class UnpairedFolder:
     """Your unpaired domains: <path>/trainA, trainB (optional testA, testB), CycleGAN layout."""
+
+    kind: ClassVar[str] = "unpaired"
 
     Params = UnpairedFolderParams
 
@@ -455,6 +461,8 @@ def _side_by_side(directory: Path) -> list:
 
 class PairedFolder:
     """Your paired domains: side-by-side A|B images, or A/ and B/ folders with equal names."""
+
+    kind: ClassVar[str] = "paired"
 
     Params = PairedFolderParams
 

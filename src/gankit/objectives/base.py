@@ -15,6 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
+from gankit.core import capabilities as caps
 from gankit.data.base import DataInfo
 
 Scalars = dict[str, Tensor]
@@ -98,6 +99,11 @@ class Objective:
         return {"G": Role("generator"), "D": Role("critic")}
 
     @classmethod
+    def capabilities(cls, params: ObjectiveParams) -> frozenset[str]:
+        """What a trained model of this objective offers (``gankit.core.capabilities``)."""
+        return frozenset({caps.SAMPLES, caps.LATENT})
+
+    @classmethod
     def default_optim(cls, phase: str) -> dict[str, Any]:
         """Optimizer settings the paper used; the user's ``optim.<phase>`` keys override."""
         return {"name": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
@@ -155,6 +161,10 @@ class AdversarialObjective(Objective):
     """D/G games whose losses are functions of the critic's outputs on real and fake data."""
 
     can_reuse_fakes = True
+
+    @classmethod
+    def capabilities(cls, params) -> frozenset[str]:
+        return frozenset({caps.SAMPLES, caps.LATENT, caps.CRITIC})
 
     def d_terms(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
         raise NotImplementedError

@@ -1,0 +1,59 @@
+"""What a trained model offers, so that views and metrics can ask instead of switching on names.
+
+An objective declares its capabilities with ``Objective.capabilities(params)`` (a class method,
+so a config can be checked before anything is built). Each name below promises methods or
+attributes on the objective instance:
+
+================  ==============================================================================
+``samples``       ``sample_inputs(n, rng) -> dict`` and ``generate(inputs, net) -> (n, *shape)``
+``critic``        ``critic_map(x) -> (n,)``: the critic's value at data points (a probability
+                  D(x) for sigmoid games, the raw critic value otherwise; ``critic_is_probability``)
+                  and ``generator_field(x) -> (n, *shape)``: -grad_x of G's loss at x
+``latent``        ``latent`` (a ``Latent``): the inputs carry ``z`` that may be interpolated
+``codes``         ``code_spec() -> (categorical K, continuous m)``; inputs ``c_cat`` (n,),
+                  ``c_cont`` (n, m) (InfoGAN)
+``labels``        class-conditional sampling: inputs carry ``y`` (n,) int64 labels
+``likelihood``    ``log_likelihood(x) -> (n,)`` in nats per example
+``reconstruction`` ``reconstruct(x) -> x_hat`` of the same shape
+``translation``   ``directions`` {"AtoB": net name, ...}; ``generate`` translates held-out inputs
+``text``          ``decode(x) -> list[str]``
+================  ==============================================================================
+"""
+
+from __future__ import annotations
+
+SAMPLES = "samples"
+CRITIC = "critic"
+LATENT = "latent"
+CODES = "codes"
+LABELS = "labels"
+LIKELIHOOD = "likelihood"
+RECONSTRUCTION = "reconstruction"
+TRANSLATION = "translation"
+TEXT = "text"
+
+MEANING = {
+    SAMPLES: "draws samples",
+    CRITIC: "a critic map over inputs",
+    LATENT: "a latent z that can be interpolated",
+    CODES: "interpretable latent codes (InfoGAN)",
+    LABELS: "class-conditional sampling",
+    LIKELIHOOD: "a likelihood per example",
+    RECONSTRUCTION: "reconstructions of inputs",
+    TRANSLATION: "translation between two image domains",
+    TEXT: "text decoding",
+}
+ALL = frozenset(MEANING)
+
+
+def describe(caps) -> str:
+    """'a likelihood per example, draws samples' for error messages (sorted, stable)."""
+    return ", ".join(MEANING[c] for c in sorted(caps)) or "nothing"
+
+
+def missing_message(needed, offered) -> str | None:
+    """None when ``offered`` covers ``needed``; else a short reason naming what is missing."""
+    lacking = sorted(set(needed) - set(offered))
+    if not lacking:
+        return None
+    return f"needs {describe(lacking)}; the model offers {describe(offered)}"
