@@ -30,8 +30,15 @@ def test_eval_image_run_prints_metrics_with_protocol(tmp_path, data_root, monkey
     res = json.loads(out)
     for key in ("fid", "is_mean", "kid_mean", "precision", "recall", "cfd_mnist"):
         assert np.isfinite(res[key]), key
-    assert res["protocol"]["n_real"] == 12 and res["protocol"]["n_generated"] == 12
-    assert (run.path / "eval-00000002.json").exists()
+    # how each metric measured, by metric name
+    assert set(res["protocol"]) == {"fid", "is", "kid", "pr", "mnist"}
+    for name in ("fid", "kid", "pr"):
+        p = res["protocol"][name]
+        assert p["n_real"] == 12 and p["n_generated"] == 12 and "weights_sha256" in p
+        assert (p["seed_real"], p["seed_generated"], p["reference_split"]) == (0, 1, "test")
+    assert res["protocol"]["fid"]["fid_method"] == "svd"
+    assert res["protocol"]["mnist"]["classifier"] == "mnist"
+    assert json.loads((run.path / "eval-00000002.json").read_text()) == res
 
 
 def test_fid_command_on_folders_and_stats(tmp_path, stand_in_inception_weights):

@@ -16,7 +16,8 @@ from torch import nn
 from gankit.config import build_config
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
-from gankit.objectives.base import Latent
+from gankit.core.roles import build_nets
+from gankit.core.step import Latent, StepContext
 from gankit.objectives.conditional import ACGAN, CGAN, ACGANParams, CGANParams
 from gankit.objectives.infogan import InfoGAN, InfoGANParams
 from gankit.registry import NETWORKS
@@ -31,7 +32,7 @@ def objective(cls, params, network="dcgan", info=LABELLED, **model):
         model |= {"ngf": 8, "ndf": 8}
     family = NETWORKS.get(network)
     mp = family.Params(**model)
-    nets = family.build(mp, info, cls.roles(params, info))
+    nets = build_nets(family, mp, info, cls.roles(params, info, Latent(mp.z_dim)))
     return cls(params, nets, Latent(mp.z_dim), info)
 
 
@@ -49,9 +50,9 @@ def test_sampling_shapes_and_finite_losses(network, cls, params):
     else:
         assert inputs["y"].shape == (6,) and int(inputs["y"].max()) < 10
     assert obj.generate(inputs).shape == (6, 1, 28, 28)
-    batch = {"x": torch.rand(6, 1, 28, 28) * 2 - 1, "y": torch.randint(10, (6,)), "n": 6}
-    for phase in obj.phase_names():
-        loss, scalars = obj.loss(phase, batch, gen)
+    batch = {"x": torch.rand(6, 1, 28, 28) * 2 - 1, "y": torch.randint(10, (6,))}
+    for phase in obj.phase_names(params):
+        loss, scalars = obj.loss(phase, StepContext.standalone(batch, gen))
         assert loss.ndim == 0 and torch.isfinite(loss)
         assert all(torch.isfinite(v) for v in scalars.values())
 
@@ -60,16 +61,16 @@ def test_conditional_objectives_need_labels():
     unlabelled = DataInfo("image", (1, 28, 28))
     for cls, params in ((CGAN, CGANParams()), (ACGAN, ACGANParams())):
         with pytest.raises(ConfigError, match="labelled data"):
-            cls.roles(params, unlabelled)
+            cls.roles(params, unlabelled, Latent(8))
 
 
 def test_roles():
-    assert CGAN.roles(CGANParams(), LABELLED)["D"].num_classes == 10
-    acgan = ACGAN.roles(ACGANParams(), LABELLED)
+    assert CGAN.roles(CGANParams(), LABELLED, Latent(8))["D"].num_classes == 10
+    acgan = ACGAN.roles(ACGANParams(), LABELLED, Latent(8))
     assert (acgan["G"].num_classes, acgan["D"].out_dim, acgan["D"].num_classes) == (10, 11, 0)
-    info = InfoGAN.roles(InfoGANParams(), LABELLED)
+    info = InfoGAN.roles(InfoGANParams(), LABELLED, Latent(8))
     assert (info["G"].code_dim, info["D"].out_dim) == (12, 13)
-    gauss = InfoGAN.roles(InfoGANParams(cont_loss="gaussian", continuous=3), LABELLED)
+    gauss = InfoGAN.roles(InfoGANParams(cont_loss="gaussian", continuous=3), LABELLED, Latent(8))
     assert gauss["D"].out_dim == 1 + 10 + 6
 
 
@@ -88,11 +89,11 @@ class ConstantCritic(nn.Module):
 def test_acgan_loss_closed_form():
     obj = objective(ACGAN, ACGANParams(aux_weight=0.5))
     obj.nets["D"] = ConstantCritic(torch.zeros(11))        # D = 1/2, uniform class guess
-    batch = {"x": torch.zeros(4, 1, 28, 28), "y": torch.arange(4), "n": 4}
-    loss_d, logs = obj.loss_D(batch, None)
+    ctx = StepContext.standalone({"x": torch.zeros(4, 1, 28, 28), "y": torch.arange(4)})
+    loss_d, logs = obj.loss_D(ctx)
     assert loss_d.item() == pytest.approx(2 * math.log(2) + 0.5 * 2 * math.log(10), rel=1e-5)
     assert logs["D(x)"].item() == pytest.approx(0.5)
-    loss_g, _ = obj.loss_G(batch, None)
+    loss_g, _ = obj.loss_G(ctx)
     assert loss_g.item() == pytest.approx(math.log(2) + 0.5 * math.log(10), rel=1e-5)
 
 

@@ -108,12 +108,13 @@ def test_class_subfolders(tmp_path):
     data = load_folder(root, size=8)
     assert data.class_names == ("birds", "cats", "dogs")
     assert data.labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 2, 2]
-    source = ImageFolder.build(ImageFolder.Params(path=str(root), size=8), seed=0, device="cpu")
+    params = ImageFolder.Params(path=str(root), size=8, holdout=0)    # every file trains
+    source = ImageFolder.build(params, seed=0, device="cpu")
     assert source.info.num_classes == 3 and source.info.shape == (3, 8, 8)
     batch = source.next_batch(9)
     assert sorted(batch["y"].tolist()) == [0, 0, 0, 0, 1, 1, 1, 2, 2]
-    unlabelled = ImageFolder.build(ImageFolder.Params(path=str(root), size=8, labels=False),
-                                   seed=0, device="cpu")
+    unlabelled = ImageFolder.build(params.model_copy(update={"labels": False}), seed=0,
+                                   device="cpu")
     assert "y" not in unlabelled.next_batch(2) and unlabelled.info.num_classes == 0
 
 
@@ -167,7 +168,7 @@ def test_disk_cache_serves_batches(tmp_path):
         (root / name).mkdir(parents=True)
         for j in range(3):
             _rgb(10, 10, j).save(root / name / f"{j}.png")
-    params = ImageFolder.Params(path=str(root), size=8, channels=1, memory_budget_gib=1e-9,
+    params = ImageFolder.Params(path=str(root), size=8, channels=1, memory_budget_gib=1e-9, holdout=0,
                                 flip=True)
     source = ImageFolder.build(params, seed=1, device="cpu")
     assert isinstance(source.images, np.memmap)

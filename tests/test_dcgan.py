@@ -11,13 +11,15 @@ from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
 from gankit.nn.dcgan import DCGANFamily, DCGANParams
 from gankit.nn.mlp import MLPFamily, MLPParams
-from gankit.objectives.base import Role
+from gankit.core.roles import CriticRole, GeneratorRole, build_nets
 
 
-def build(size: int, channels: int, g_role=Role("generator"), d_role=Role("critic"), **kw):
+def build(size: int, channels: int, g_role=None, d_role=None, **kw):
     p = DCGANParams(**({"z_dim": 16, "ngf": 8, "ndf": 8} | kw))
     info = DataInfo("image", (channels, size, size), num_classes=10)
-    return p, DCGANFamily.build(p, info, {"G": g_role, "D": d_role})
+    g_role = g_role or GeneratorRole(z_dim=p.z_dim)
+    d_role = d_role or CriticRole()
+    return p, build_nets(DCGANFamily, p, info, {"G": g_role, "D": d_role})
 
 
 def n_params(net: nn.Module) -> int:
@@ -89,7 +91,7 @@ def test_initialisation_statistics():
 
 def test_no_batchnorm_in_critic_for_gradient_penalty():
     for norm, kind in (("layer", nn.GroupNorm), ("none", None)):
-        _, nets = build(32, 3, d_role=Role("critic", batchnorm=False), d_norm=norm)
+        _, nets = build(32, 3, d_role=CriticRole(per_sample=True), d_norm=norm)
         mods = list(nets["D"].modules())
         assert not any(isinstance(m, nn.BatchNorm2d) for m in mods)
         assert kind is None or any(isinstance(m, kind) for m in mods)
@@ -99,8 +101,8 @@ def test_no_batchnorm_in_critic_for_gradient_penalty():
 
 
 def test_conditional_and_auxiliary_outputs():
-    p, nets = build(28, 1, g_role=Role("generator", num_classes=10, code_dim=3),
-                    d_role=Role("critic", num_classes=10, out_dim=13))
+    p, nets = build(28, 1, g_role=GeneratorRole(z_dim=16, num_classes=10, code_dim=3),
+                    d_role=CriticRole(num_classes=10, out_dim=13))
     z, y = torch.randn(6, p.z_dim + 3), torch.arange(6)
     x = nets["G"](z, y)
     assert x.shape == (6, 1, 28, 28)
@@ -115,14 +117,14 @@ def test_conditional_and_auxiliary_outputs():
 
 def test_mlp_conditioning_and_toy_unchanged():
     info = DataInfo("toy2d", (2,))
-    nets = MLPFamily.build(MLPParams(), info, {"G": Role("generator"), "D": Role("critic")})
+    nets = build_nets(MLPFamily, MLPParams(), info, {"G": GeneratorRole(z_dim=2), "D": CriticRole()})
     assert list(nets["G"].state_dict())[0] == "net.0.weight"
     assert nets["G"].net[0].in_features == 2 and nets["D"].net[0].in_features == 2
     assert nets["D"](nets["G"](torch.randn(4, 2))).shape == (4,)
     img = DataInfo("image", (1, 28, 28), num_classes=10)
     p = MLPParams(z_dim=8, out_activation="tanh")
-    nets = MLPFamily.build(p, img, {"G": Role("generator", num_classes=10),
-                                    "D": Role("critic", num_classes=10, out_dim=3)})
+    nets = build_nets(MLPFamily, p, img, {"G": GeneratorRole(z_dim=p.z_dim, num_classes=10),
+                                       "D": CriticRole(num_classes=10, out_dim=3)})
     y = torch.tensor([0, 3, 9])
     x = nets["G"](torch.randn(3, 8), y)
     assert x.shape == (3, 1, 28, 28)

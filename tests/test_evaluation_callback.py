@@ -12,24 +12,29 @@ from gankit.errors import GankitError
 from gankit.run import RunDir
 from gankit.train.callbacks import MetricsLogger
 from gankit.train.checkpoint import list_checkpoints, load_checkpoint
-from gankit.train.evaluation import (BEST_NAME, EXTRA_KEY, BestTracker, EvaluationCallback,
-                                     metric_direction)
+from gankit.metrics.protocol import declared_direction
+from gankit.train.evaluation import BEST_NAME, EXTRA_KEY, BestTracker, EvaluationCallback
 from gankit.train.trainer import Counters, Trainer
 
 
 @pytest.mark.parametrize("name, direction", [
     ("fid", "min"), ("kid_mean", "min"), ("cfd_mnist", "min"), ("class_kl_mnist", "min"),
-    ("stacked_kl", "min"), ("kl", "min"), ("is_mean", "max"), ("conditional_accuracy", "max"),
-    ("class_agreement", "max"), ("stacked_modes", "max"), ("modes", "max"),
-    ("precision", "max"), ("coverage", "max"), ("hq_fraction", "max"),
+    ("cfd_fashion_mnist", "min"), ("stacked_kl", "min"), ("kl", "min"), ("is_mean", "max"),
+    ("conditional_accuracy", "max"), ("class_agreement", "max"), ("stacked_modes", "max"),
+    ("modes", "max"), ("precision", "max"), ("coverage", "max"), ("hq_fraction", "max"),
 ])
-def test_metric_direction(name, direction):
-    assert metric_direction(name) == direction
+def test_declared_direction(name, direction):
+    """Directions come from what the registered metrics declare."""
+    assert declared_direction(name) == direction
 
 
-def test_metric_direction_unknown_asks_for_mode():
+@pytest.mark.parametrize("name", ["mystery_score", "fid_custom", "my_accuracy", "is_std",
+                                  "stacked_modes_ideal"])
+def test_undeclared_direction_asks_for_mode(name):
+    # No guessing from words of the name; spreads and reference values are not scores.
     with pytest.raises(GankitError, match="eval.mode"):
-        metric_direction("mystery_score")
+        declared_direction(name)
+    EvaluationCallback(FakeLogger(), [], every_n=1, n=1, best_metric=name, mode="min")
 
 
 def test_best_tracker_min_and_max_with_min_delta():

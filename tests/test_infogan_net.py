@@ -16,17 +16,19 @@ from gankit.config import validate
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
 from gankit.nn.infogan import InfoGANFamily, InfoGANNetParams
-from gankit.objectives.base import Role
+from gankit.core.roles import CriticRole, GeneratorRole, TranslatorRole, build_nets
 from gankit.registry import NETWORKS
 from gankit.train.trainer import Trainer
 
 SMALL = {"z_dim": 8, "ngf": 8, "ndf": 8, "g_hidden": 32, "d_hidden": 32, "q_hidden": 16}
 
 
-def build(size=28, channels=1, g_role=Role("generator"), d_role=Role("critic"), **kw):
+def build(size=28, channels=1, g_role=None, d_role=None, **kw):
     p = InfoGANNetParams(**(SMALL | kw))
     info = DataInfo("image", (channels, size, size), num_classes=10)
-    return p, InfoGANFamily.build(p, info, {"G": g_role, "D": d_role})
+    g_role = g_role or GeneratorRole(z_dim=p.z_dim)
+    d_role = d_role or CriticRole()
+    return p, build_nets(InfoGANFamily, p, info, {"G": g_role, "D": d_role})
 
 
 @pytest.mark.parametrize("size", [28, 32])
@@ -40,20 +42,20 @@ def test_shapes_plain_roles(size, channels):
 
 
 def test_infogan_roles_codes_and_q_head():
-    p, nets = build(g_role=Role("generator", code_dim=12), d_role=Role("critic", out_dim=13))
+    p, nets = build(g_role=GeneratorRole(z_dim=8, code_dim=12), d_role=CriticRole(out_dim=13))
     x = nets["G"](torch.randn(4, p.z_dim + 12))
     assert x.shape == (4, 1, 28, 28)
     assert nets["D"](x).shape == (4, 13)
     # Q reads D's FC feature through FC(q_hidden) - BN - LReLU - FC(codes)
     q = [m for m in nets["D"].aux.modules() if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in q] == [(32, 16), (16, 12)]
-    _, nets = build(d_role=Role("critic", out_dim=3), q_hidden=0)
+    _, nets = build(d_role=CriticRole(out_dim=3), q_hidden=0)
     assert [type(m) for m in nets["D"].aux] == [nn.Linear]
 
 
 def test_conditional_roles():
-    p, nets = build(g_role=Role("generator", num_classes=10),
-                    d_role=Role("critic", num_classes=10, out_dim=11))
+    p, nets = build(g_role=GeneratorRole(z_dim=8, num_classes=10),
+                    d_role=CriticRole(num_classes=10, out_dim=11))
     z, y = torch.randn(6, p.z_dim), torch.arange(6)
     x = nets["G"](z, y)
     out = nets["D"](x, y)
@@ -66,7 +68,7 @@ def test_conditional_roles():
 
 
 def test_per_sample_critic_without_batchnorm():
-    _, nets = build(d_role=Role("critic", batchnorm=False))
+    _, nets = build(d_role=CriticRole(per_sample=True))
     D = nets["D"]
     assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in D.modules())
     x = torch.randn(4, 1, 28, 28)
@@ -77,8 +79,8 @@ def test_paper_layers_at_default_size():
     """Appendix C.1 of Chen et al. 2016, with the default widths."""
     p = InfoGANNetParams()
     info = DataInfo("image", (1, 28, 28))
-    nets = InfoGANFamily.build(p, info, {"G": Role("generator", code_dim=12),
-                                         "D": Role("critic", out_dim=13)})
+    nets = build_nets(InfoGANFamily, p, info, {"G": GeneratorRole(z_dim=62, code_dim=12),
+                                               "D": CriticRole(out_dim=13)})
     lin = lambda net: [(m.in_features, m.out_features) for m in net.modules()  # noqa: E731
                        if isinstance(m, nn.Linear)]
     conv = lambda net: [(m.in_channels, m.out_channels, m.kernel_size, m.stride)  # noqa: E731
@@ -92,8 +94,8 @@ def test_paper_layers_at_default_size():
 
 def test_initialisation_statistics():
     torch.manual_seed(0)
-    nets = InfoGANFamily.build(InfoGANNetParams(), DataInfo("image", (1, 28, 28)),
-                               {"G": Role("generator"), "D": Role("critic")})
+    nets = build_nets(InfoGANFamily, InfoGANNetParams(), DataInfo("image", (1, 28, 28)),
+                      {"G": GeneratorRole(z_dim=62), "D": CriticRole()})
     layers = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
     big = [m.weight for net in nets.values() for m in net.modules()
            if isinstance(m, layers) and m.weight.numel() > 10000]
@@ -116,8 +118,8 @@ def test_params_validation_and_unsupported_inputs():
     with pytest.raises(ConfigError, match="1- or 3-channel"):
         build(28, 2)
     with pytest.raises(ConfigError, match="cannot build a translator"):
-        InfoGANFamily.build(InfoGANNetParams(), DataInfo("image", (1, 28, 28)),
-                            {"T": Role("translator")})
+        build_nets(InfoGANFamily, InfoGANNetParams(), DataInfo("image", (1, 28, 28)),
+                   {"T": TranslatorRole()})
     assert "infogan" in NETWORKS.names()
     with pytest.raises(ConfigError, match="infogan network supports"):   # through the config
         Trainer(validate({"data": {"name": "ring"}, "model": {"name": "infogan"},

@@ -11,6 +11,7 @@ import torch
 
 from gankit.data.base import make_generator
 from gankit.data.idx import load_mnist
+from gankit.errors import GankitError
 from gankit.metrics import offline as om
 from gankit.metrics.fid import frechet_distance
 from gankit.registry import METRICS
@@ -208,12 +209,16 @@ def test_wrappers_on_a_perfect_and_a_broken_generator(mnist_test):
     assert bad["cfd_mnist"] > 10 * max(res["cfd_mnist"], 1e-3)
     assert bad["class_entropy_mnist"] < 0.1
     assert bad["class_kl_mnist"] > 2.0                     # ~ log(1 / 0.11)
-    assert METRICS.get("conditional-accuracy").evaluate(collapsed, 100) == {}   # no labels
-    assert METRICS.get("class-agreement").evaluate(collapsed, 100) == {}        # no code
-    assert METRICS.get("stacked-mnist").evaluate(collapsed, 100) == {}          # 1 channel
+    # A run the metric does not fit is refused (config validation refuses it earlier).
+    for name, why in [("conditional-accuracy", "class labels"), ("class-agreement", "code"),
+                      ("stacked-mnist", "RGB")]:
+        with pytest.raises(GankitError, match=f"{name}' does not apply.*{why}"):
+            METRICS.get(name).evaluate(collapsed, 100)
 
     other = _fake_trainer(imgs, labels, data_name="ring")
-    assert METRICS.get("mnist").evaluate(other, 100) == {}
+    with pytest.raises(GankitError, match="needs MNIST or Fashion-MNIST data; this run "
+                                          "trains on ring"):
+        METRICS.get("mnist").evaluate(other, 100)
 
 
 def test_real_cfd_is_small_between_disjoint_real_sets(mnist_read):

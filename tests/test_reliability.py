@@ -24,8 +24,8 @@ def _inject_nan(trainer: Trainer, steps: set[int]) -> dict:
     """Make the discriminator loss NaN at the given (generator) steps, once each."""
     original, hits = trainer.objective.loss_D, {"n": 0}
 
-    def loss_D(batch, rng):
-        loss, scalars = original(batch, rng)
+    def loss_D(ctx):
+        loss, scalars = original(ctx)
         if trainer.c.step in steps:
             steps.discard(trainer.c.step)
             hits["n"] += 1

@@ -34,6 +34,7 @@ def test_not_reused_across_several_critic_steps():
 
 def test_conditional_objectives_reuse_labels_with_fakes():
     over = ["data.name=mnist", "data.split=test", "model.z_dim=8", "model.out_activation=tanh",
+            "eval.metrics=[]",
             "train.reuse_fakes=true"]
     for objective in ("cgan", "acgan", "infogan"):
         assert _forwards_per_step(over + [f"objective={objective}"], steps=2) == 1
@@ -51,12 +52,12 @@ def test_reused_update_equals_the_example_loop():
     obj = ref.objective
     kept = {}
 
-    def fakes_for_D(n, rng):           # the reference draws z, remembers it for its G step
-        inputs, fake = type(obj).fakes_for_D(obj, n, rng)
+    def fakes_for_D(ctx, n):           # the reference draws z, remembers it for its G step
+        inputs, fake = type(obj).fakes_for_D(obj, ctx, n)
         kept["inputs"] = inputs
         return inputs, fake
 
-    def fakes_for_G(n, rng):
+    def fakes_for_G(ctx, n):
         inputs = kept.pop("inputs")
         return inputs, obj.generate(inputs)
 

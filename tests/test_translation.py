@@ -12,6 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
+from gankit.config import build_config
+from gankit.core.roles import GeneratorRole, build_nets
+from gankit.core.step import StepContext
 from gankit.data import translation as T
 from gankit.errors import ConfigError, DataError
 from gankit.nn.translation import (PatchDiscriminator, ResnetGenerator, TranslationFamily,
@@ -59,13 +62,12 @@ def test_patch_receptive_field_matches_gradient_support(n_layers):
 def test_family_builds_roles_with_domain_channels():
     info = T.TranslationInfo("paired", (1, 16, 16), shape_b=(3, 16, 16))
     params = TranslationParams(**TINY_MODEL | {"generator": "unet"})
-    nets = TranslationFamily.build(params, info, Pix2Pix.roles(None, info))
+    nets = build_nets(TranslationFamily, params, info, Pix2Pix.roles(None, info, None))
     a, b = torch.randn(2, 1, 16, 16), torch.randn(2, 3, 16, 16)
     assert nets["G"](a).shape == b.shape
     assert nets["D"](torch.cat([a, b], 1)).shape[:2] == (2, 1)  # reads A and B: 4 channels
-    from gankit.objectives.base import Role
-    with pytest.raises(ConfigError, match="translators and PatchGAN"):
-        TranslationFamily.build(params, info, {"G": Role("generator")})
+    with pytest.raises(ConfigError, match="cannot build a generator"):
+        build_nets(TranslationFamily, params, info, {"G": GeneratorRole(z_dim=2)})
 
 
 # ---------------------------------------------------------------- image maths
@@ -172,8 +174,8 @@ def test_pool_fill_and_zero_size():
 # ---------------------------------------------------------------- losses
 def _nets(info, objective_cls, params):
     torch.manual_seed(0)
-    return TranslationFamily.build(TranslationParams(**TINY_MODEL), info,
-                                   objective_cls.roles(params, info))
+    return build_nets(TranslationFamily, TranslationParams(**TINY_MODEL), info,
+                      objective_cls.roles(params, info, None))
 
 
 def test_cyclegan_losses_match_formulas():
@@ -184,18 +186,19 @@ def test_cyclegan_losses_match_formulas():
     batch = {"a": torch.rand(2, 1, 12, 12) * 2 - 1, "b": torch.rand(2, 1, 12, 12) * 2 - 1}
     a, b = batch["a"], batch["b"]
     G, F, DA, DB = nets["G_AB"], nets["G_BA"], nets["D_A"], nets["D_B"]
-    loss_g, s = obj.loss_G(batch, None)
+    ctx = StepContext.standalone(batch, torch.Generator())
+    loss_g, s = obj.loss_G(ctx)
     expect = ((DB(G(a)) - 1) ** 2).mean() + ((DA(F(b)) - 1) ** 2).mean() \
         + 10 * ((F(G(a)) - a).abs().mean() + (G(F(b)) - b).abs().mean()) \
         + 5 * ((G(b) - b).abs().mean() + (F(a) - a).abs().mean())
     assert torch.allclose(loss_g, expect, atol=1e-5)
-    loss_d, s = obj.loss_D(batch, torch.Generator())            # fakes from the G phase
+    loss_d, s = obj.loss_D(ctx)                                 # fakes from the G phase
     with torch.no_grad():
         expect_d = 0.5 * (((DB(b) - 1) ** 2).mean() + (DB(G(a)) ** 2).mean()) \
             + 0.5 * (((DA(a) - 1) ** 2).mean() + (DA(F(b)) ** 2).mean())
     assert torch.allclose(loss_d, expect_d, atol=1e-5)
     assert set(s) >= {"loss/D", "loss/D_A", "loss/D_B"}
-    loss_d2, _ = obj.loss_D(batch, torch.Generator())           # standalone: translates itself
+    loss_d2, _ = obj.loss_D(StepContext.standalone(batch, torch.Generator()))  # translates itself
     assert torch.allclose(loss_d2, expect_d, atol=1e-5)
 
 
@@ -209,22 +212,20 @@ def test_pix2pix_losses_match_formulas():
     fake = nets["G"](a)
     logit = nets["D"](torch.cat([a, fake], 1))
     expect = torch.nn.functional.softplus(-logit).mean() + 100 * (fake - b).abs().mean()
-    loss, s = obj.loss_G({"a": a, "b": b}, None)
+    loss, s = obj.loss_G(StepContext.standalone({"a": a, "b": b}))
     assert torch.allclose(loss, expect, atol=1e-5)
-    d_loss, _ = obj.loss_D({"a": a, "b": b}, None)
+    d_loss, _ = obj.loss_D(StepContext.standalone({"a": a, "b": b}))
     real = nets["D"](torch.cat([a, b], 1))
     sp = torch.nn.functional.softplus
     assert torch.allclose(d_loss, 0.5 * (sp(-real).mean() + sp(logit).mean()), atol=1e-5)
 
 
 def test_objectives_refuse_wrong_data():
-    from gankit.data.base import DataInfo
-    info = DataInfo("image", (1, 16, 16))
-    with pytest.raises(ConfigError, match="two-domain"):
-        CycleGAN(CycleGANParams(), {"x": torch.nn.Linear(1, 1)}, None, info)
-    unpaired = T.TranslationInfo("unpaired", (1, 16, 16), shape_b=(1, 16, 16))
-    with pytest.raises(ConfigError, match="paired data"):
-        Pix2Pix(Pix2PixParams(), {"x": torch.nn.Linear(1, 1)}, None, unpaired)
+    with pytest.raises(ConfigError, match="cyclegan objective trains on unpaired or paired data"):
+        build_config("ring", ["objective=cyclegan"])
+    with pytest.raises(ConfigError, match="pix2pix objective trains on paired data; "
+                                          "mnist-strokes is unpaired"):
+        build_config("cyclegan-strokes", ["objective=pix2pix"])
     rgb = T.TranslationInfo("unpaired", (1, 16, 16), shape_b=(3, 16, 16))
     with pytest.raises(ConfigError, match="lambda_identity=0"):
         CycleGAN(CycleGANParams(), {"x": torch.nn.Linear(1, 1)}, None, rgb)

@@ -1,10 +1,24 @@
-"""High-level entry points shared by the CLI, benchmarks and notebooks."""
+"""The Python API: ``train``, ``resume``, ``sample``, ``evaluate``, ``load_trainer``.
+
+The CLI, benchmarks and notebooks share these; each raises ``gankit.errors.GankitError``
+subclasses (ConfigError, DataError, CheckpointError) with a one-line message for a user's
+mistake::
+
+    from gankit import api
+    from gankit.config import build_config
+
+    run = api.train(build_config("ring", ["train.steps=500"]), "runs/ring")
+    x = api.sample("runs/ring", n=1000, seed=0)        # (1000, 2) float32 tensor
+    scores = api.evaluate("runs/ring", ["toy2d"], n=2500)
+"""
 
 from __future__ import annotations
 
 import signal
 from pathlib import Path
 from typing import Any
+
+from torch import Tensor
 
 from gankit.config import RunConfig, incompatible_keys
 from gankit.errors import CheckpointError, GankitError
@@ -37,29 +51,46 @@ class FinalPlots:
         self.view.final_plots(trainer, self.run.sub("plots"), self.run.read_metrics())
 
 
-def train(cfg: RunConfig, out: Path, until: int | None = None) -> RunDir:
-    """Train a new run in ``out``; under torchrun, every rank calls this and rank 0 writes.
-    ``until`` stops at that step with a checkpoint, as an interruption would, so that
-    ``resume`` continues the same planned run."""
+def train(cfg: RunConfig, out: Path | str, until: int | None = None) -> RunDir:
+    """Train a new run of ``cfg`` (a validated config, e.g. ``gankit.config.build_config``)
+    into the run folder ``out``, which must not exist or be empty; returns the ``RunDir``.
+
+    Data and networks are built before the folder is created, so a config that cannot be
+    built writes nothing. Under torchrun every rank calls this and rank 0 writes. ``until``
+    stops at that step with a checkpoint, as an interruption would, so that ``resume``
+    continues the same planned run. Raises GankitError (ConfigError, DataError, ...) with a
+    one-line message; ``Interrupted`` after a signal (a checkpoint is saved first)."""
+    out = Path(out)
     with distributed.session(resolve_device(cfg.train.device)) as dist:
         out = Path(dist.broadcast_text(str(out)))    # ranks may name a default folder apart
-        run, error = RunDir(out), None
-        if dist.is_main:
-            try:
-                run = RunDir.create(out, cfg)
-            except GankitError as e:
-                error = e
-        if dist.any(error is not None):               # every rank stops, not only rank 0
-            raise error or GankitError(f"rank 0 could not create the run folder {out}")
-        trainer = Trainer(cfg, run.checkpoints)
+        _on_main(dist, lambda: RunDir.check_new(out), out)
+        # Data and networks are built before the folder exists: a bad data set, network or
+        # role combination stops here with nothing written.
+        trainer = Trainer(cfg, out / "checkpoints")
+        run = _on_main(dist, lambda: RunDir.create(out, cfg), out) or RunDir(out)
         _fit(trainer, run, until)
     return run
 
 
-def load_trainer(run_path: Path, cfg: RunConfig | None = None,
+def _on_main(dist, action, out: Path):
+    """Run ``action`` on rank 0; if it fails there, every rank stops with its error."""
+    result, error = None, None
+    if dist.is_main:
+        try:
+            result = action()
+        except GankitError as e:
+            error = e
+    if dist.any(error is not None):               # every rank stops, not only rank 0
+        raise error or GankitError(f"rank 0 could not create the run folder {out}")
+    return result
+
+
+def load_trainer(run_path: Path | str, cfg: RunConfig | None = None,
                  best: bool = False) -> tuple[RunDir, Trainer, list[str]]:
-    """A trainer restored from the newest intact checkpoint of a run, or with ``best`` from
-    ``checkpoints/best.safetensors`` (kept when training named an ``eval.best_metric``)."""
+    """(run folder, trainer, skipped checkpoints): a trainer restored from the newest intact
+    checkpoint of a run, or with ``best`` from ``checkpoints/best.safetensors`` (kept when
+    training named an ``eval.best_metric``). GankitError when the folder is not a run,
+    CheckpointError when no checkpoint fits its config."""
     run = RunDir.open(run_path)
     saved = run.read_config()
     cfg = cfg or saved
@@ -69,8 +100,8 @@ def load_trainer(run_path: Path, cfg: RunConfig | None = None,
         # stopped before its first checkpoint: nothing to lose, start it again
         return run, Trainer(cfg, run.checkpoints), []
     path, state, skipped = ckpt.newest_intact(run.checkpoints)
-    from gankit.config import validate
-    ckpt_cfg = validate(state["config"])
+    from gankit.config import from_saved
+    ckpt_cfg = from_saved(state["config"])
     bad = incompatible_keys(ckpt_cfg, cfg)
     if bad:
         raise CheckpointError(f"cannot resume {run_path}: config differs from the checkpoint in "
@@ -78,6 +109,13 @@ def load_trainer(run_path: Path, cfg: RunConfig | None = None,
     trainer = Trainer(cfg, run.checkpoints)
     trainer.load(state)
     return run, trainer, skipped
+
+
+def sample(run_path: Path | str, n: int = 64, seed: int = 0, best: bool = False) -> Tensor:
+    """``n`` samples of a run's generator (its EMA weights when kept) as a float32 CPU tensor
+    (n, *data shape) (images in [-1, 1]); ``best`` uses the best checkpoint. The same seed
+    gives the same samples."""
+    return load_trainer(run_path, best=best)[1].sample(n, seed=seed)
 
 
 def _best_trainer(run: RunDir, run_path: Path, cfg: RunConfig) -> Trainer:
@@ -92,7 +130,11 @@ def _best_trainer(run: RunDir, run_path: Path, cfg: RunConfig) -> Trainer:
     return trainer
 
 
-def resume(run_path: Path, steps: int | None = None, overrides: list[str] = ()) -> RunDir:
+def resume(run_path: Path | str, steps: int | None = None, overrides: list[str] = ()) -> RunDir:
+    """Continue the run in ``run_path`` from its newest intact checkpoint, exactly as if it
+    had never stopped; ``steps`` trains that many more steps; ``overrides`` (``key=value``)
+    may change only run length, logging and evaluation (CheckpointError names other keys).
+    GankitError when the run already finished its steps."""
     from gankit.config import apply_overrides, validate
     run = RunDir.open(run_path)
     raw = run.read_config().to_dict()

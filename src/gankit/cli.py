@@ -39,7 +39,8 @@ _nproc_option = click.option(
 def train(preset, steps, seed, out, overrides, device, nproc) -> None:
     """Train PRESET (a name from `gankit list` or a .yaml file; default: the 2-D ring)."""
     from gankit import api
-    from gankit.config import build_config
+    from gankit.config import resolve
+    from gankit.log import note
     from gankit.run import default_run_path
 
     extra = list(overrides)
@@ -49,7 +50,8 @@ def train(preset, steps, seed, out, overrides, device, nproc) -> None:
         extra.append(f"seed={seed}")
     if device is not None:
         extra.append(f"train.device={device}")
-    cfg = build_config(preset, extra)      # config errors stop here, before any process starts
+    cfg, optim_note = resolve(preset, extra)   # config errors stop here, before any process
+    note(optim_note)                           # starts: which optimizer settings, from where
     out = out or default_run_path(preset)
     if nproc > 1:       # refuse what rank 0 would refuse before starting the processes
         from gankit.train import distributed
@@ -132,15 +134,25 @@ def plot(run) -> None:
 def list_() -> None:
     """List presets, objectives, networks, data sets and metrics."""
     from gankit.config import list_presets
-    from gankit.registry import ALL
+    from gankit.registry import ALL, METRICS
 
     click.echo("presets:")
     for name in list_presets():
         click.echo(f"  {name}")
+    width = max(len(name) for reg in ALL.values() for name in reg.names()) + 1
     for kind, reg in ALL.items():
         click.echo(f"{kind}:")
         for name in reg.names():
-            click.echo(f"  {name:<16} {reg.summary(name)}")
+            text = _metric_line(name) if reg is METRICS else reg.summary(name)
+            click.echo(f"  {name:<{width}} {text}")
+
+
+def _metric_line(name: str) -> str:
+    """'Fréchet Inception distance ... (fid: lower is better)': meaning, keys, directions."""
+    from gankit.metrics.protocol import describe_keys, metric
+
+    m = metric(name)
+    return f"{m.summary} ({describe_keys(m.keys())})"
 
 
 @cli.command()
@@ -159,7 +171,6 @@ def translate(run, input_dir, direction, out_dir) -> None:
     click.echo(f"translated {n} images into {out_dir}")
 
 
-INCEPTION_METRICS = {"fid": "fid", "is": "is", "kid": "kid", "pr": "prdc", "prdc": "prdc"}
 weights_option = click.option(
     "--inception-weights", type=click.Path(path_type=Path),
     help="pt_inception-2015-12-05-6726825d.pth (default: $GANKIT_INCEPTION_WEIGHTS, the cache, "
@@ -187,64 +198,50 @@ def fid(a, b, inception_weights, fid_method, save_stats, resize, batch_size) -> 
     click.echo(json.dumps(result))
 
 
+def _metrics_help() -> str:
+    from gankit.registry import METRICS
+
+    return f"Comma-separated metrics (`gankit list`): {', '.join(METRICS.names())}."
+
+
 @cli.command("eval")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--metrics", default="fid,is,kid,pr", show_default=True,
-              help="Comma-separated: fid, is, kid, pr and any metric of `gankit list`.")
+@click.option("--metrics", default="fid,is,kid,pr", show_default=True, help=_metrics_help())
 @click.option("--n", "n", type=click.IntRange(min=2), default=10000, show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0),
+              help="Seed of the evaluation samples (default: each metric's fixed seed).")
 @click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
 @weights_option
 @fid_method_option
 def eval_(run, metrics, n, seed, best, inception_weights, fid_method) -> None:
-    """Evaluate RUN's generator against its training data; prints one JSON object and saves it
-    as eval-STEP.json in the run folder."""
+    """Evaluate RUN's generator against its training data; prints one JSON object (values,
+    then how each metric measured them under "protocol") and saves it as eval-STEP.json in
+    the run folder."""
     from gankit.api import load_trainer
-    from gankit.registry import METRICS
+    from gankit.metrics import protocol
+    from gankit.run import RunDir
 
-    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    names = list(dict.fromkeys(m.strip() for m in metrics.split(",") if m.strip()))
     if not names:
         raise GankitError("--metrics is empty")
     for name in names:
-        if name not in INCEPTION_METRICS:
-            METRICS.get(name)                        # unknown names fail before any work
+        protocol.metric(name)                   # unknown names fail before anything is read
+    options = protocol.EvalOptions(
+        inception_weights=str(inception_weights) if inception_weights else None,
+        fid_method=fid_method)
+    # Metrics that do not apply to the run, or lack their weights, fail before any work.
+    facts = protocol.RunFacts.from_config(RunDir.open(run).read_config())
+    protocol.check_applicable(names, facts)
+    for name in names:
+        protocol.metric(name).prepare(options)
     run_dir, trainer, _ = load_trainer(run, best=best)
-    result: dict = {"step": trainer.c.step} | ({"checkpoint": "best"} if best else {})
-    for name in (m for m in names if m not in INCEPTION_METRICS):
-        result |= METRICS.get(name).evaluate(trainer, n)
-    inception = [INCEPTION_METRICS[m] for m in names if m in INCEPTION_METRICS]
-    if inception:
-        result |= _inception_metrics(trainer, inception, n, seed, inception_weights, fid_method)
+    values, described = protocol.evaluate_metrics(trainer, names, n, seed, options)
+    result = ({"step": trainer.c.step} | ({"checkpoint": "best"} if best else {}) | values
+              | {"protocol": described})
     text = json.dumps(result)
     name = f"eval-{'best-' if best else ''}{trainer.c.step:08d}.json"
     (run_dir.path / name).write_text(text + "\n")
     click.echo(text)
-
-
-def _inception_metrics(trainer, metrics, n, seed, weights, fid_method) -> dict:
-    from gankit.eval.api import evaluate_features, feature_stats_for_generator, get_extractor
-
-    if trainer.data.info.kind != "image" or not hasattr(trainer.data, "sample"):
-        raise GankitError(f"fid/is/kid/pr need an image data set; this run has "
-                          f"{trainer.data.info.kind} data (use its own metrics: gankit list)")
-    extractor = get_extractor(weights, device=trainer.device)
-    real_f = feature_stats_for_generator(_chunks(trainer.data.sample(n, seed)), n,
-                                         extractor=extractor)
-    fake_f = feature_stats_for_generator(_chunks(trainer.sample(n, seed=seed + 1)), n,
-                                         extractor=extractor)
-    return evaluate_features(real_f, fake_f, metrics=metrics, fid_method=fid_method,
-                             reference_split=getattr(trainer.cfg.data, "split", None))
-
-
-def _chunks(images):
-    """A ``sample_fn(k)`` that hands out consecutive slices of a fixed set of images."""
-    pos = 0
-
-    def take(k):
-        nonlocal pos
-        pos += k
-        return images[pos - k:pos]
-    return take
 
 
 def _report(run) -> None:

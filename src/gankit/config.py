@@ -17,7 +17,7 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
-from gankit.errors import ConfigError
+from gankit.errors import ConfigError, GankitError
 from gankit.registry import DATASETS, NETWORKS, OBJECTIVES, Registry
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -85,6 +85,8 @@ class LogConfig(Strict):
 
 
 class EvalConfig(Strict):
+    """Evaluation during training (``gankit.train.evaluation``) with registered metrics."""
+
     metrics: list[str] = Field(default_factory=list)
     every: int = Field(500, gt=0)
     n: int = Field(2500, gt=0)
@@ -92,14 +94,30 @@ class EvalConfig(Strict):
     mode: Literal["auto", "min", "max"] = "auto"     # keeps checkpoints/best.safetensors
     patience: int | None = Field(None, ge=1)         # evaluations without improvement -> stop
     min_delta: float = Field(0.0, ge=0)
+    # FID Inception weights (fid, is, kid, pr); None: $GANKIT_INCEPTION_WEIGHTS, the cache,
+    # or a checked download. "svd": the same FID as pytorch-fid's sqrtm in seconds, not minutes.
+    inception_weights: str | None = None
+    fid_method: Literal["sqrtm", "svd"] = "sqrtm"
 
     @model_validator(mode="after")
-    def _best(self) -> "EvalConfig":
+    def _best(self, info) -> "EvalConfig":
+        """Checks of the metrics against the run: each applies to its data and objective,
+        ``best_metric`` is a key they return, with a declared direction for ``mode`` auto
+        (``gankit.metrics.protocol``; unknown metric names fail in ``_known``)."""
         if self.patience is not None and self.best_metric is None:
             raise ValueError("eval.patience needs eval.best_metric")
-        if self.best_metric is not None and self.mode == "auto":
-            from gankit.train.evaluation import metric_direction
-            metric_direction(self.best_metric)      # unknown direction: ask for eval.mode
+        from gankit.metrics import protocol
+        # Validated as RunConfig.eval, ``info.data`` holds the run's sections validated before
+        # this one (data, model, objective come first); validated alone, there is no run.
+        run = info.data or {}
+        try:
+            if "data" in run and "objective" in run:
+                facts = protocol.RunFacts.from_sections(run["data"], run["objective"])
+                protocol.check_eval(self.metrics, self.best_metric, self.mode, facts)
+            elif self.best_metric is not None and self.mode == "auto":
+                protocol.declared_direction(self.best_metric)
+        except GankitError as e:
+            raise ValueError(str(e)) from None
         return self
 
     @field_validator("metrics")
@@ -230,7 +248,12 @@ def validate(raw: dict[str, Any]) -> RunConfig:
     except ValidationError as e:
         raise ConfigError(f"invalid config: {_format_error(e)}") from None
     objective = OBJECTIVES.get(probe.objective.name)
-    phases = objective.phase_names()
+    kind = DATASETS.get(probe.data.name).kind
+    if kind not in objective.data_kinds:
+        raise ConfigError(f"invalid config: the {probe.objective.name} objective trains on "
+                          f"{' or '.join(objective.data_kinds)} data; {probe.data.name} is "
+                          f"{kind} data")
+    phases = objective.phase_names(probe.objective)
     user_optim = raw.get("optim") or {}
     if not isinstance(user_optim, dict):
         raise ConfigError("invalid config: optim must be a mapping of phase -> optimizer")
@@ -258,9 +281,83 @@ def validate(raw: dict[str, Any]) -> RunConfig:
     return cfg
 
 
+# Keys added after runs were saved without them, whose new default would change what such a
+# run trains on: a saved config that lacks them gets the old behaviour back.
+LEGACY_DEFAULTS = {("data", "holdout"): 0.0}      # folders trained on every file before
+
+
+def from_saved(raw: dict[str, Any]) -> RunConfig:
+    """Validate a config saved with a run or checkpoint (possibly by an older gankit)."""
+    raw = copy.deepcopy(raw)
+    for (section, key), old in LEGACY_DEFAULTS.items():
+        node = raw.get(section)
+        if isinstance(node, dict) and key not in node and "name" in node:
+            registry = {"data": DATASETS, "model": NETWORKS, "objective": OBJECTIVES}[section]
+            if node["name"] in registry and key in registry.get(node["name"]).Params.model_fields:
+                node[key] = old
+    return validate(raw)
+
+
 def build_config(preset: str | None, overrides: list[str] = ()) -> RunConfig:
-    raw = preset_dict(preset or DEFAULT_PRESET)
-    return validate(apply_overrides(raw, list(overrides)))
+    """The validated config of a preset (name or .yaml path) with ``key=value`` overrides.
+
+    Optimizer settings (``optim.*``, ``train.d_steps``) in a preset belong to the preset's
+    objective: when an override switches the objective, the new objective's paper defaults
+    apply unless the overrides themselves set them (``resolve`` also says so in words).
+    Raises ConfigError (one line) for any invalid value, key or combination."""
+    return resolve(preset, overrides)[0]
+
+
+def resolve(preset: str | None, overrides: list[str] = ()) -> tuple[RunConfig, str]:
+    """``build_config`` plus one line saying which optimizer settings the run takes and from
+    where (the objective's paper defaults, the preset, the command line)."""
+    name = preset or DEFAULT_PRESET
+    raw = preset_dict(name)
+    overrides = list(overrides)
+    given = {tuple(parse_override(o)[0]) for o in overrides}
+    old = _objective_name(raw)
+    new = _objective_name(apply_overrides(raw, overrides))
+    dropped = []
+    if new != old:                  # the preset's optimizer settings were tuned for `old`
+        raw = copy.deepcopy(raw)
+        if raw.pop("optim", None):
+            dropped.append("optim")
+        if isinstance(raw.get("train"), dict) and raw["train"].pop("d_steps", None) is not None:
+            dropped.append("train.d_steps")
+    cfg = validate(apply_overrides(raw, overrides))
+    return cfg, _optim_note(cfg, Path(name).stem, raw, given, old, dropped)
+
+
+def _objective_name(raw: dict[str, Any]) -> str:
+    obj = raw.get("objective", RunConfig.model_fields["objective"].default_factory())
+    return obj if isinstance(obj, str) else (obj.get("name") if isinstance(obj, dict) else "")
+
+
+def _optim_note(cfg: RunConfig, preset: str, raw: dict[str, Any], given: set[tuple[str, ...]],
+                old: str, dropped: list[str]) -> str:
+    """'optimizer: D rmsprop lr 5e-05, G rmsprop lr 5e-05, n_critic 5 (wgan defaults; ...)'."""
+    def source(*path: str) -> str:
+        if any(g[:len(path)] == path or path[:len(g)] == g for g in given):
+            return "command line"
+        node: Any = raw
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        return f"preset {preset}" if node is not None else f"{cfg.objective.name} defaults"
+
+    parts = []
+    for phase, o in cfg.optim.items():
+        text = f"{phase} {o.name} lr {o.lr:g}"
+        if o.name == "adam":
+            text += f" betas ({o.betas[0]:g}, {o.betas[1]:g})"
+        if o.schedule != "constant":
+            text += f" {o.schedule} decay"
+        parts.append(f"{text} [{source('optim', phase)}]")
+    parts.append(f"k/n_critic {cfg.train.d_steps} [{source('train', 'd_steps')}]")
+    line = "optimizer: " + ", ".join(parts)
+    if dropped:
+        line += (f"; the {preset} preset's {' and '.join(dropped)} (set for {old}) not used "
+                 f"with {cfg.objective.name}")
+    return line
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

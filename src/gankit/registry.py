@@ -2,7 +2,18 @@
 
 Each registry maps a name to ``"module:attribute"`` and imports it only when asked for, so
 ``gankit list`` is fast and importing gankit has no side effects. Adding a variant means adding
-one module plus one line here; nothing else switches on names.
+one module plus one line here; nothing else switches on names. What each kind must provide:
+
+* ``OBJECTIVES``: a ``gankit.objectives.base.Objective`` subclass (phases, roles,
+  capabilities, ``loss_<phase>``); checked by tests/test_contract.py.
+* ``NETWORKS``: a family with ``Params`` (pydantic, ``name``) and ``builders`` {role type:
+  builder} (``gankit.core.roles``), optionally ``check(params, info)``.
+* ``DATASETS``: a class with ``Params``, ``kind`` ("toy1d", "toy2d", "image", "paired",
+  "unpaired") and ``build(params, seed=, device=)`` returning a data source
+  (``gankit.data.base.DataSource``, with ``heldout()``).
+* ``METRICS``: a metric of the protocol in ``gankit.metrics.protocol``.
+
+Plug-ins and tests add entries with ``register(name, target)``.
 """
 
 from __future__ import annotations
@@ -16,8 +27,20 @@ from gankit.errors import ConfigError
 
 @dataclass
 class Registry:
+    """Names -> ``"module:attribute"`` (imported on first use) or the object itself."""
+
     kind: str
-    entries: dict[str, str] = field(default_factory=dict)
+    entries: dict[str, Any] = field(default_factory=dict)
+
+    def register(self, name: str, target: Any) -> None:
+        """Add ``name`` (a plug-in or a test fixture): ``"module:attribute"`` or the object.
+        Raises ValueError if the name is taken (``unregister`` it first)."""
+        if name in self.entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self.entries[name] = target
+
+    def unregister(self, name: str) -> None:
+        self.entries.pop(name, None)
 
     def names(self) -> list[str]:
         return sorted(self.entries)
@@ -30,7 +53,10 @@ class Registry:
             raise ConfigError(
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
             )
-        module, _, attr = self.entries[name].partition(":")
+        target = self.entries[name]
+        if not isinstance(target, str):
+            return target
+        module, _, attr = target.partition(":")
         return getattr(importlib.import_module(module), attr)
 
     def summary(self, name: str) -> str:
@@ -75,12 +101,17 @@ DATASETS = Registry("dataset", {
     "fashion-edges": "gankit.data.translation:FashionEdges",
 })
 
+# Each a gankit.metrics.protocol.Metric (tests/test_metric_protocol.py checks them all).
 METRICS = Registry("metric", {
     "toy2d": "gankit.metrics.toy:Toy2DMetrics",
     "mnist": "gankit.metrics.offline:ClassifierMetrics",
     "conditional-accuracy": "gankit.metrics.offline:ConditionalAccuracy",
     "class-agreement": "gankit.metrics.offline:ClassAgreement",
     "stacked-mnist": "gankit.metrics.offline:StackedMNISTMetrics",
+    "fid": "gankit.eval.metrics:FID",
+    "is": "gankit.eval.metrics:InceptionScore",
+    "kid": "gankit.eval.metrics:KID",
+    "pr": "gankit.eval.metrics:PrecisionRecall",
 })
 
 ALL = {"objectives": OBJECTIVES, "networks": NETWORKS, "datasets": DATASETS, "metrics": METRICS}

@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from gankit.config import RunConfig, validate
+from gankit.config import RunConfig
 from gankit.errors import GankitError
-from gankit.train.checkpoint import atomic_write
+from gankit.fileio import atomic_write
 
 CONFIG_NAME = "config.yaml"
 METRICS_NAME = "metrics.jsonl"
@@ -40,14 +40,20 @@ class RunDir:
         return self.path / "checkpoints"
 
     # ---- creation -----------------------------------------------------------------
-    @classmethod
-    def create(cls, path: Path, cfg: RunConfig) -> "RunDir":
+    @staticmethod
+    def check_new(path: Path) -> None:
+        """Raise GankitError unless ``path`` can become a new run folder (absent or empty)."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise GankitError(f"run folder {path} exists and is not a folder")
         if (path / CONFIG_NAME).exists() or (path.is_dir() and any(path.iterdir())):
             raise GankitError(f"{path} is not empty; choose another --out, or continue it with "
                               f"`gankit resume {path}`")
+
+    @classmethod
+    def create(cls, path: Path, cfg: RunConfig) -> "RunDir":
+        path = Path(path)
+        cls.check_new(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
             run = cls(path)
@@ -67,8 +73,8 @@ class RunDir:
         atomic_write(self.config_path, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
 
     def read_config(self) -> RunConfig:
-        from gankit.config import load_yaml
-        return validate(load_yaml(self.config_path))
+        from gankit.config import from_saved, load_yaml
+        return from_saved(load_yaml(self.config_path))
 
     # ---- metrics ------------------------------------------------------------------
     def log(self, record: dict[str, Any]) -> None:

@@ -17,6 +17,9 @@ from PIL import Image
 
 from gankit.data import folder as folder_mod
 from gankit.errors import CheckpointError, GankitError
+from gankit.core import capabilities as caps
+from gankit.core.roles import build_nets
+from gankit.core.step import Latent
 from gankit.registry import DATASETS, NETWORKS, OBJECTIVES
 from gankit.run import RunDir
 from gankit.train import checkpoint as ckpt
@@ -29,10 +32,10 @@ def load_translator(run_path: Path, direction: str) -> tuple[torch.nn.Module, tu
     run = RunDir.open(run_path)
     cfg = run.read_config()
     obj_cls = OBJECTIVES.get(cfg.objective.name)
-    directions: dict[str, str] = getattr(obj_cls, "directions", {})
-    if not directions:
+    if caps.TRANSLATION not in obj_cls.capabilities(cfg.objective):
         raise GankitError(f"{run_path} was trained with the {cfg.objective.name} objective, "
                           "which does not translate images (use a cyclegan or pix2pix run)")
+    directions: dict[str, str] = obj_cls.directions
     if direction not in directions:
         raise GankitError(f"a {cfg.objective.name} run translates {', '.join(directions)} "
                           f"only, not {direction}")
@@ -41,8 +44,8 @@ def load_translator(run_path: Path, direction: str) -> tuple[torch.nn.Module, tu
         raise GankitError(f"the {cfg.data.name} data set is not a two-domain data set")
     info = data_cls.describe(cfg.data)
     name = directions[direction]
-    roles = obj_cls.roles(cfg.objective, info)
-    net = NETWORKS.get(cfg.model.name).build(cfg.model, info, {name: roles[name]})[name]
+    roles = obj_cls.roles(cfg.objective, info, Latent(0))
+    net = build_nets(NETWORKS.get(cfg.model.name), cfg.model, info, {name: roles[name]})[name]
     _, state, skipped = ckpt.newest_intact(run.checkpoints)
     for msg in skipped:
         warnings.warn(f"skipped {msg}", stacklevel=2)

@@ -56,4 +56,4 @@ def missing_message(needed, offered) -> str | None:
     lacking = sorted(set(needed) - set(offered))
     if not lacking:
         return None
-    return f"needs {describe(lacking)}; the model offers {describe(offered)}"
+    return f"needs {describe(lacking)}, which this model does not offer"

@@ -29,7 +29,7 @@ import torch
 from pydantic import Field
 
 from gankit.data.download import REMOTES, data_root, ensure_file
-from gankit.data.images import ImageParams, ImageSet, ImageTensorSource, fit_size, source_from_set
+from gankit.data.images import ImageParams, ImageSet, ImageTensorSource, split_source
 from gankit.errors import DataError
 
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -210,12 +210,13 @@ class CIFAR10:
     """CIFAR-10 natural images, 32x32 colour, 10 classes (50k train / 10k test)."""
 
     kind: ClassVar[str] = "image"
+    channels: ClassVar[int] = 3
 
     Params = CIFAR10Params
 
     @classmethod
     def build(cls, params: CIFAR10Params, *, seed: int, device="cpu") -> ImageTensorSource:
-        data = load_cifar10(params.split, params.root)
-        data.images = fit_size(data.images, params.size)
-        return source_from_set(data, seed=seed, device=device, flip=params.flip,
-                               labels=params.labels)
+        """Trains on ``params.split``; ``heldout()`` is the other split (10k test or 50k
+        train images), read from the archive on first use."""
+        return split_source(lambda split: load_cifar10(split, params.root),
+                            "cifar10", params, seed=seed, device=device)

@@ -7,8 +7,14 @@ skipped and reported in one warning; they never stop the load.
 
 When the cache would exceed ``memory_budget`` bytes it is written once to disk as a raw uint8
 file read through a numpy memmap, under ``<GANKIT_CACHE>/folders/<key>/``. The key hashes the
-folder's path, every file's relative name, size and mtime, and the target size and channels,
-so the cache is reused exactly while nothing that would change it has changed.
+folder's path, every file's relative name, size and mtime, the target size and channels, and
+which part of a held-out split it holds, so the cache is reused exactly while nothing that
+would change it has changed, and the training and held-out parts never share a cache.
+
+Held-out split: a file is held out when a hash of its path relative to the folder falls in the
+first ``holdout`` fraction of the hash range (:func:`split_by_path`). The decision depends on
+that one name only, so adding or removing files never moves other files between the parts, and
+a larger fraction only adds files to the held-out part.
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ import json
 import os
 import shutil
 import tempfile
+import unicodedata
 import warnings
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -33,8 +41,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
+from gankit.data.base import HeldOut
 from gankit.data.download import cache_root
-from gankit.data.images import ImageSet, ImageTensorSource, source_from_set
+from gankit.data.images import ImageSet, ImageTensorSource, heldout_of_set, source_from_set
 from gankit.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -43,6 +52,11 @@ _HIGH_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _CACHE_VERSION = 1
 _CHUNK = 256  # files handed to the thread pool at a time: bounds decoded-but-unwritten images
 DEFAULT_MEMORY_BUDGET = 4 << 30
+DEFAULT_HOLDOUT = 0.1    # share of a folder's files held out by name (FolderParams.holdout)
+MAX_HOLDOUT = 0.5
+
+T = TypeVar("T")
+Part = Literal["train", "heldout"]
 
 
 class SkippedFilesWarning(UserWarning):
@@ -66,6 +80,34 @@ def _image_files(folder: Path) -> list[Path]:
         found += [Path(dirpath, f) for f in sorted(filenames)
                   if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
     return found
+
+
+def path_position(rel: str) -> float:
+    """Where a relative POSIX path falls in [0, 1): the first 8 bytes of the SHA-256 of its
+    NFC-normalised UTF-8 name, as a fraction of 2**64. NFC makes a folder copied between
+    file systems that spell accents differently (macOS stores NFD) split the same way."""
+    digest = hashlib.sha256(unicodedata.normalize("NFC", rel).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_by_path(items: Sequence[T], holdout: float,
+                  key: Callable[[T], str]) -> tuple[list[T], list[T]]:
+    """(training, held-out) items, each in the given order: an item is held out when
+    ``path_position(key(item)) < holdout``, with ``key`` its path relative to the folder.
+
+    Raises DataError unless ``0 <= holdout <= MAX_HOLDOUT``."""
+    if not 0 <= holdout <= MAX_HOLDOUT:
+        raise DataError(f"holdout must be a fraction in [0, {MAX_HOLDOUT}], got {holdout}")
+    train: list[T] = []
+    held: list[T] = []
+    for item in items:
+        (held if path_position(key(item)) < holdout else train).append(item)
+    return train, held
+
+
+def percent(fraction: float) -> str:
+    """0.1 -> "10 %", 0.125 -> "12.5 %" (for messages about a held-out fraction)."""
+    return f"{fraction * 100:g} %"
 
 
 def scan_folder(folder: str | os.PathLike[str]) -> tuple[list[_Entry], tuple[str, ...]]:
@@ -183,10 +225,12 @@ def _decode_into(entries: list[_Entry], out: np.ndarray, size: int, channels: in
 
 
 def _cache_key(root: Path, entries: list[_Entry], classes: tuple[str, ...],
-               size: int, channels: int) -> str:
+               size: int, channels: int, subset: str | None) -> str:
     digest = hashlib.sha256()
     head = {"v": _CACHE_VERSION, "root": str(root.resolve()), "size": size,
             "channels": channels, "classes": list(classes)}
+    if subset is not None:   # absent for a whole folder: caches written before splits stay valid
+        head["subset"] = subset
     digest.update(json.dumps(head, sort_keys=True).encode())
     for e in entries:
         digest.update(f"\n{e.rel}\0{e.size}\0{e.mtime_ns}\0{e.label}".encode())
@@ -223,7 +267,7 @@ def _open_cached(cache: Path) -> _Cached | None:
 
 
 def _build_cache(cache: Path, entries: list[_Entry], classes: tuple[str, ...], size: int,
-                 channels: int, workers: int, root: Path) -> _Cached:
+                 channels: int, workers: int, root: Path, subset: str | None) -> _Cached:
     """Decode into a memmap file in ``cache``, shrink it to the images kept, publish it."""
     cache.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix="images.", suffix=".part", dir=cache)
@@ -247,7 +291,7 @@ def _build_cache(cache: Path, entries: list[_Entry], classes: tuple[str, ...], s
         np.save(buf, np.asarray(labels, dtype=np.int64))
         _write_atomic(cache / "labels.npy", buf.getvalue())
     meta = {"version": _CACHE_VERSION, "root": str(root.resolve()), "size": size,
-            "channels": channels, "shape": [count, channels, size, size],
+            "channels": channels, "subset": subset, "shape": [count, channels, size, size],
             "labelled": bool(classes), "skipped": dict(skipped)}
     _write_atomic(cache / "meta.json", json.dumps(meta).encode())
     _remove_stale(cache, meta)
@@ -258,7 +302,9 @@ def _build_cache(cache: Path, entries: list[_Entry], classes: tuple[str, ...], s
 
 
 def _remove_stale(current: Path, meta: dict) -> None:
-    """Drop caches of earlier versions of the same folder at the same size and channels."""
+    """Drop caches of earlier versions of the same folder at the same size and channels and of
+    the same part of the same split: the training part's cache must survive building the
+    held-out one (and vice versa). Caches from before splits have no "subset": whole folders."""
     for other in current.parent.iterdir():
         if other == current or not other.is_dir():
             continue
@@ -266,16 +312,31 @@ def _remove_stale(current: Path, meta: dict) -> None:
             old = json.loads((other / "meta.json").read_text())
         except (OSError, ValueError):
             continue
-        if all(old.get(k) == meta[k] for k in ("root", "size", "channels")):
+        if all(old.get(k) == meta.get(k) for k in ("root", "size", "channels", "subset")):
             shutil.rmtree(other, ignore_errors=True)
 
 
-def _warn_skipped(root: Path, found: int, skipped: dict[str, int]) -> None:
+def _warn_skipped(where: str, found: int, skipped: dict[str, int]) -> None:
     total = sum(skipped.values())
     if total:
         detail = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
-        warnings.warn(f"skipped {total} of {found} files in {root}: {detail}",
+        warnings.warn(f"skipped {total} of {found} files in {where}: {detail}",
                       SkippedFilesWarning, stacklevel=3)
+
+
+def _select(entries: list[_Entry], root: Path, holdout: float, part: Part) -> list[_Entry]:
+    """The entries of ``part`` of the split; DataError (one line) when that part is empty."""
+    if part not in ("train", "heldout"):
+        raise DataError(f"part must be 'train' or 'heldout', got {part!r}")
+    train, held = split_by_path(entries, holdout, key=lambda e: e.rel)
+    if part == "train" and not train:
+        raise DataError(f"all {len(entries)} image files in {root} fall in the held-out "
+                        f"{percent(holdout)}; lower holdout or add files")
+    if part == "heldout" and not held:
+        raise DataError(f"none of the {len(entries)} image files in {root} falls in the "
+                        f"held-out {percent(holdout)}" if holdout > 0 else
+                        f"{root} holds no held-out files: holdout is 0")
+    return train if part == "train" else held
 
 
 def load_folder(
@@ -286,11 +347,19 @@ def load_folder(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     cache_dir: str | os.PathLike[str] | None = None,
     workers: int | None = None,
+    holdout: float = 0.0,
+    part: Part = "train",
 ) -> ImageSet:
     """Decode an image folder to uint8 (N, channels, size, size), in memory or as a memmap.
 
+    With ``holdout > 0`` only one ``part`` of the folder's split by file path is decoded (see
+    :func:`split_by_path`): ``"train"`` the files kept for training, ``"heldout"`` the others;
+    class labels and names are those of the whole folder either way. ``holdout=0`` is the
+    whole folder (and ``part="heldout"`` an error).
+
     ``ImageSet.skipped`` counts the files that could not be used, by reason; they are also
-    reported in one :class:`SkippedFilesWarning`. Raises DataError if no image is usable.
+    reported in one :class:`SkippedFilesWarning`. Raises DataError if no image is usable, if
+    the part asked for holds no file, or for a holdout outside [0, MAX_HOLDOUT].
     """
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels}")
@@ -300,6 +369,11 @@ def load_folder(
     entries, classes = scan_folder(root)
     if not entries:
         raise DataError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {root}")
+    subset, where = None, str(root)
+    if holdout > 0 or part != "train":
+        entries = _select(entries, root, holdout, part)
+        subset = f"{part} of holdout {holdout!r}"
+        where = f"the {'training' if part == 'train' else 'held-out'} part of {root}"
     workers = workers or min(4, os.cpu_count() or 1)
     if len(entries) * channels * size * size <= memory_budget:
         out = np.empty((len(entries), channels, size, size), np.uint8)  # (N, C, S, S)
@@ -309,19 +383,20 @@ def load_folder(
         labels = np.asarray(kept, dtype=np.int64) if classes else None
         skipped = dict(skipped)
     else:
-        key = _cache_key(root, entries, classes, size, channels)
+        key = _cache_key(root, entries, classes, size, channels, subset)
         cache = cache_root(cache_dir) / "folders" / key
         try:
             opened = _open_cached(cache) or _build_cache(cache, entries, classes, size,
-                                                         channels, workers, root)
+                                                         channels, workers, root, subset)
         except OSError as e:
             raise DataError(f"cannot write the image cache in {cache}: {e.strerror or e}") from e
         images, labels, meta = opened
         count, skipped = len(images), dict(meta["skipped"])
     if count == 0:
         detail = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
-        raise DataError(f"no usable image in {root}: all {len(entries)} files skipped ({detail})")
-    _warn_skipped(root, len(entries), skipped)
+        raise DataError(f"no usable image in {where}: all {len(entries)} files skipped "
+                        f"({detail})")
+    _warn_skipped(where, len(entries), skipped)
     return ImageSet(
         images=images,
         labels=None if labels is None else torch.from_numpy(np.asarray(labels, dtype=np.int64)),
@@ -340,6 +415,8 @@ class FolderParams(BaseModel):
     flip: bool = False
     labels: bool = True
     memory_budget_gib: float = Field(DEFAULT_MEMORY_BUDGET / 2**30, gt=0)
+    # share of the files held out (by a hash of their relative path) and never trained on
+    holdout: float = Field(DEFAULT_HOLDOUT, ge=0, le=MAX_HOLDOUT)
 
 
 class ImageFolder:
@@ -351,7 +428,22 @@ class ImageFolder:
 
     @classmethod
     def build(cls, params: FolderParams, *, seed: int, device="cpu") -> ImageTensorSource:
-        data = load_folder(params.path, params.size, params.channels,
-                           memory_budget=int(params.memory_budget_gib * 2**30))
+        """Trains on the files outside the held-out ``params.holdout`` share; ``heldout()``
+        decodes the others on first use (DataError when ``holdout`` is 0 or holds no file)."""
+        load = partial(load_folder, params.path, params.size, params.channels,
+                       memory_budget=int(params.memory_budget_gib * 2**30),
+                       holdout=params.holdout)
+        data = load(part="train")
+
+        def heldout() -> HeldOut:
+            if params.holdout == 0:
+                raise DataError(f"image folder {params.path} holds no held-out data: its "
+                                "holdout is 0 (set data.holdout, e.g. 0.1)")
+            held = load(part="heldout")
+            name = Path(params.path).expanduser().name
+            return heldout_of_set(held, f"{percent(params.holdout)} of the folder {name} held "
+                                  f"out by file name ({len(held):,} images)",
+                                  labels=params.labels, device=device)
+
         return source_from_set(data, seed=seed, device=device, flip=params.flip,
-                               labels=params.labels)
+                               labels=params.labels, heldout=heldout)

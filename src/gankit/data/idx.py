@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 
 from gankit.data.download import REMOTES, data_root, ensure_file
-from gankit.data.images import ImageParams, ImageSet, ImageTensorSource, fit_size, source_from_set
+from gankit.data.images import ImageParams, ImageSet, ImageTensorSource, split_source
 from gankit.errors import DataError
 
 # IDX type code -> numpy dtype (big-endian, as the format specifies).
@@ -112,15 +112,16 @@ class MNIST:
     """MNIST handwritten digits, 28x28 grayscale, 10 classes (60k train / 10k test)."""
 
     kind: ClassVar[str] = "image"
+    channels: ClassVar[int] = 1        # metrics read it (gankit.metrics.protocol.RunFacts)
 
     Params = MNISTParams
 
     @classmethod
     def build(cls, params: MNISTParams, *, seed: int, device="cpu") -> ImageTensorSource:
-        data = load_mnist(params.split, params.root, params.name)
-        data.images = fit_size(data.images, params.size)
-        return source_from_set(data, seed=seed, device=device, flip=params.flip,
-                               labels=params.labels)
+        """Trains on ``params.split``; ``heldout()`` is the other split (10k test or 60k
+        train images), read on first use."""
+        return split_source(lambda split: load_mnist(split, params.root, params.name),
+                            params.name, params, seed=seed, device=device)
 
 
 class FashionMNISTParams(ImageParams):

@@ -8,6 +8,7 @@ converting the whole batch at once; there is no per-sample Python work on the ho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
-from gankit.data.base import DataInfo, generator_state, make_generator
+from gankit.data.base import (DataInfo, HeldOut, draw_indices, generator_state, lazy_heldout,
+                              make_generator, take_rows)
 from gankit.errors import DataError
 
 _RESIZE_CHUNK = 2048  # images per F.interpolate call: bounds the float temporary (~100 MB at 64px)
@@ -87,6 +89,7 @@ class ImageTensorSource:
         flip: bool = False,
         device: str | torch.device = "cpu",
         kind: str = "image",
+        heldout: Callable[[], HeldOut] | None = None,
     ) -> None:
         if images.ndim != 4 or len(images) == 0:
             raise DataError(f"expected a non-empty (N, C, H, W) image array, "
@@ -114,6 +117,12 @@ class ImageTensorSource:
         self.epoch = 0
         self.position = 0
         self._perm = torch.randperm(self.size, generator=self._gen)
+        # ``heldout`` is only called on first use: loading another split must not slow builds.
+        self._heldout = lazy_heldout(heldout, "this image source holds no held-out data")
+
+    def heldout(self) -> HeldOut:
+        """The held-out examples (loaded on the first call, then kept); DataError if none."""
+        return self._heldout()
 
     def __len__(self) -> int:
         return self.size
@@ -132,10 +141,7 @@ class ImageTensorSource:
         return torch.cat(parts)
 
     def _gather(self, idx: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.images, np.ndarray):
-            # Fancy indexing a memmap reads only the rows asked for.
-            return torch.from_numpy(np.asarray(self.images[idx.numpy()]))
-        return self.images[idx.to(self.store_device)]
+        return take_rows(self.images, idx)  # a memmap reads only the rows asked for
 
     def next_batch(self, n: int, rows: slice | None = None) -> dict[str, torch.Tensor]:
         """The next ``n`` images of the stream. ``rows`` (data-parallel training): advance the
@@ -164,11 +170,7 @@ class ImageTensorSource:
     def sample(self, n: int, seed: int) -> torch.Tensor:
         """``n`` real images (distinct while ``n <= len``) from a separate stream, for
         evaluation; the training stream is left alone. No flips."""
-        gen = make_generator(seed)
-        if n <= self.size:
-            idx = torch.randperm(self.size, generator=gen)[:n]
-        else:
-            idx = torch.randint(self.size, (n,), generator=gen)
+        idx = draw_indices(self.size, n, seed)
         return self._gather(idx).to(self.device).float() / 127.5 - 1  # (n, C, H, W)
 
     def state_dict(self) -> dict[str, Any]:
@@ -206,8 +208,10 @@ class ImageParams(BaseModel):
 
 
 def source_from_set(data: ImageSet, *, seed: int, device: str | torch.device, flip: bool,
-                    labels: bool) -> ImageTensorSource:
-    """Wrap a decoded set as a DataSource; ``labels=False`` makes it unconditional."""
+                    labels: bool,
+                    heldout: Callable[[], HeldOut] | None = None) -> ImageTensorSource:
+    """Wrap a decoded set as a DataSource; ``labels=False`` makes it unconditional.
+    ``heldout`` builds its held-out set on the first ``heldout()`` call."""
     return ImageTensorSource(
         data.images,
         data.labels if labels else None,
@@ -215,4 +219,52 @@ def source_from_set(data: ImageSet, *, seed: int, device: str | torch.device, fl
         seed=seed,
         flip=flip,
         device=device,
+        heldout=heldout,
     )
+
+
+def uint8_to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, C, H, W) in 0..255 -> float32 in [-1, 1], as every image batch is."""
+    return images.float() / 127.5 - 1
+
+
+def heldout_of_set(data: ImageSet, description: str, *, labels: bool,
+                   device: str | torch.device) -> HeldOut:
+    """Held-out images served like the training ones: ``{"x": (m, C, H, W) in [-1, 1]}`` plus
+    ``"y"`` (int64) when ``labels`` and the set is labelled. Images stay on the host (a memmap
+    stays on disk); each batch is moved to ``device`` as uint8."""
+    columns: dict[str, Any] = {"x": data.images}
+    if labels and data.labels is not None:
+        columns["y"] = data.labels
+    return HeldOut(description, columns, transform=uint8_to_unit, device=device)
+
+
+Split = Literal["train", "test"]
+
+
+def other_split(split: Split) -> Split:
+    """The official split a model trained on ``split`` never saw."""
+    return "test" if split == "train" else "train"
+
+
+def split_source(load: Callable[[Split], ImageSet], name: str, params: Any, *, seed: int,
+                 device: str | torch.device) -> ImageTensorSource:
+    """A source over ``load(params.split)`` whose held-out set is the other official split
+    (test when training on train, train when training on test), loaded on the first
+    ``heldout()`` call and brought to ``params.size`` exactly as the training images are.
+
+    ``params`` carries ``split``, ``size``, ``flip`` and ``labels`` (see :class:`ImageParams`);
+    ``name`` names the data set in the held-out description. Raises DataError from ``load``.
+    """
+    data = load(params.split)
+    data.images = fit_size(data.images, params.size)
+    other = other_split(params.split)
+
+    def heldout() -> HeldOut:
+        held = load(other)
+        held.images = fit_size(held.images, params.size)
+        return heldout_of_set(held, f"{name} {other} split ({len(held):,} images)",
+                              labels=params.labels, device=device)
+
+    return source_from_set(data, seed=seed, device=device, flip=params.flip,
+                           labels=params.labels, heldout=heldout)

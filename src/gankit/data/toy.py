@@ -1,6 +1,10 @@
 """Toy distributions: 1-D Gaussian and the 2-D mixtures of the PacGAN benchmarks.
 
 Each is an infinite sampler with its own RNG, so a resumed run draws the same batches.
+
+The distributions are infinite, so their held-out set is a fixed sample: ``HELDOUT_SIZE``
+points drawn from a generator seeded with ``HELDOUT_SEED``, the same for every run, so
+likelihoods of different runs are measured on the same points.
 """
 
 from __future__ import annotations
@@ -14,7 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 from torch import Tensor
 
-from gankit.data.base import DataInfo, make_generator
+from gankit.data.base import DataInfo, HeldOut, lazy_heldout, make_generator
+from gankit.errors import DataError
+
+HELDOUT_SEED = 7001
+HELDOUT_SIZE = 10_000
+# torch's CPU generator (mt19937) keeps only the low 32 bits of a seed: runs whose seed equals
+# HELDOUT_SEED modulo 2**32 train on exactly the held-out stream.
+_SEED_BITS = 2**32
 
 
 class ToyParams(BaseModel):
@@ -29,7 +40,9 @@ class ToySource:
 
     def __init__(self, params: ToyParams, seed: int, device: torch.device | str = "cpu"):
         self.params, self.device = params, torch.device(device)
+        self.seed = int(seed)
         self.gen = make_generator(seed)
+        self._heldout = lazy_heldout(self._draw_heldout)
 
     def draw(self, n: int, gen: torch.Generator) -> Tensor:
         raise NotImplementedError
@@ -40,6 +53,21 @@ class ToySource:
     def sample(self, n: int, seed: int) -> Tensor:
         """Samples from a separate stream (evaluation), leaving the training stream alone."""
         return self.draw(n, make_generator(seed))
+
+    def heldout(self) -> HeldOut:
+        """``HELDOUT_SIZE`` points (HELDOUT_SIZE, d) drawn once from stream ``HELDOUT_SEED``,
+        identical for every run. Raises DataError for a run seeded with HELDOUT_SEED (mod
+        2**32), whose training batches are drawn from that very stream."""
+        return self._heldout()
+
+    def _draw_heldout(self) -> HeldOut:
+        if self.seed % _SEED_BITS == HELDOUT_SEED:
+            raise DataError(f"run seed {self.seed} draws its training data from the held-out "
+                            f"stream (seed {HELDOUT_SEED}) of {self.params.name}; use another "
+                            "seed to measure held-out scores")
+        points = self.draw(HELDOUT_SIZE, make_generator(HELDOUT_SEED))   # (N, d)
+        return HeldOut(f"{HELDOUT_SIZE:,} fresh draws of {self.params.name} "
+                       f"(seed {HELDOUT_SEED})", {"x": points}, device=self.device)
 
     def state_dict(self) -> dict[str, Any]:
         return {"gen": self.gen.get_state()}

@@ -7,6 +7,11 @@ Images are decoded once at ``load_size`` and randomly cropped to ``size`` per ba
 pix2pix jitter: 286 -> 256), optionally flipped. A few held-out pairs travel in the
 ``TranslationInfo`` as fixed examples for sample pages and ``gankit sample``.
 
+``heldout()`` is a source's whole held-out set (centre-cropped, never flipped): the demos' other
+MNIST split; a folder's ``test`` sub-folders when they exist, otherwise the ``holdout`` share of
+its training files chosen by file name (:func:`gankit.data.folder.split_by_path`), which the
+training set then excludes.
+
 Layouts, as in the reference implementations:
   * unpaired folders: ``trainA/ trainB/`` (and optionally ``testA/ testB/``) under one root;
   * paired folders: side-by-side ``A|B`` images (``train/``, ``test/`` or ``val/`` sub-folders,
@@ -23,9 +28,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -37,8 +43,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
 from gankit.data import folder as folder_mod
-from gankit.data.base import DataInfo, generator_state, make_generator
-from gankit.data.images import ImageTensorSource, fit_size
+from gankit.data.base import DataInfo, HeldOut, generator_state, lazy_heldout, make_generator
+from gankit.data.folder import DEFAULT_HOLDOUT, MAX_HOLDOUT, percent, split_by_path
+from gankit.data.images import ImageTensorSource, fit_size, other_split, uint8_to_unit
 from gankit.errors import DataError
 
 SPLIT_SEED = 0   # the demo domains are a property of the data set, not of the run's seed
@@ -147,7 +154,8 @@ class TranslationSource:
 
     def __init__(self, a: Tensor | np.ndarray, b: Tensor | np.ndarray, *, paired: bool,
                  seed: int, device: str | torch.device = "cpu", flip: bool = False,
-                 size: int | None = None, examples: tuple[Tensor, Tensor] | None = None):
+                 size: int | None = None, examples: tuple[Tensor, Tensor] | None = None,
+                 heldout: Callable[[], HeldOut] | None = None):
         self.paired, self.device = paired, torch.device(device)
         self.channels_a = int(a.shape[1])
         side = min(int(a.shape[2]), int(a.shape[3]), int(b.shape[2]), int(b.shape[3]))
@@ -169,6 +177,12 @@ class TranslationSource:
         ex_a, ex_b = examples if examples is not None else (None, None)
         self.info = TranslationInfo(kind="paired" if paired else "unpaired", shape=shape_a,
                                     shape_b=shape_b, examples_a=ex_a, examples_b=ex_b)
+        self._heldout = lazy_heldout(heldout, "this translation source holds no held-out data")
+
+    def heldout(self) -> HeldOut:
+        """The held-out pairs or domains (built on the first call, then kept): batches
+        ``{"a", "b"}`` like ``next_batch``, ``sample`` from domain B; DataError if none."""
+        return self._heldout()
 
     def __len__(self) -> int:
         return max(len(s) for s in self._sources.values())
@@ -194,6 +208,15 @@ class TranslationSource:
         for k, s in self._sources.items():
             s.load_state_dict(state[k])
         self._crop_gen.set_state(torch.as_tensor(state["crop"], dtype=torch.uint8).cpu())
+
+
+def heldout_domains(description: str, a: Tensor | np.ndarray, b: Tensor | np.ndarray,
+                    size: int, device: str | torch.device) -> HeldOut:
+    """Held-out uint8 domains (N_a, C_a, H, W) and (N_b, C_b, H, W) (row-aligned when paired)
+    served as ``{"a": (m, C_a, size, size), "b": ...}`` in [-1, 1], centre-cropped like the
+    sources' ``sample``; ``sample`` draws domain B and ``len`` counts domain B."""
+    return HeldOut(description, {"a": a, "b": b}, sample_key="b", device=device,
+                   transform=lambda x: uint8_to_unit(center_crop(x, size)))
 
 
 def examples_of(a: Tensor | np.ndarray, b: Tensor | np.ndarray, n: int,
@@ -265,13 +288,23 @@ class MNISTStrokes:
 
     @classmethod
     def build(cls, p: StrokesParams, *, seed: int, device="cpu") -> TranslationSource:
+        """Trains on ``p.split``; ``heldout()`` is the other split's thin / bold halves."""
         train = mnist_strokes(p.split, p.root, p.iterations, p.softness)
         test = mnist_strokes("test", p.root, p.iterations, p.softness)
         resize = lambda x: fit_size(x, p.size)     # noqa: E731
+        other = other_split(p.split)
+
+        def heldout() -> HeldOut:
+            held = mnist_strokes(other, p.root, p.iterations, p.softness)
+            return heldout_domains(f"mnist-strokes {other} split ({len(held['a']):,} thin / "
+                                   f"{len(held['b']):,} bold images)",
+                                   resize(held["a"]), resize(held["b"]), p.size, device)
+
         return TranslationSource(resize(train["a"]), resize(train["b"]), paired=False,
                                  seed=seed, device=device, flip=p.flip,
                                  examples=examples_of(resize(test["a"]), resize(test["b"]),
-                                                      p.n_examples, p.size))
+                                                      p.n_examples, p.size),
+                                 heldout=heldout)
 
 
 class EdgesParams(_DemoParams):
@@ -292,13 +325,23 @@ class FashionEdges:
 
     @classmethod
     def build(cls, p: EdgesParams, *, seed: int, device="cpu") -> TranslationSource:
+        """Trains on ``p.split``; ``heldout()`` is the other split's edge / item pairs."""
         train = fashion_edges(p.split, p.root, p.threshold)
         test = fashion_edges("test", p.root, p.threshold)
         resize = lambda x: fit_size(x, p.size)     # noqa: E731
+        other = other_split(p.split)
+
+        def heldout() -> HeldOut:
+            held = fashion_edges(other, p.root, p.threshold)
+            return heldout_domains(f"fashion-edges {other} split ({len(held['b']):,} "
+                                   "edge/item pairs)", resize(held["a"]), resize(held["b"]),
+                                   p.size, device)
+
         return TranslationSource(resize(train["a"]), resize(train["b"]), paired=True,
                                  seed=seed, device=device, flip=p.flip,
                                  examples=examples_of(resize(test["a"]), resize(test["b"]),
-                                                      p.n_examples, p.size))
+                                                      p.n_examples, p.size),
+                                 heldout=heldout)
 
 
 # ---------------------------------------------------------------- user folders
@@ -309,6 +352,8 @@ class _FolderParams(_Params):
     channels: Literal[1, 3] = 3                       # domain A (and B unless channels_b)
     channels_b: Literal[1, 3] | None = None
     flip: bool = True
+    # without test sub-folders: share of the training files held out by name (never trained on)
+    holdout: float = Field(DEFAULT_HOLDOUT, ge=0, le=MAX_HOLDOUT)
 
     @model_validator(mode="after")
     def _load_covers_crop(self):
@@ -354,22 +399,55 @@ class UnpairedFolder:
         return TranslationInfo("unpaired", shape_a, shape_b=shape_b)
 
     @classmethod
+    def _domain(cls, p: UnpairedFolderParams, root: Path, name: str,
+                channels: int) -> tuple[Tensor | np.ndarray, Tensor | np.ndarray | None, str]:
+        """One domain ("A" or "B") as uint8 (N, C, load, load) arrays: (training images,
+        held-out images or None, where the held-out ones come from or why there are none).
+
+        ``test<name>/`` when it exists (then all of ``train<name>/`` is trained on), else the
+        ``p.holdout`` share of ``train<name>/`` by file name, which training then excludes.
+        Both parts are decoded here, as ``test<name>/`` always was: sample pages need them."""
+        hint = f"expected {root}/trainA and {root}/trainB (CycleGAN layout)"
+        train_dir = _existing_dir(root / f"train{name}", hint)
+        load = lambda d, **split: folder_mod.load_folder(                     # noqa: E731
+            d, p.decode_size, channels, memory_budget=int(p.memory_budget_gib * 2**30),
+            **split).images
+        test_dir = root / f"test{name}"
+        if test_dir.is_dir():
+            return load(train_dir), load(test_dir), f"test{name}/"
+        train = load(train_dir, holdout=p.holdout)
+        if p.holdout == 0:
+            return train, None, f"it has no test{name}/ folder and its holdout is 0"
+        try:
+            held = load(train_dir, holdout=p.holdout, part="heldout")
+        except DataError as e:   # no file falls in the held-out share, or none is usable
+            return train, None, str(e)
+        return train, held, f"{percent(p.holdout)} of train{name}/ held out by file name"
+
+    @classmethod
     def build(cls, p: UnpairedFolderParams, *, seed: int, device="cpu") -> TranslationSource:
+        """Trains on trainA/ and trainB/ (minus their held-out files when there are no testA/,
+        testB/); the examples and ``heldout()`` are the held-out images of each domain
+        (examples fall back to training images for a domain without any)."""
         root = _existing_dir(Path(p.path).expanduser(), "the unpaired-folder data set expects "
                              "trainA/ and trainB/ folders in it (CycleGAN layout)")
-        hint = f"expected {root}/trainA and {root}/trainB (CycleGAN layout)"
-        budget = int(p.memory_budget_gib * 2**30)
-        cb = p.channels_b or p.channels
-        load = lambda d, c: folder_mod.load_folder(d, p.decode_size, c,          # noqa: E731
-                                                   memory_budget=budget).images
-        train_a = load(_existing_dir(root / "trainA", hint), p.channels)
-        train_b = load(_existing_dir(root / "trainB", hint), cb)
-        test_a, test_b = root / "testA", root / "testB"
-        ex_a = load(test_a, p.channels) if test_a.is_dir() else train_a
-        ex_b = load(test_b, cb) if test_b.is_dir() else train_b
+        train_a, held_a, from_a = cls._domain(p, root, "A", p.channels)
+        train_b, held_b, from_b = cls._domain(p, root, "B", p.channels_b or p.channels)
+        ex_a = train_a if held_a is None else held_a
+        ex_b = train_b if held_b is None else held_b
+
+        def heldout() -> HeldOut:
+            for held, where in ((held_a, from_a), (held_b, from_b)):
+                if held is None:
+                    raise DataError(f"unpaired folder {root} holds no held-out images: {where}")
+            return heldout_domains(f"unpaired-folder held-out images: {from_a} "
+                                   f"({len(held_a):,}) and {from_b} ({len(held_b):,})",
+                                   held_a, held_b, p.size, device)
+
         return TranslationSource(train_a, train_b, paired=False, seed=seed, device=device,
                                  flip=p.flip, size=p.size,
-                                 examples=examples_of(ex_a, ex_b, p.n_examples, p.size))
+                                 examples=examples_of(ex_a, ex_b, p.n_examples, p.size),
+                                 heldout=heldout)
 
 
 class PairedFolderParams(_FolderParams):
@@ -436,11 +514,16 @@ def _decode_all(items: list, decode, size: int, channels: tuple[int, int],
     return out[:count]
 
 
+def _pair_name(entry) -> str:
+    """What pairs A/x.png with B/x.jpg: the relative name without its extension. It is also
+    the name a pair is held out by, so both files of a pair always fall in the same part."""
+    return Path(entry.rel).with_suffix("").as_posix()
+
+
 def _matched(dir_a: Path, dir_b: Path) -> list[tuple[Any, Any]]:
     """Entries of A/ and B/ with the same relative name (extension ignored), by name."""
-    key = lambda e: Path(e.rel).with_suffix("").as_posix()     # noqa: E731
-    a = {key(e): e for e in folder_mod.scan_folder(dir_a)[0]}
-    b = {key(e): e for e in folder_mod.scan_folder(dir_b)[0]}
+    a = {_pair_name(e): e for e in folder_mod.scan_folder(dir_a)[0]}
+    b = {_pair_name(e): e for e in folder_mod.scan_folder(dir_b)[0]}
     common = sorted(set(a) & set(b))
     lonely = len(a) + len(b) - 2 * len(common)
     if not common:
@@ -459,6 +542,29 @@ def _side_by_side(directory: Path) -> list:
     return entries
 
 
+def _outside(items: list, rel: Callable[[Any], str], train_dir: Path, test_dir: Path) -> list:
+    """``items`` not under ``test_dir``: images straight in the root are scanned recursively,
+    so a test/ folder inside the training folder must not be trained on."""
+    if train_dir not in test_dir.parents:
+        return items
+    prefix = test_dir.relative_to(train_dir).as_posix() + "/"
+    return [it for it in items if not rel(it).startswith(prefix)]
+
+
+@dataclass
+class _PairedFiles:
+    """A paired folder's training and held-out items (entries or (A, B) entry pairs), before
+    decoding, with where each lies (for skip warnings) and where the held-out ones come from
+    (or why there are none)."""
+
+    train: list
+    held: list
+    decode: Callable          # _decode_pair or _decode_halves
+    train_where: Path
+    held_where: Path
+    held_from: str
+
+
 class PairedFolder:
     """Your paired domains: side-by-side A|B images, or A/ and B/ folders with equal names."""
 
@@ -472,46 +578,82 @@ class PairedFolder:
         return TranslationInfo("paired", shape_a, shape_b=shape_b)
 
     @classmethod
-    def load(cls, p: PairedFolderParams) -> tuple[np.ndarray, np.ndarray]:
-        """(train, examples) as uint8 (N, C_a + C_b, load, load), in the file's A|B order."""
+    def files(cls, p: PairedFolderParams) -> _PairedFiles:
+        """The training and held-out pairs: the ``test/`` (or ``val/``) pairs when they exist,
+        else the ``p.holdout`` share of the training pairs by name (a side-by-side file's
+        relative path, an A/B pair's shared name: :func:`_pair_name`), which training then
+        excludes. Raises DataError for a missing folder or one without training pairs."""
         root = _existing_dir(Path(p.path).expanduser(), "the paired-folder data set expects "
                              "side-by-side A|B images or A/ and B/ folders in it")
-        cb = p.channels_b or p.channels
-        # with swap, the file's left/A half becomes domain B: decode each with its channels
-        channels = (cb, p.channels) if p.swap else (p.channels, cb)
         layout = p.layout
         if layout == "auto":
-            layout = "folders" if (root / "A").is_dir() and (root / "B").is_dir() else "side-by-side"
+            both = (root / "A").is_dir() and (root / "B").is_dir()
+            layout = "folders" if both else "side-by-side"
         if layout == "folders":
             dir_a = _existing_dir(root / "A", f"expected {root}/A and {root}/B")
             dir_b = _existing_dir(root / "B", f"expected {root}/A and {root}/B")
-            train_a = _first_dir(dir_a, ("train",)) or dir_a
-            train = _decode_all(_matched(train_a, dir_b / train_a.relative_to(dir_a)),
-                                _decode_pair, p.decode_size, channels, root)
-            test_a = _first_dir(dir_a, ("test", "val"))
-            if test_a is None:
-                return train, train
-            test = _decode_all(_matched(test_a, dir_b / test_a.name)[:p.n_examples],
-                               _decode_pair, p.decode_size, channels, root)
-            return train, test
-        train_dir = _first_dir(root, ("train",)) or root
-        train = _decode_all(_side_by_side(train_dir), _decode_halves, p.decode_size, channels,
-                            train_dir)
-        test_dir = _first_dir(root, ("test", "val"))
-        if test_dir is None:
-            return train, train
-        test = _decode_all(_side_by_side(test_dir)[:p.n_examples], _decode_halves,
-                           p.decode_size, channels, test_dir)
-        return train, test
+            train_dir = _first_dir(dir_a, ("train",)) or dir_a
+            test_dir = _first_dir(dir_a, ("test", "val"))
+            train = _matched(train_dir, dir_b / train_dir.relative_to(dir_a))
+            held = _matched(test_dir, dir_b / test_dir.name) if test_dir else []
+            decode, train_where, held_where = _decode_pair, root, root
+            rel = lambda pair: pair[0].rel               # noqa: E731  (A's path under train_dir)
+            name = lambda pair: _pair_name(pair[0])      # noqa: E731
+        else:
+            train_dir = _first_dir(root, ("train",)) or root
+            test_dir = _first_dir(root, ("test", "val"))
+            train = _side_by_side(train_dir)
+            held = _side_by_side(test_dir) if test_dir else []
+            decode, train_where, held_where = _decode_halves, train_dir, test_dir or train_dir
+            rel = name = lambda e: e.rel                 # noqa: E731
+        if test_dir is not None:
+            train = _outside(train, rel, train_dir, test_dir)
+            if not train:
+                raise DataError(f"no training pairs in {root} outside {test_dir}")
+            return _PairedFiles(train, held, decode, train_where, held_where,
+                                f"{test_dir.relative_to(root)}/")
+        train, held = split_by_path(train, p.holdout, key=name)
+        if not train:
+            raise DataError(f"all pairs in {root} fall in the held-out {percent(p.holdout)}; "
+                            "lower holdout or add pairs")
+        if p.holdout == 0:
+            why = "it has no test/ or val/ folder and its holdout is 0"
+        elif not held:
+            why = f"none of its {len(train):,} pairs falls in the held-out {percent(p.holdout)}"
+        else:
+            why = f"{percent(p.holdout)} of the pairs held out by file name"
+        return _PairedFiles(train, held, decode, train_where, held_where, why)
 
     @classmethod
     def build(cls, p: PairedFolderParams, *, seed: int, device="cpu") -> TranslationSource:
-        train, test = cls.load(p)
+        """Trains on the training pairs (see :meth:`files`). The first ``n_examples`` held-out
+        pairs (training pairs when there are none) are the examples, decoded now;
+        ``heldout()`` decodes all held-out pairs on first use."""
+        files = cls.files(p)
         cb = p.channels_b or p.channels
+        # with swap, the file's left/A half becomes domain B: decode each with its channels
+        channels = (cb, p.channels) if p.swap else (p.channels, cb)
         first = cb if p.swap else p.channels      # channels of the file's A part
-        split = lambda x: (x[:, first:], x[:, :first]) if p.swap else (x[:, :first], x[:, first:])  # noqa: E731
-        a, b = split(torch.from_numpy(train))
-        ex_a, ex_b = split(torch.from_numpy(test))
+
+        def decode(items: list, where: Path) -> tuple[Tensor, Tensor]:
+            """Items -> domains A and B, uint8 (N, C_a, S, S) and (N, C_b, S, S)."""
+            x = torch.from_numpy(_decode_all(items, files.decode, p.decode_size, channels,
+                                             where))      # (N, C_a + C_b, S, S), file order
+            return (x[:, first:], x[:, :first]) if p.swap else (x[:, :first], x[:, first:])
+
+        a, b = decode(files.train, files.train_where)
+        ex_a, ex_b = decode(files.held[:p.n_examples], files.held_where) if files.held \
+            else (a, b)
+
+        def heldout() -> HeldOut:
+            if not files.held:
+                raise DataError(f"paired folder {p.path} holds no held-out pairs: "
+                                f"{files.held_from}")
+            held_a, held_b = decode(files.held, files.held_where)
+            return heldout_domains(f"paired-folder held-out pairs: {files.held_from} "
+                                   f"({len(held_a):,} pairs)", held_a, held_b, p.size, device)
+
         return TranslationSource(a, b, paired=True, seed=seed, device=device, flip=p.flip,
                                  size=p.size, examples=examples_of(ex_a, ex_b, p.n_examples,
-                                                                   p.size))
+                                                                   p.size),
+                                 heldout=heldout)

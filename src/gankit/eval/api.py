@@ -17,14 +17,12 @@ from gankit.errors import GankitError
 from gankit.eval import features as feat
 from gankit.eval.features import Features
 from gankit.eval.inception import InceptionFeatures, load_inception, resolve_weights
+from gankit.eval.metrics import BY_PART
 from gankit.metrics import fid as fidmath
-from gankit.metrics.inception_score import inception_score
-from gankit.metrics.kid import kernel_inception_distance
-from gankit.metrics.prdc import prdc
 
 # Protocol entries that must agree for two statistics to be comparable.
 COMPARABLE_KEYS = ("feature_network", "feature_layer", "weights_sha256", "resize")
-ALL_METRICS = ("fid", "is", "kid", "prdc")
+ALL_METRICS = tuple(BY_PART)                     # fid, is, kid, prdc
 
 _EXTRACTORS: dict[tuple, InceptionFeatures] = {}
 
@@ -142,35 +140,37 @@ def feature_stats_for_generator(sample_fn: Callable[[int], torch.Tensor], n: int
     return feat.generator_features(sample_fn, n, extractor, batch_size=batch_size)
 
 
+def slices_of(images: torch.Tensor) -> Callable[[int], torch.Tensor]:
+    """A ``sample_fn(k)`` for :func:`feature_stats_for_generator` that hands out consecutive
+    slices of a fixed set of images (N, C, H, W) in [-1, 1], e.g. real data samples."""
+    pos = 0
+
+    def take(k: int) -> torch.Tensor:
+        nonlocal pos
+        pos += k
+        return images[pos - k:pos]
+    return take
+
+
 def evaluate_features(real: Features, generated: Features, *,
                       metrics: Sequence[str] = ALL_METRICS, reference_split: str | None = None,
                       kid_subsets: int = 100, kid_subset_size: int = 1000,
                       fid_method: str = "sqrtm", is_splits: int = 10) -> dict:
     """Several metrics at once: ``{"fid": ..., "is_mean": ..., "kid_mean": ..., "precision":
-    ..., "protocol": {...}, "details": {metric: its own protocol}}``."""
+    ..., "protocol": {...}, "details": {metric: its own protocol}}``. ``metrics`` from
+    ``ALL_METRICS``; GankitError for others. The same computations as the registered metrics
+    (``gankit.eval.metrics``)."""
     unknown = set(metrics) - set(ALL_METRICS)
     if unknown:
         raise GankitError(f"unknown metric(s) {sorted(unknown)}; choose from {list(ALL_METRICS)}")
+    settings = {"fid": {"fid_method": fid_method}, "is": {"splits": is_splits},
+                "kid": {"subsets": kid_subsets, "subset_size": kid_subset_size}, "prdc": {}}
     base = {"metric": list(metrics), **_merge_protocols(real.protocol, generated.protocol),
             "n_real": len(real), "n_generated": len(generated),
             "reference_split": reference_split}
     out: dict = {}
     details: dict = {}
-    if "fid" in metrics:
-        res = fidmath.fid_from_features(real.pool3, generated.pool3, method=fid_method)
-        out["fid"], details["fid"] = res["fid"], res["protocol"]
-    if "is" in metrics:
-        # Fewer samples than splits only happens in smoke runs; keep at least one per split.
-        res = inception_score(generated.logits, splits=min(is_splits, len(generated)))
-        out.update(is_mean=res["is_mean"], is_std=res["is_std"])
-        details["is"] = res["protocol"]
-    if "kid" in metrics:
-        res = kernel_inception_distance(real.pool3, generated.pool3, subsets=kid_subsets,
-                                        subset_size=kid_subset_size)
-        out.update(kid_mean=res["kid_mean"], kid_std=res["kid_std"])
-        details["kid"] = res["protocol"]
-    if "prdc" in metrics:
-        res = prdc(real.pool3, generated.pool3)
-        out.update({k: res[k] for k in ("precision", "recall", "density", "coverage")})
-        details["prdc"] = res["protocol"]
+    for name in (m for m in ALL_METRICS if m in metrics):      # a fixed order of keys
+        values, details[name] = BY_PART[name].from_features(real, generated, **settings[name])
+        out |= values
     return {**out, "protocol": base, "details": details}

@@ -19,24 +19,30 @@ Pure functions (numpy in, floats out):
   covers only 1000 (1 - (1 - 1/1000)^n) modes on average (918 for n = 2500), reported as
   ``stacked_modes_ideal``.
 
-Wrappers (registered in ``gankit.registry.METRICS``) follow ``Toy2DMetrics``:
-``evaluate(trainer, n) -> dict[str, float]``, empty when the metric does not apply to the run.
+Wrappers (registered in ``gankit.registry.METRICS``) follow the metric protocol
+(``gankit.metrics.protocol``): each declares its keys and when it applies (a data set with a
+shipped classifier; labels or codes offered by the objective), and ``evaluate(trainer, n,
+seed)`` returns exactly its keys.
 """
 
 from __future__ import annotations
 
 import math
-import weakref
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
+from gankit.core import capabilities as caps
 from gankit.data.base import make_generator
+from gankit.errors import GankitError
 from gankit.metrics.classifier import classify, load_classifier
 from gankit.metrics.fid import feature_statistics, frechet_distance
+from gankit.metrics.protocol import (SMOKE_IMAGE_MODEL, SMOKE_MNIST, Direction, EvalOptions,
+                                     Metric, RunFacts, generated_samples, not_applicable,
+                                     per_source)
 
 STACKED_MODES = 1000
 
@@ -151,12 +157,13 @@ def make_stacked_mnist(images: Tensor, labels: Tensor, n: int,
 
 
 # ================================================================= plumbing
-# Data set name -> shipped classifier. Runs on data without an entry get no offline metrics.
+# Data set name -> shipped classifier. Runs on other data get no classifier metrics.
 # (Stacked-MNIST is not listed: its 3 channels are separate digits, read by stacked_metrics.)
 CLASSIFIER_FOR_DATA = {
     "mnist": "mnist",
     "fashion-mnist": "fashion-mnist",
 }
+DATA_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}     # for reasons
 # Keys under which InfoGAN-style objectives return their categorical code from
 # ``sample_inputs`` (gankit's InfoGAN: ``c_cat``): int64 (N,) or one-hot float (N, K).
 CODE_KEYS = ("c_cat", "c", "code")
@@ -170,16 +177,23 @@ def _tag(name: str) -> str:
     return name.replace("-", "_")
 
 
+def classifier_reason(data: str) -> str | None:
+    """None when a shipped classifier reads data set ``data``, else why not (a phrase)."""
+    if data in CLASSIFIER_FOR_DATA:
+        return None
+    return f"needs {' or '.join(DATA_TITLES.values())} data; this run trains on {data}"
+
+
 @torch.no_grad()
 def generate_with_inputs(trainer, n: int, seed: int,
                          batch: int = 1024) -> tuple[Tensor, dict[str, Tensor]]:
     """n samples and the inputs that made them (labels, codes), from a separate noise stream.
 
     The samples come from ``trainer.sample`` (sharded over the ranks when several processes
-    evaluate); the inputs are replayed from the same seed in the same chunks, which draws
-    exactly what ``sample`` fed the generator.
+    evaluate; shared with the other metrics of one evaluation); the inputs are replayed from
+    the same seed in the same chunks, which draws exactly what ``sample`` fed the generator.
     """
-    x = trainer.sample(n, seed=seed, batch=batch)
+    x = generated_samples(trainer, n, seed, batch)
     gen = make_generator(seed, trainer.device)
     chunks = [trainer.objective.sample_inputs(min(batch, n - i), gen) for i in range(0, n, batch)]
     inputs = {k: torch.cat([c[k].cpu() for c in chunks]) for k, v in chunks[0].items()
@@ -199,39 +213,69 @@ def predict(name: str, images: Tensor, device: str | torch.device = "cpu",
     return feats.numpy(), logits.argmax(1).numpy()
 
 
-# Real-data statistics depend only on the data source, classifier, n and seed: computed once
-# per process and forgotten with the data source.
-_REAL_CACHE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
-
-
 def real_statistics(data, name: str, n: int, seed: int,
                     device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
-    per_source = _REAL_CACHE.setdefault(data, {})
-    key = (name, n, seed)
-    if key not in per_source:
+    """Classifier features (n, D) and predicted-class histogram (K,) of n real images of a
+    data source (``data.sample(n, seed)``), computed once per process and source."""
+    def compute() -> dict[str, np.ndarray]:
         feats, pred = predict(name, data.sample(n, seed=seed), device)
-        per_source[key] = {"features": feats,
-                           "hist": class_histogram(pred, load_classifier(name).head.out_features)}
-    return per_source[key]
+        return {"features": feats,
+                "hist": class_histogram(pred, load_classifier(name).head.out_features)}
+    return per_source(data, ("classifier", name, n, seed, str(device)), compute)
 
 
-class ClassifierMetrics:
+class ClassifierMetric(Metric):
+    """Metrics read by the shipped classifier of the run's data set (MNIST, Fashion-MNIST)."""
+
+    smoke_config: ClassVar[dict[str, Any]] = SMOKE_MNIST
+
+    @classmethod
+    def check(cls, facts: RunFacts) -> str | None:
+        return classifier_reason(facts.data) or super().check(facts)
+
+    @classmethod
+    def classifier(cls, trainer) -> str:
+        """The shipped classifier of the trainer's data; GankitError when there is none."""
+        name = classifier_for(trainer)
+        if name is None:
+            raise GankitError(not_applicable(cls.name, classifier_reason(
+                getattr(trainer.cfg.data, "name", "?"))))
+        return name
+
+    @classmethod
+    def describe(cls, trainer, n: int, seed: int | None = None,
+                 options: EvalOptions | None = None) -> dict[str, Any]:
+        return {**super().describe(trainer, n, seed, options),
+                "classifier": cls.classifier(trainer)}
+
+
+class ClassifierMetrics(ClassifierMetric):
     """cfd, class_kl, class_entropy with the MNIST / Fashion-MNIST classifier (by data set).
 
     Real statistics come from n images of the run's own data source (its split and size), so
     generated and real images reach the classifier through the same resizing.
     """
 
-    EVAL_SEED = 12345          # generated samples (same as the toy metrics)
-    REAL_SEED = 54321          # real samples
+    name = "mnist"
+    summary = "Fréchet distance (cfd, not FID), class KL and entropy in a shipped classifier"
+    REAL_SEED = 54321          # real samples (generated: default_seed 12345, or the seed asked)
 
     @classmethod
-    def evaluate(cls, trainer, n: int) -> dict[str, float]:
-        name = classifier_for(trainer)
-        if name is None or not hasattr(trainer.data, "sample"):
-            return {}
+    def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
+        names = [CLASSIFIER_FOR_DATA[facts.data]] if facts else CLASSIFIER_FOR_DATA.values()
+        out: dict[str, Direction | None] = {}
+        for tag in map(_tag, names):
+            # Entropy: higher means more classes drawn (log 10 when all 10 are equally often).
+            out |= {f"cfd_{tag}": "min", f"class_kl_{tag}": "min", f"class_entropy_{tag}": "max"}
+        return out
+
+    @classmethod
+    def evaluate(cls, trainer, n: int, seed: int | None = None,
+                 options: EvalOptions | None = None) -> dict[str, float]:
+        name = cls.classifier(trainer)
         real = real_statistics(trainer.data, name, n, cls.REAL_SEED, trainer.device)
-        feats, pred = predict(name, trainer.sample(n, seed=cls.EVAL_SEED), trainer.device)
+        x = generated_samples(trainer, n, cls.seed(seed))
+        feats, pred = predict(name, x, trainer.device)
         hist = class_histogram(pred, real["hist"].size)
         tag = _tag(name)
         # KL to the real data's predicted histogram, not to uniform: MNIST's classes are not
@@ -240,18 +284,34 @@ class ClassifierMetrics:
                 f"class_kl_{tag}": kl_divergence(hist, np.maximum(real["hist"], 1e-12)),
                 f"class_entropy_{tag}": entropy(hist)}
 
+    @classmethod
+    def describe(cls, trainer, n: int, seed: int | None = None,
+                 options: EvalOptions | None = None) -> dict[str, Any]:
+        return {**super().describe(trainer, n, seed, options), "n_real": n,
+                "seed_real": cls.REAL_SEED, "reference_split": getattr(trainer.cfg.data,
+                                                                       "split", None)}
 
-class ConditionalAccuracy:
+
+class ConditionalAccuracy(ClassifierMetric):
     """Fraction of class-conditional samples classified as their label (cGAN, AC-GAN)."""
 
-    EVAL_SEED = 12345
+    name = "conditional-accuracy"
+    summary = "share of labelled samples the classifier reads as their label (cGAN, AC-GAN)"
+    needs = frozenset({caps.SAMPLES, caps.LABELS})
+    smoke_config = {**ClassifierMetric.smoke_config, "objective": {"name": "cgan"}}
 
     @classmethod
-    def evaluate(cls, trainer, n: int) -> dict[str, float]:
-        name = classifier_for(trainer)
-        if name is None or "y" not in probe_inputs(trainer):   # unconditional: nothing to check
-            return {}
-        x, inputs = generate_with_inputs(trainer, n, cls.EVAL_SEED)
+    def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
+        return {"conditional_accuracy": "max"}
+
+    @classmethod
+    def evaluate(cls, trainer, n: int, seed: int | None = None,
+                 options: EvalOptions | None = None) -> dict[str, float]:
+        name = cls.classifier(trainer)
+        if "y" not in probe_inputs(trainer):
+            raise GankitError(not_applicable(cls.name, "needs generator inputs with class "
+                                             "labels y; this model draws none"))
+        x, inputs = generate_with_inputs(trainer, n, cls.seed(seed))
         _, pred = predict(name, x, trainer.device)
         return {"conditional_accuracy": conditional_accuracy(pred, inputs["y"].numpy())}
 
@@ -269,36 +329,72 @@ def categorical_code(inputs: dict[str, Tensor]) -> np.ndarray | None:
     return None
 
 
-class ClassAgreement:
+class ClassAgreement(ClassifierMetric):
     """InfoGAN: agreement of the categorical code with predicted classes after best matching."""
 
-    EVAL_SEED = 12345
+    name = "class-agreement"
+    summary = "InfoGAN: categorical code vs the classifier's class, after best matching"
+    needs = frozenset({caps.SAMPLES, caps.CODES})
+    smoke_config = {**ClassifierMetric.smoke_config, "objective": {"name": "infogan"}}
 
     @classmethod
-    def evaluate(cls, trainer, n: int) -> dict[str, float]:
-        name = classifier_for(trainer)
-        if name is None or categorical_code(probe_inputs(trainer)) is None:
-            return {}
-        x, inputs = generate_with_inputs(trainer, n, cls.EVAL_SEED)
+    def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
+        return {"class_agreement": "max"}
+
+    @classmethod
+    def evaluate(cls, trainer, n: int, seed: int | None = None,
+                 options: EvalOptions | None = None) -> dict[str, float]:
+        name = cls.classifier(trainer)
+        no_code = not_applicable(cls.name, "needs a categorical code with at least 2 values; "
+                                           "this model's codes have none")
+        if categorical_code(probe_inputs(trainer)) is None:
+            raise GankitError(no_code)
+        x, inputs = generate_with_inputs(trainer, n, cls.seed(seed))
         codes = categorical_code(inputs)
-        if codes is None or len(np.unique(codes)) < 2:      # no categorical code in this run
-            return {}
+        if codes is None or len(np.unique(codes)) < 2:   # e.g. InfoGAN with categorical: 0
+            raise GankitError(no_code)
         _, pred = predict(name, x, trainer.device)
         agreement, _ = class_agreement(codes, pred, num_classes=10)
         return {"class_agreement": agreement}
 
 
-class StackedMNISTMetrics:
+class StackedMNISTMetrics(Metric):
     """Stacked-MNIST modes covered (of 1000) and KL to uniform (VEEGAN / PacGAN protocol)."""
 
-    EVAL_SEED = 12345
+    name = "stacked-mnist"
+    summary = "Stacked-MNIST modes covered of 1000 and KL to uniform (VEEGAN / PacGAN)"
+    kinds = frozenset({"image"})
+    # three-channel images (random pixels: the test only checks the plumbing); the contract
+    # test fills in the folder's path
+    smoke_config: ClassVar[dict[str, Any]] = {
+        "data": {"name": "folder", "size": 28, "channels": 3}, "model": SMOKE_IMAGE_MODEL}
 
     @classmethod
-    def evaluate(cls, trainer, n: int) -> dict[str, float]:
-        probe = trainer.sample(2, seed=cls.EVAL_SEED)
-        if probe.ndim != 4 or probe.shape[1] != 3:      # not RGB: not a Stacked-MNIST model
-            return {}
-        return stacked_metrics(trainer.sample(n, seed=cls.EVAL_SEED), trainer.device)
+    def check(cls, facts: RunFacts) -> str | None:
+        # Only data that says it has 3 channels (data.channels, or a data set declaring
+        # them): CIFAR-10 images are RGB too, but their channels are not digits.
+        reason = super().check(facts)
+        if reason is None and facts.channels != 3:
+            c = facts.channels
+            has = "does not declare its channels" if c is None else \
+                f"has {c} channel{'' if c == 1 else 's'}"
+            reason = (f"needs RGB images, one MNIST digit per channel (data.channels: 3); "
+                      f"this run's data {has}")
+        return reason
+
+    @classmethod
+    def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
+        # the ideal is a reference (what n perfect samples cover), not a score
+        return {"stacked_modes": "max", "stacked_kl": "min", "stacked_modes_ideal": None}
+
+    @classmethod
+    def evaluate(cls, trainer, n: int, seed: int | None = None,
+                 options: EvalOptions | None = None) -> dict[str, float]:
+        x = generated_samples(trainer, n, cls.seed(seed))
+        if x.ndim != 4 or x.shape[1] != 3:      # the config said 3 channels: a network bug
+            raise GankitError(not_applicable(cls.name, f"needs RGB images (N, 3, H, W); this "
+                                             f"model makes {tuple(x.shape[1:])}"))
+        return stacked_metrics(x, trainer.device)
 
 
 def stacked_metrics(x: Tensor, device: str | torch.device = "cpu") -> dict[str, float]:

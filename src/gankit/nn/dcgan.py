@@ -15,7 +15,7 @@ twice, 7 -> 14 -> 28, the path of the InfoGAN / AC-GAN MNIST networks: it needs 
 no computation is spent on pixels that are thrown away, and D mirrors it exactly
 (28 -> 14 -> 7 with 4x4 stride-2 convolutions).
 
-Roles (see ``gankit.objectives.base.Role``):
+Roles (see ``gankit.core.roles``):
   * ``code_dim``: G takes ``z_dim + code_dim`` inputs; the objective concatenates its codes
     onto z (InfoGAN).
   * ``num_classes``: G gets the one-hot label concatenated with z (Mirza & Osindero 2014); a
@@ -25,7 +25,7 @@ Roles (see ``gankit.objectives.base.Role``):
   * ``out_dim > 1``: D returns ``(B, out_dim)``: column 0 is the adversarial logit from the
     usual final convolution, columns 1: come from an auxiliary head on the same trunk
     (AC-GAN class logits, InfoGAN's Q network).
-  * ``batchnorm=False``: D normalises per sample (``d_norm``: layer norm by default), as the
+  * ``per_sample=True``: D normalises per sample (``d_norm``: layer norm by default), as the
     gradient penalty of WGAN-GP requires.
 """
 
@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
-from gankit.objectives.base import Role
+from gankit.core.roles import CriticRole, GeneratorRole
 
 # resolution -> (side of the first feature map, number of stride-2 stages)
 RESOLUTIONS = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
@@ -53,7 +53,7 @@ class DCGANParams(BaseModel):
     z_dist: Literal["normal", "uniform"] = "normal"
     ngf: int = Field(64, gt=0, le=1024)          # G width at the last hidden layer
     ndf: int = Field(64, gt=0, le=1024)          # D width at the first layer
-    d_norm: Literal["layer", "instance", "none"] = "layer"   # D's norm when batchnorm=False
+    d_norm: Literal["layer", "instance", "none"] = "layer"   # D's norm for per-sample critics (WGAN-GP)
     aux_hidden: int = Field(128, ge=0, le=4096)  # hidden units of D's auxiliary head (0: linear)
 
 
@@ -165,23 +165,22 @@ def critic_outputs(logit: Tensor, h: Tensor, embed: nn.Module | None, aux: nn.Mo
     return torch.cat([logit[:, None], aux(h)], 1)            # (B, out_dim)
 
 
+def build_generator(p: DCGANParams, info: DataInfo, role: GeneratorRole) -> nn.Module:
+    return DCGANGenerator(role.in_dim, info.shape, p.ngf, role.num_classes)
+
+
+def build_critic(p: DCGANParams, info: DataInfo, role: CriticRole) -> nn.Module:
+    norm = p.d_norm if role.per_sample else "batch"
+    return DCGANDiscriminator(info.shape, p.ndf, norm, role.out_dim, role.num_classes,
+                              p.aux_hidden)
+
+
 class DCGANFamily:
     """DCGAN (Radford 2016): conv G and D for 28, 32 or 64 px, 1 or 3 channels."""
 
     Params = DCGANParams
+    builders = {GeneratorRole: build_generator, CriticRole: build_critic}
 
     @staticmethod
-    def build(p: DCGANParams, info: DataInfo, roles: dict[str, Role]) -> dict[str, nn.Module]:
+    def check(p: DCGANParams, info: DataInfo) -> None:
         check_resolution(info.shape)
-        nets: dict[str, nn.Module] = {}
-        for name, role in roles.items():
-            if role.kind == "generator":
-                nets[name] = DCGANGenerator(p.z_dim + role.code_dim, info.shape, p.ngf,
-                                            role.num_classes)
-            elif role.kind == "critic":
-                norm = "batch" if role.batchnorm else p.d_norm
-                nets[name] = DCGANDiscriminator(info.shape, p.ndf, norm, role.out_dim,
-                                                role.num_classes, p.aux_hidden)
-            else:
-                raise ConfigError(f"the dcgan network cannot build a {role.kind} ({name})")
-        return nets

@@ -9,13 +9,13 @@ parameterised by resolution (28 or 32 px: two stride-2 stages, 7 -> 14 -> 28 / 8
 Unlike DCGAN, both nets have a wide fully connected layer next to the latent: G can mix the
 one-hot code into every 7x7 position before any convolution, and Q reads a global feature.
 
-Roles (see ``gankit.objectives.base.Role``):
+Roles (see ``gankit.core.roles``):
   * ``code_dim``: G takes ``z_dim + code_dim`` inputs (InfoGAN's codes concatenated onto z).
   * ``num_classes``: G gets the one-hot label concatenated with its input; D adds a
     projection term <e_y, phi(x)> with phi(x) its 1024-d feature (Miyato & Koyama 2018).
   * ``out_dim > 1``: D returns ``(B, out_dim)``: column 0 is the adversarial logit, columns
     1: the auxiliary head (Q network / AC-GAN classes).
-  * ``batchnorm=False``: D uses per-sample layer norm instead (gradient penalties).
+  * ``per_sample=True``: D uses per-sample layer norm instead (gradient penalties).
 Weights ~ N(0, 0.02), norm scales ~ N(1, 0.02); D outputs logits.
 """
 
@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
 from gankit.nn.dcgan import critic_outputs, init_weights
-from gankit.objectives.base import Role
+from gankit.core.roles import CriticRole, GeneratorRole
 
 SIZES = (28, 32)          # sides with two stride-2 stages from a side // 4 map
 
@@ -122,22 +122,21 @@ class InfoGANDiscriminator(nn.Module):
         return critic_outputs(self.head(h).flatten(), h, self.embed, self.aux, y)
 
 
+def build_generator(p: InfoGANNetParams, info: DataInfo, role: GeneratorRole) -> nn.Module:
+    return InfoGANGenerator(role.in_dim, info.shape, p, role.num_classes)
+
+
+def build_critic(p: InfoGANNetParams, info: DataInfo, role: CriticRole) -> nn.Module:
+    return InfoGANDiscriminator(info.shape, p, role.out_dim, role.num_classes,
+                                batchnorm=not role.per_sample)
+
+
 class InfoGANFamily:
     """InfoGAN's MNIST nets (Chen 2016): FC+conv G and D with a Q head, 28 or 32 px."""
 
     Params = InfoGANNetParams
+    builders = {GeneratorRole: build_generator, CriticRole: build_critic}
 
     @staticmethod
-    def build(p: InfoGANNetParams, info: DataInfo, roles: dict[str, Role]) -> dict[str, nn.Module]:
+    def check(p: InfoGANNetParams, info: DataInfo) -> None:
         check_shape(info.shape)
-        nets: dict[str, nn.Module] = {}
-        for name, role in roles.items():
-            if role.kind == "generator":
-                nets[name] = InfoGANGenerator(p.z_dim + role.code_dim, info.shape, p,
-                                              role.num_classes)
-            elif role.kind == "critic":
-                nets[name] = InfoGANDiscriminator(info.shape, p, role.out_dim,
-                                                  role.num_classes, role.batchnorm)
-            else:
-                raise ConfigError(f"the infogan network cannot build a {role.kind} ({name})")
-        return nets

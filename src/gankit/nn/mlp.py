@@ -11,8 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
-from gankit.errors import ConfigError
-from gankit.objectives.base import Role
+from gankit.core.roles import CriticRole, GeneratorRole
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh,
                "elu": nn.ELU}
@@ -78,22 +77,18 @@ class MLPCritic(nn.Module):
         return out.squeeze(1) if self.out_dim == 1 else out
 
 
+def build_generator(p: MLPParams, info: DataInfo, role: GeneratorRole) -> nn.Module:
+    return MLPGenerator(role.in_dim, info.shape, p.g_hidden, p.g_depth, p.activation,
+                        p.out_activation, role.num_classes)
+
+
+def build_critic(p: MLPParams, info: DataInfo, role: CriticRole) -> nn.Module:
+    return MLPCritic(info.shape, p.d_hidden, p.d_depth, p.d_activation, role.out_dim,
+                     role.num_classes)     # no batch norm: per sample whatever the role asks
+
+
 class MLPFamily:
     """Fully connected G and D (toy problems; Goodfellow 2014 MNIST MLP with tanh output)."""
 
     Params = MLPParams
-
-    @staticmethod
-    def build(p: MLPParams, info: DataInfo, roles: dict[str, Role]) -> dict[str, nn.Module]:
-        nets: dict[str, nn.Module] = {}
-        for name, role in roles.items():
-            if role.kind == "generator":
-                nets[name] = MLPGenerator(p.z_dim + role.code_dim, info.shape, p.g_hidden,
-                                          p.g_depth, p.activation, p.out_activation,
-                                          role.num_classes)
-            elif role.kind == "critic":
-                nets[name] = MLPCritic(info.shape, p.d_hidden, p.d_depth, p.d_activation,
-                                       role.out_dim, role.num_classes)
-            else:
-                raise ConfigError(f"the mlp network cannot build a {role.kind} ({name})")
-        return nets
+    builders = {GeneratorRole: build_generator, CriticRole: build_critic}

@@ -16,7 +16,7 @@ the same fraction of the image as 70x70 does of 256x256: 3 stride-2 layers at 25
 patches), 2 at 128 (34 px), 1 at 64 px and below (16 px).
 
 Roles. A translator or critic role may say which data domains it reads and writes
-(``reads``/``writes`` attributes, see ``gankit.objectives.cyclegan.DomainRole``): a pix2pix
+(``reads``/``writes`` of ``TranslatorRole`` and ``CriticRole`` in ``gankit.core.roles``): a pix2pix
 discriminator reads the input and output images concatenated on channels. The channels of a
 domain come from the data's ``DataInfo`` (``shape`` for "a", ``shape_b`` for "b").
 """
@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
-from gankit.objectives.base import Role
+from gankit.core.roles import CriticRole, TranslatorRole
 
 Norm = Literal["instance", "batch", "none"]
 
@@ -243,38 +243,35 @@ def check_image_shape(shape: tuple[int, ...]) -> None:
                           f"pixels, not {tuple(shape)}")
 
 
+def build_translator(p: TranslationParams, info: DataInfo, role: TranslatorRole) -> nn.Module:
+    in_ch = sum(domain_shape(info, d)[0] for d in role.reads)
+    out_ch = domain_shape(info, role.writes)[0]
+    if p.generator == "resnet":
+        net = ResnetGenerator(in_ch, out_ch, p.ngf, p.n_blocks, p.n_down, p.norm, p.dropout)
+    else:
+        side = min(info.shape[1:])
+        net = UnetGenerator(in_ch, out_ch, p.unet_depth or auto_unet_depth(side), p.ngf, p.norm,
+                            p.unet_dropout)
+    net.reads = role.reads           # so a sampler knows which images to feed it
+    return net
+
+
+def build_critic(p: TranslationParams, info: DataInfo, role: CriticRole) -> nn.Module:
+    if role.out_dim != 1 or role.num_classes:
+        raise ConfigError("the translation network's PatchGAN critic has one output per patch "
+                          "and no class input")
+    in_ch = sum(domain_shape(info, d)[0] for d in role.reads or ("a",))
+    # per-sample normalisation when the objective needs it (gradient penalty)
+    norm = "instance" if (p.norm == "batch" and role.per_sample) else p.norm
+    return PatchDiscriminator(in_ch, p.ndf, p.d_layers or auto_d_layers(min(info.shape[1:])), norm)
+
+
 class TranslationFamily:
     """Image-to-image nets: ResNet or U-Net translators, PatchGAN critics (any image size)."""
 
     Params = TranslationParams
+    builders = {TranslatorRole: build_translator, CriticRole: build_critic}
 
     @staticmethod
-    def build(p: TranslationParams, info: DataInfo, roles: dict[str, Role]) -> dict[str, nn.Module]:
+    def check(p: TranslationParams, info: DataInfo) -> None:
         check_image_shape(info.shape)
-        side = min(info.shape[1:])
-        nets: dict[str, nn.Module] = {}
-        for name, role in roles.items():
-            reads = getattr(role, "reads", ("a",))
-            in_ch = sum(domain_shape(info, d)[0] for d in reads)
-            if role.kind == "translator":
-                out_ch = domain_shape(info, getattr(role, "writes", "b"))[0]
-                if p.generator == "resnet":
-                    nets[name] = ResnetGenerator(in_ch, out_ch, p.ngf, p.n_blocks, p.n_down,
-                                                 p.norm, p.dropout)
-                else:
-                    nets[name] = UnetGenerator(in_ch, out_ch, p.unet_depth or auto_unet_depth(side),
-                                               p.ngf, p.norm, p.unet_dropout)
-                nets[name].reads = reads     # so a sampler knows which images to feed it
-            elif role.kind == "critic":
-                if role.out_dim != 1 or role.num_classes:
-                    raise ConfigError(f"the translation network's PatchGAN ({name}) has one "
-                                      "output per patch and no class input")
-                # per-sample normalisation when the objective needs it (gradient penalty)
-                norm = "instance" if (p.norm == "batch" and not role.batchnorm) else p.norm
-                nets[name] = PatchDiscriminator(in_ch, p.ndf, p.d_layers or auto_d_layers(side),
-                                                norm)
-            else:
-                raise ConfigError(f"the translation network builds translators and PatchGAN "
-                                  f"critics, not a {role.kind} ({name}); use it with the "
-                                  "cyclegan or pix2pix objective")
-        return nets

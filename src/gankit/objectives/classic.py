@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
-
-from gankit.objectives import functional as L
-from gankit.objectives.base import AdversarialObjective, ObjectiveParams
 from typing import Literal
 
-
-class _SigmoidGame(AdversarialObjective):
-    probabilistic = True      # D(x) = sigmoid(logit) is a probability
-
-    @staticmethod
-    def score(out: Tensor) -> Tensor:
-        return torch.sigmoid(out.detach()).mean()
-
-    def d_terms(self, real_out, fake_out):
-        return L.d_loss_bce(real_out, fake_out)
+from gankit.objectives import functional as L
+from gankit.objectives.base import ObjectiveParams
+from gankit.objectives.gan import AdversarialObjective, SigmoidGame
 
 
 class MinimaxParams(ObjectiveParams):
     name: Literal["minimax"] = "minimax"
 
 
-class Minimax(_SigmoidGame):
+class Minimax(SigmoidGame):
     """Original minimax GAN, Algorithm 1 of Goodfellow et al. 2014 (saturating G loss).
 
     k discriminator steps ascend V, then one generator step descends it:
@@ -43,7 +31,7 @@ class NonSaturatingParams(ObjectiveParams):
     name: Literal["nonsaturating"] = "nonsaturating"
 
 
-class NonSaturating(_SigmoidGame):
+class NonSaturating(SigmoidGame):
     """Non-saturating GAN, the heuristic of Goodfellow et al. 2014, section 3.
 
         L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]

@@ -3,7 +3,7 @@
 Both feed a class label y to the generator, G(z, y). They differ in how D uses it: the cGAN
 discriminator is told the label, D(x, y); the AC-GAN discriminator is not, and instead
 predicts it with an auxiliary classifier head. Labels of generated samples are drawn uniformly
-over the classes; real labels come with the batch (``batch["y"]``).
+over the classes; real labels come with the batch (``ctx.batch["y"]``).
 
 Network calling convention (any family that honours ``Role.num_classes`` / ``out_dim``):
 ``G(z, y)`` and ``D(x, y)`` when the role has ``num_classes > 0``; a critic with
@@ -12,16 +12,19 @@ Network calling convention (any family that honours ``Role.num_classes`` / ``out
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
+from gankit.core import capabilities as caps
+from gankit.core.roles import CriticRole, GeneratorRole
 from gankit.errors import ConfigError
 from gankit.objectives import functional as L
-from gankit.objectives.base import Objective, ObjectiveParams, Role
+from gankit.objectives.base import ObjectiveParams
+from gankit.objectives.gan import GANObjective
 
 
 def require_labels(name: str, info) -> int:
@@ -31,16 +34,15 @@ def require_labels(name: str, info) -> int:
     return info.num_classes
 
 
-class _Labelled(Objective):
+class _Labelled(GANObjective):
     """Sampling for G(z, y) with y ~ Uniform{0..K-1}; the sigmoid-game score for logs."""
 
-    probabilistic = True
-    can_reuse_fakes = True
-    # labelled data for the contract test: MNIST's 10k test images, tiny MLPs
-    smoke_config: ClassVar[dict[str, Any]] = {
-        "data": {"name": "mnist", "split": "test"},
-        "model": {"name": "mlp", "z_dim": 8, "g_hidden": 16, "d_hidden": 16,
-                  "out_activation": "tanh"}}
+    critic_is_probability = True
+    data_kinds: ClassVar[tuple[str, ...]] = ("image",)      # labelled images
+
+    @classmethod
+    def capabilities(cls, params) -> frozenset[str]:
+        return frozenset({caps.SAMPLES, caps.LATENT, caps.LABELS})
 
     @property
     def num_classes(self) -> int:
@@ -51,15 +53,12 @@ class _Labelled(Objective):
         y = torch.randint(self.num_classes, (n,), generator=rng, device=self.device)
         return {"z": z, "y": y}
 
-    def generate(self, inputs: dict[str, Tensor], G: nn.Module | None = None) -> Tensor:
-        return (G or self.nets["G"])(inputs["z"], inputs["y"])
+    def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
+        return (net or self.nets["G"])(inputs["z"], inputs["y"])
 
     @staticmethod
     def score(out: Tensor) -> Tensor:
         return torch.sigmoid(out.detach()).mean()
-
-    def batch_size(self, batch: dict[str, Tensor]) -> int:
-        return int(batch["n"]) if "n" in batch else batch["x"].shape[0]
 
 
 class CGANParams(ObjectiveParams):
@@ -77,21 +76,22 @@ class CGAN(_Labelled):
     Params = CGANParams
 
     @classmethod
-    def roles(cls, params, info):
+    def roles(cls, params, info, latent):
         k = require_labels("cgan", info)
-        return {"G": Role("generator", num_classes=k), "D": Role("critic", num_classes=k)}
+        return {"G": GeneratorRole(z_dim=latent.dim, num_classes=k),
+                "D": CriticRole(num_classes=k)}
 
-    def loss_D(self, batch, rng):
-        real, y = batch["x"], batch["y"]
-        inputs, fake = self.fakes_for_D(real.shape[0], rng)
+    def loss_D(self, ctx):
+        real, y = ctx.batch["x"], ctx.batch["y"]
+        inputs, fake = self.fakes_for_D(ctx, real.shape[0])
         D = self.nets["D"]
         real_out, fake_out = D(real, y), D(fake, inputs["y"])
         loss = L.d_loss_bce(real_out, fake_out)
         return loss, {"loss/D": loss.detach(), "D(x)": self.score(real_out),
                       "D(G(z))": self.score(fake_out)}
 
-    def loss_G(self, batch, rng):
-        inputs, fake = self.fakes_for_G(self.batch_size(batch), rng)
+    def loss_G(self, ctx):
+        inputs, fake = self.fakes_for_G(ctx, ctx.local_batch)
         loss = L.g_loss_nonsaturating(self.nets["D"](fake, inputs["y"]))
         return loss, {"loss/G": loss.detach()}
 
@@ -120,13 +120,18 @@ class ACGAN(_Labelled):
     Params = ACGANParams
 
     @classmethod
-    def roles(cls, params, info):
+    def roles(cls, params, info, latent):
         k = require_labels("acgan", info)
-        return {"G": Role("generator", num_classes=k), "D": Role("critic", out_dim=1 + k)}
+        return {"G": GeneratorRole(z_dim=latent.dim, num_classes=k),
+                "D": CriticRole(out_dim=1 + k)}
 
-    def loss_D(self, batch, rng):
-        real, y = batch["x"], batch["y"]
-        inputs, fake = self.fakes_for_D(real.shape[0], rng)
+    @classmethod
+    def capabilities(cls, params) -> frozenset[str]:
+        return super().capabilities(params) | {caps.CRITIC}     # D(x) needs no label
+
+    def loss_D(self, ctx):
+        real, y = ctx.batch["x"], ctx.batch["y"]
+        inputs, fake = self.fakes_for_D(ctx, real.shape[0])
         D = self.nets["D"]
         real_out, fake_out = D(real), D(fake)                  # (B, 1 + K)
         adv = L.d_loss_bce(real_out[:, 0], fake_out[:, 0])
@@ -139,8 +144,8 @@ class ACGAN(_Labelled):
                       "acc/real": accuracy(real_out[:, 1:], y),
                       "acc/fake": accuracy(fake_out[:, 1:], inputs["y"])}
 
-    def loss_G(self, batch, rng):
-        inputs, fake = self.fakes_for_G(self.batch_size(batch), rng)
+    def loss_G(self, ctx):
+        inputs, fake = self.fakes_for_G(ctx, ctx.local_batch)
         out = self.nets["D"](fake)
         cls = F.cross_entropy(out[:, 1:], inputs["y"])
         loss = L.g_loss_nonsaturating(out[:, 0]) + self.params.aux_weight * cls

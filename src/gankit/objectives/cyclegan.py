@@ -8,25 +8,20 @@ which damps oscillation; that history is objective state, checkpointed with the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from gankit.core import capabilities as caps
+from gankit.core.roles import CriticRole, Role, TranslatorRole
+from gankit.core.step import Phase, PhaseOptions, StepContext
 from gankit.errors import ConfigError
 from gankit.objectives import functional as L
-from gankit.objectives.base import Objective, ObjectiveParams, Phase, Role
+from gankit.objectives.base import Objective, ObjectiveParams
 
-
-@dataclass(frozen=True)
-class DomainRole(Role):
-    """A role that names the data domains a network reads (concatenated on channels) and,
-    for a translator, the domain it writes: "a" or "b"."""
-
-    reads: tuple[str, ...] = ("a",)
-    writes: str = "b"
+FAKES = "cyclegan/fakes"     # scratch key: the G phase's translations, for the D phase
 
 
 class ImagePool:
@@ -106,41 +101,40 @@ class CycleGAN(Objective):
 
     Params = CycleGANParams
     sample_nets: ClassVar[tuple[str, ...]] = ("G_AB", "G_BA")
+    data_kinds: ClassVar[tuple[str, ...]] = ("unpaired", "paired")
     smoke_config: ClassVar[dict[str, Any]] = {
-        "data": {"name": "mnist-strokes", "split": "test", "n_examples": 4},
         "model": {"name": "translation", "ngf": 4, "ndf": 4, "n_blocks": 1}}
     directions: ClassVar[dict[str, str]] = {"AtoB": "G_AB", "BtoA": "G_BA"}
     # the net that undoes each direction (for input / translated / reconstructed pictures)
     inverse: ClassVar[dict[str, str]] = {"AtoB": "G_BA", "BtoA": "G_AB"}
 
     def __init__(self, params: CycleGANParams, nets: dict[str, nn.Module], latent, info,
-                 d_steps: int = 1, **options):
-        super().__init__(params, nets, latent, info, d_steps, **options)
-        if info.kind not in ("unpaired", "paired"):
-            raise ConfigError(f"the cyclegan objective needs two-domain data (an unpaired or "
-                              f"paired data set), not {info.kind!r} data")
+                 options: PhaseOptions = PhaseOptions()):
+        super().__init__(params, nets, latent, info, options)
         shape_b = getattr(info, "shape_b", ()) or info.shape
         if params.lambda_identity > 0 and shape_b[0] != info.shape[0]:
             raise ConfigError("the identity loss needs domains with equal channels; "
                               "set objective.lambda_identity=0")
         self.pools = {"A": ImagePool(params.pool_size), "B": ImagePool(params.pool_size)}
-        self._fakes: dict[str, Tensor] = {}    # the G phase's fakes, for the D phase after it
 
     # ---- structure ------------------------------------------------------------------
     @classmethod
-    def phase_names(cls) -> tuple[str, ...]:
-        return ("G", "D")
-
-    def phases(self) -> list[Phase]:
-        # the reference order: translators first, then critics on the fakes G just made
-        return [Phase("G", ("G_AB", "G_BA")), Phase("D", ("D_A", "D_B"), repeats=self.d_steps)]
+    def phases(cls, params, options: PhaseOptions) -> tuple[Phase, ...]:
+        # the reference order: translators first, then critics on the fakes G just made;
+        # both read the step's one pair of real batches
+        return (Phase("G", ("G_AB", "G_BA"), real="shared"),
+                Phase("D", ("D_A", "D_B"), repeats=options.d_steps, real="shared"))
 
     @classmethod
-    def roles(cls, params, info) -> dict[str, Role]:
-        return {"G_AB": DomainRole("translator", reads=("a",), writes="b"),
-                "G_BA": DomainRole("translator", reads=("b",), writes="a"),
-                "D_A": DomainRole("critic", reads=("a",), batchnorm=False),
-                "D_B": DomainRole("critic", reads=("b",), batchnorm=False)}
+    def roles(cls, params, info, latent) -> dict[str, Role]:
+        return {"G_AB": TranslatorRole(reads=("a",), writes="b"),
+                "G_BA": TranslatorRole(reads=("b",), writes="a"),
+                "D_A": CriticRole(reads=("a",), per_sample=True),
+                "D_B": CriticRole(reads=("b",), per_sample=True)}
+
+    @classmethod
+    def capabilities(cls, params) -> frozenset[str]:
+        return frozenset({caps.SAMPLES, caps.TRANSLATION})
 
     @classmethod
     def default_optim(cls, phase: str) -> dict[str, Any]:
@@ -148,9 +142,9 @@ class CycleGAN(Objective):
                 "decay_start": 0.5}
 
     # ---- losses ---------------------------------------------------------------------
-    def loss_G(self, batch, rng):
+    def loss_G(self, ctx: StepContext):
         p, n = self.params, self.nets
-        a, b = batch["a"], batch["b"]
+        a, b = ctx.batch["a"], ctx.batch["b"]
         fake_b, fake_a = n["G_AB"](a), n["G_BA"](b)                 # (B, C_b, S, S), (B, C_a, ..)
         adv = 2 * (L.g_loss_least_squares(n["D_B"](fake_b))          # CycleGAN's MSE(D, 1):
                    + L.g_loss_least_squares(n["D_A"](fake_a)))       # LSGAN's without the 1/2
@@ -161,21 +155,21 @@ class CycleGAN(Objective):
             idt = (n["G_AB"](b) - b).abs().mean() + (n["G_BA"](a) - a).abs().mean()
             loss = loss + p.lambda_identity * p.lambda_cycle * idt
             scalars["loss/identity"] = idt.detach()
-        self._fakes = {"A": fake_a.detach(), "B": fake_b.detach()}
+        ctx.scratch[FAKES] = {"A": fake_a.detach(), "B": fake_b.detach()}
         return loss, scalars | {"loss/G": loss.detach()}
 
-    def loss_D(self, batch, rng):
-        fakes = self._fakes
-        if not fakes:              # no G phase ran before this one: translate this batch
+    def loss_D(self, ctx: StepContext):
+        batch = ctx.batch
+        fakes = ctx.scratch.get(FAKES)
+        if fakes is None:          # no G phase ran before this one: translate this batch
             with torch.no_grad():
                 fakes = {"A": self.nets["G_BA"](batch["b"]), "B": self.nets["G_AB"](batch["a"])}
-        self._fakes = {}           # used once; nothing but the pools outlives a step
         scalars: dict[str, Tensor] = {}
         loss = 0.0
         for dom, real in (("A", batch["a"]), ("B", batch["b"])):
             D = self.nets[f"D_{dom}"]
             real_out = D(real)
-            fake_out = D(self.pools[dom].query(fakes[dom], rng))
+            fake_out = D(self.pools[dom].query(fakes[dom], ctx.rng))
             term = L.d_loss_least_squares(real_out, fake_out)
             loss = loss + term
             scalars |= {f"loss/D_{dom}": term.detach(), f"D_{dom}(real)": real_out.detach().mean(),
@@ -186,9 +180,9 @@ class CycleGAN(Objective):
     def sample_inputs(self, n: int, rng: torch.Generator | None) -> dict[str, Tensor]:
         return example_inputs(self.info, n, self.device)
 
-    def generate(self, inputs: dict[str, Tensor], G: nn.Module | None = None) -> Tensor:
-        """Translations by G (default: the A -> B translator) of the domain it reads."""
-        return translate_inputs(G or self.nets[self.directions["AtoB"]], inputs)
+    def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
+        """Translations by ``net`` (default: the A -> B translator) of the domain it reads."""
+        return translate_inputs(net or self.nets[self.directions["AtoB"]], inputs)
 
     # ---- state ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Tensor]:

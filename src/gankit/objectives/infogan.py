@@ -9,8 +9,11 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
+from gankit.core import capabilities as caps
+from gankit.core.roles import CriticRole, GeneratorRole
 from gankit.objectives import functional as L
-from gankit.objectives.base import Objective, ObjectiveParams, Role
+from gankit.objectives.base import ObjectiveParams
+from gankit.objectives.gan import GANObjective
 
 
 class InfoGANParams(ObjectiveParams):
@@ -33,7 +36,7 @@ class InfoGANParams(ObjectiveParams):
         return self
 
 
-class InfoGAN(Objective):
+class InfoGAN(GANObjective):
     """InfoGAN, Chen, Duan, Houthooft, Schulman, Sutskever & Abbeel 2016.
 
     G(z, c) with c = (c_1 ~ Cat(K), c_2.. ~ U[-1, 1]); Q(c | x) is an extra head on D's trunk.
@@ -54,18 +57,25 @@ class InfoGAN(Objective):
     """
 
     Params = InfoGANParams
-    probabilistic = True
-    can_reuse_fakes = True
+    critic_is_probability = True
 
     @classmethod
     def q_dim(cls, p: InfoGANParams) -> int:
         return p.categorical + p.continuous * (2 if p.cont_loss == "gaussian" else 1)
 
     @classmethod
-    def roles(cls, params, info):
+    def roles(cls, params, info, latent):
         code = params.categorical + params.continuous
-        return {"G": Role("generator", code_dim=code),
-                "D": Role("critic", out_dim=1 + cls.q_dim(params))}
+        return {"G": GeneratorRole(z_dim=latent.dim, code_dim=code),
+                "D": CriticRole(out_dim=1 + cls.q_dim(params))}
+
+    @classmethod
+    def capabilities(cls, params) -> frozenset[str]:
+        return super().capabilities(params) | {caps.CODES}
+
+    def code_spec(self) -> tuple[int, int]:
+        """(categorical K, continuous m): the sizes of the codes ``c_cat`` and ``c_cont``."""
+        return self.params.categorical, self.params.continuous
 
     # ---- sampling -------------------------------------------------------------------
     def sample_inputs(self, n: int, rng: torch.Generator | None) -> dict[str, Tensor]:
@@ -83,8 +93,8 @@ class InfoGAN(Objective):
             if self.params.categorical else []
         return torch.cat(parts + [inputs["c_cont"].to(z.dtype)], 1)
 
-    def generate(self, inputs: dict[str, Tensor], G: nn.Module | None = None) -> Tensor:
-        return (G or self.nets["G"])(torch.cat([inputs["z"], self.codes(inputs)], 1))
+    def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
+        return (net or self.nets["G"])(torch.cat([inputs["z"], self.codes(inputs)], 1))
 
     @staticmethod
     def score(out: Tensor) -> Tensor:
@@ -124,22 +134,21 @@ class InfoGAN(Objective):
         noise = torch.randn(fake.shape, generator=rng, device=fake.device, dtype=fake.dtype)
         return self.nets["D"](fake + s * noise)[:, 1:]
 
-    def loss_D(self, batch, rng):
-        real = batch["x"]
-        inputs, fake = self.fakes_for_D(real.shape[0], rng)     # no graph into G
+    def loss_D(self, ctx):
+        real = ctx.batch["x"]
+        inputs, fake = self.fakes_for_D(ctx, real.shape[0])     # no graph into G
         D = self.nets["D"]
         real_out, fake_out = D(real), D(fake)                     # (B, 1 + q_dim)
         adv = L.d_loss_bce(real_out[:, 0], fake_out[:, 0])
-        info, logs = self.info_loss(self.q_out(fake, fake_out, rng), inputs)
+        info, logs = self.info_loss(self.q_out(fake, fake_out, ctx.rng), inputs)
         loss = adv + self.params.info_weight * info
         return loss, logs | {"loss/D": loss.detach(), "loss/info": info.detach(),
                              "D(x)": self.score(real_out[:, 0]),
                              "D(G(z))": self.score(fake_out[:, 0])}
 
-    def loss_G(self, batch, rng):
-        n = int(batch["n"]) if "n" in batch else batch["x"].shape[0]
-        inputs, fake = self.fakes_for_G(n, rng)
+    def loss_G(self, ctx):
+        inputs, fake = self.fakes_for_G(ctx, ctx.local_batch)
         out = self.nets["D"](fake)
-        info, _ = self.info_loss(self.q_out(fake, out, rng), inputs)
+        info, _ = self.info_loss(self.q_out(fake, out, ctx.rng), inputs)
         loss = L.g_loss_nonsaturating(out[:, 0]) + self.params.info_weight * info
         return loss, {"loss/G": loss.detach()}

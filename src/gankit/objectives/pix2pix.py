@@ -8,10 +8,12 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from gankit.errors import ConfigError
+from gankit.core import capabilities as caps
+from gankit.core.roles import CriticRole, Role, TranslatorRole
+from gankit.core.step import Phase, PhaseOptions, StepContext
 from gankit.objectives import functional as L
-from gankit.objectives.base import Objective, ObjectiveParams, Phase, Role
-from gankit.objectives.cyclegan import DomainRole, example_inputs, translate_inputs
+from gankit.objectives.base import Objective, ObjectiveParams
+from gankit.objectives.cyclegan import example_inputs, translate_inputs
 
 
 class Pix2PixParams(ObjectiveParams):
@@ -31,29 +33,29 @@ class Pix2Pix(Objective):
 
     Params = Pix2PixParams
     sample_nets: ClassVar[tuple[str, ...]] = ("G",)
+    data_kinds: ClassVar[tuple[str, ...]] = ("paired",)
     # Dropout draws from torch's global RNG, which a checkpoint restores for the process; the
     # contract test interleaves two trainers in one process, so its smoke run has none.
     smoke_config: ClassVar[dict[str, Any]] = {
-        "data": {"name": "fashion-edges", "split": "test", "n_examples": 4},
         "model": {"name": "translation", "generator": "unet", "ngf": 4, "ndf": 4,
                   "unet_dropout": 0.0}}
     directions: ClassVar[dict[str, str]] = {"AtoB": "G"}
     inverse: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, params: Pix2PixParams, nets: dict[str, nn.Module], latent, info,
-                 d_steps: int = 1, **options):
-        super().__init__(params, nets, latent, info, d_steps, **options)
-        if info.kind != "paired":
-            raise ConfigError(f"the pix2pix objective needs paired data (a paired data set such "
-                              f"as paired-folder or fashion-edges), not {info.kind!r} data")
-
-    def phases(self) -> list[Phase]:
-        return [Phase("D", ("D",), repeats=self.d_steps), Phase("G", ("G",))]
+    @classmethod
+    def phases(cls, params, options: PhaseOptions) -> tuple[Phase, ...]:
+        # D then G on the step's one batch of pairs
+        return (Phase("D", ("D",), repeats=options.d_steps, real="shared"),
+                Phase("G", ("G",), real="shared"))
 
     @classmethod
-    def roles(cls, params, info) -> dict[str, Role]:
-        return {"G": DomainRole("translator", reads=("a",), writes="b"),
-                "D": DomainRole("critic", reads=("a", "b"))}
+    def roles(cls, params, info, latent) -> dict[str, Role]:
+        return {"G": TranslatorRole(reads=("a",), writes="b"),
+                "D": CriticRole(reads=("a", "b"))}
+
+    @classmethod
+    def capabilities(cls, params) -> frozenset[str]:
+        return frozenset({caps.SAMPLES, caps.TRANSLATION})
 
     @classmethod
     def default_optim(cls, phase: str) -> dict[str, Any]:
@@ -62,8 +64,8 @@ class Pix2Pix(Objective):
     def critic(self, a: Tensor, b: Tensor) -> Tensor:
         return self.nets["D"](torch.cat([a, b], 1))           # (B, 1, h, w) logits
 
-    def loss_D(self, batch, rng):
-        a, b = batch["a"], batch["b"]
+    def loss_D(self, ctx: StepContext):
+        a, b = ctx.batch["a"], ctx.batch["b"]
         with torch.no_grad():
             fake = self.nets["G"](a)
         real_out, fake_out = self.critic(a, b), self.critic(a, fake)
@@ -71,8 +73,8 @@ class Pix2Pix(Objective):
         return loss, {"loss/D": loss.detach(), "D(a,b)": torch.sigmoid(real_out.detach()).mean(),
                       "D(a,G(a))": torch.sigmoid(fake_out.detach()).mean()}
 
-    def loss_G(self, batch, rng):
-        a, b = batch["a"], batch["b"]
+    def loss_G(self, ctx: StepContext):
+        a, b = ctx.batch["a"], ctx.batch["b"]
         fake = self.nets["G"](a)
         adv = L.g_loss_nonsaturating(self.critic(a, fake))
         l1 = (fake - b).abs().mean()
@@ -83,5 +85,5 @@ class Pix2Pix(Objective):
     def sample_inputs(self, n: int, rng: torch.Generator | None) -> dict[str, Tensor]:
         return example_inputs(self.info, n, self.device)
 
-    def generate(self, inputs: dict[str, Tensor], G: nn.Module | None = None) -> Tensor:
-        return translate_inputs(G or self.nets["G"], inputs)
+    def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
+        return translate_inputs(net or self.nets["G"], inputs)

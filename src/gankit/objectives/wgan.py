@@ -8,7 +8,9 @@ import torch
 from pydantic import Field
 
 from gankit.objectives import functional as L
-from gankit.objectives.base import AdversarialObjective, ObjectiveParams, Role
+from gankit.core.roles import CriticRole, GeneratorRole
+from gankit.objectives.base import ObjectiveParams
+from gankit.objectives.gan import AdversarialObjective
 
 
 class WGANParams(ObjectiveParams):
@@ -37,8 +39,8 @@ class WGAN(AdversarialObjective):
     def g_term(self, fake_out):
         return L.g_loss_critic(fake_out)
 
-    def loss_D(self, batch, rng):
-        loss, logs = super().loss_D(batch, rng)
+    def loss_D(self, ctx):
+        loss, logs = super().loss_D(ctx)
         logs["W1_estimate"] = -loss.detach()
         return loss, logs
 
@@ -67,8 +69,10 @@ class WGANGP(AdversarialObjective):
     default_d_steps = 5
 
     @classmethod
-    def roles(cls, params, info):
-        return {"G": Role("generator"), "D": Role("critic", batchnorm=False)}
+    def roles(cls, params, info, latent):
+        # per sample and twice differentiable: the penalty differentiates grad_x D
+        return {"G": GeneratorRole(z_dim=latent.dim),
+                "D": CriticRole(per_sample=True, double_backward=True)}
 
     @classmethod
     def default_optim(cls, phase: str) -> dict[str, Any]:
@@ -77,12 +81,12 @@ class WGANGP(AdversarialObjective):
     def g_term(self, fake_out):
         return L.g_loss_critic(fake_out)
 
-    def loss_D(self, batch, rng):
-        real = batch["x"]
-        _, fake = self.fakes_for_D(real.shape[0], rng)
+    def loss_D(self, ctx):
+        real = ctx.batch["x"]
+        _, fake = self.fakes_for_D(ctx, real.shape[0])
         D = self.nets["D"]
         w_loss = L.d_loss_wasserstein(D(real), D(fake))
-        gp, grad_norm = L.gradient_penalty(D, real, fake, rng)
+        gp, grad_norm = L.gradient_penalty(D, real, fake, ctx.rng)
         loss = w_loss + self.params.gp_weight * gp
         return loss, {"loss/D": loss.detach(), "W1_estimate": -w_loss.detach(),
                       "gp": gp.detach(), "grad_norm": grad_norm}

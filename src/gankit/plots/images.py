@@ -3,8 +3,8 @@ class-conditional grids, InfoGAN code traversals and nearest training images.
 
 Images arrive as float tensors (N, C, H, W) in [-1, 1]. Grids are written with Pillow at the
 images' own resolution (exact pixels, small files); figures with labels use matplotlib.
-What ``final_plots`` draws depends on the objective's sampling inputs: a ``y`` means one row
-per class, ``c_cat`` / ``c_cont`` mean InfoGAN traversals.
+What ``final_plots`` draws depends on the model's capabilities (``gankit.core.capabilities``):
+"labels" gives one row per class, "codes" the InfoGAN traversals, "latent" interpolations.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from gankit.core import capabilities as caps
 from gankit.data.base import make_generator
-from gankit.plots.common import curves, figure, save
+from gankit.plots.common import Figure, curves, draw_figures, figure, save
 
 PAD = 2                 # pixels between grid cells
 SEED = 777              # noise for the final figures (separate from training and fixed noise)
@@ -129,18 +130,21 @@ class ImageView:
         return save_grid(x, path)
 
     def final_plots(self, trainer, folder: Path, rows: list[dict]) -> list[Path]:
-        folder = Path(folder)
         side = int(trainer.data.info.shape[-1])
-        out = [self.evolution(folder.parent / "samples", folder / "evolution.png", side),
-               curves(rows, folder / "losses.png"),
-               self.interpolation(trainer, folder / "interpolation.png")]
-        probe = trainer.objective.sample_inputs(1, make_generator(SEED, trainer.device))
-        if "y" in probe:
-            out.append(self.class_grid(trainer, folder / "class_grid.png"))
-        if "c_cat" in probe or "c_cont" in probe:
-            out += self.traversals(trainer, folder)
-        out.append(self.neighbours(trainer, folder / "nearest_training.png"))
-        return [p for p in out if p]
+        figures = [
+            Figure("evolution", lambda t, f, r: self.evolution(
+                f.parent / "samples", f / "evolution.png", side)),
+            Figure("losses", lambda t, f, r: curves(r, f / "losses.png"), frozenset()),
+            Figure("interpolation", lambda t, f, r: self.interpolation(t, f / "interpolation.png"),
+                   frozenset({caps.SAMPLES, caps.LATENT})),
+            Figure("class_grid", lambda t, f, r: self.class_grid(t, f / "class_grid.png"),
+                   frozenset({caps.SAMPLES, caps.LABELS})),
+            Figure("code_traversals", lambda t, f, r: self.traversals(t, f),
+                   frozenset({caps.SAMPLES, caps.CODES})),
+            Figure("nearest_training", lambda t, f, r: self.neighbours(
+                t, f / "nearest_training.png")),
+        ]
+        return draw_figures(figures, trainer, folder, rows)
 
     # -- evolution of the fixed-noise grids --------------------------------------------
     @staticmethod
@@ -207,9 +211,9 @@ class ImageView:
         each); every continuous code over [-span, span] (with the other continuous codes 0)."""
         gen = make_generator(SEED, trainer.device)
         base = trainer.objective.sample_inputs(nrow, gen)
+        k, m = trainer.objective.code_spec()
         out = []
-        if "c_cat" in base:
-            k = trainer.objective.params.categorical
+        if k:
             inputs = repeat_rows(base, k)
             inputs["c_cat"] = torch.arange(k, device=trainer.device).repeat(nrow)
             x = trainer.generate(inputs).float().cpu()
@@ -217,7 +221,7 @@ class ImageView:
                                      "categorical code c1 (columns), one z per row", (),
                                      [str(i) for i in range(k)], xlabel="c1"))
         values = torch.linspace(-span, span, steps, device=trainer.device)
-        for j in range(base["c_cont"].shape[1] if "c_cont" in base else 0):
+        for j in range(m):
             inputs = repeat_rows(base, steps)
             cont = torch.zeros_like(inputs["c_cont"])
             cont[:, j] = values.repeat(nrow)

@@ -18,7 +18,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from gankit.plots.common import curves
+from gankit.core import capabilities as caps
+from gankit.plots.common import Figure, curves, draw_figures
 
 STEP_RE = re.compile(r"^step-(\d{8})\.png$")
 PAGE_ROWS = 8          # examples per step on the HTML page
@@ -114,7 +115,7 @@ class TranslationView:
     def save_samples(self, x: Tensor, path: Path, trainer=None) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if trainer is None or not hasattr(trainer.objective, "directions"):
+        if trainer is None or caps.TRANSLATION not in trainer.objective.offers:
             tile([x], upscale_for(x.shape[-1])).save(path)     # just the images given
             return path
         cols = panels(trainer, len(x), translated=x)
@@ -130,15 +131,21 @@ class TranslationView:
         return path
 
     def final_plots(self, trainer, folder: Path, rows: list[dict]) -> list[Path]:
-        folder = Path(folder)
+        return draw_figures([
+            Figure("translations", self._translations, frozenset({caps.TRANSLATION})),
+            Figure("losses", lambda t, f, r: curves(r, f / "losses.png",
+                                                    prefixes=("loss/", "D_A(", "D_B(", "D(a")),
+                   frozenset()),
+        ], trainer, folder, rows)
+
+    @staticmethod
+    def _translations(trainer, folder: Path, rows) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         cols = panels(trainer, 16)
         path = folder / "translations.png"
         tile([c for _, c in cols], upscale_for(cols[0][1].shape[-1]),
              labels=[label for label, _ in cols]).save(path)
-        out = [path, curves(rows, folder / "losses.png",
-                            prefixes=("loss/", "D_A(", "D_B(", "D(a"))]
-        return [p for p in out if p]
+        return path
 
 
 def write_page(samples: Path, trainer=None) -> Path:

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from gankit.errors import CheckpointError
+from gankit.fileio import atomic_write  # noqa: F401 - also used by callers of this module
 
 CKPT_RE = re.compile(r"^ckpt-(\d{8})\.safetensors$")
 PICKLE_MAGIC = tuple(bytes([0x80, v]) for v in range(2, 6))   # pickle protocols 2-5
@@ -78,26 +77,6 @@ def _digest(tensors: dict[str, torch.Tensor], header: str) -> str:
 
 
 # ---------------------------------------------------------------- file I/O
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write bytes so that ``path`` is either the old file or the complete new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)    # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-
-
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     tensors, skeleton = flatten_state(state, "s")
     header = json.dumps(skeleton, sort_keys=True)

@@ -7,6 +7,11 @@ the ``ckpt-XXXXXXXX`` rotation, so it is never pruned nor picked up by ``resume`
 ``patience`` the run ends normally once that many evaluations in a row brought no improvement
 of more than ``min_delta``.
 
+Metrics follow ``gankit.metrics.protocol``: config validation has already checked that each
+applies to the run and that ``best_metric`` is one of their keys; the direction of "better"
+is the one the metric declares. The metrics of one evaluation share their generated samples
+(and Inception features); real-data statistics are computed once per process.
+
 The tracking state (best value, its step, evaluations since) lives in ``trainer.c.extra``,
 which every checkpoint saves: a resumed or rolled-back run continues with the right best and
 patience count, and ``best.safetensors`` records which step and value it holds.
@@ -20,33 +25,17 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
 from gankit.errors import GankitError
-from gankit.registry import METRICS
+from gankit.metrics import protocol
 from gankit.train.checkpoint import save_checkpoint
 from gankit.train.trainer import Callback, Trainer, every
 
 BEST_NAME = "best.safetensors"
 EXTRA_KEY = "eval_best"
-
-# Direction of a metric, from the words of its name (``cfd_mnist`` -> "cfd").
-LOWER_IS_BETTER = {"fid", "kid", "cfd", "kl", "w1", "wasserstein", "loss", "distance"}
-HIGHER_IS_BETTER = {"is", "inception", "accuracy", "agreement", "modes", "precision", "recall",
-                    "density", "coverage", "hq", "entropy"}
-
-
-def metric_direction(name: str) -> Literal["min", "max"]:
-    """"min" when lower values of the metric are better, "max" when higher are."""
-    words = set(re.split(r"[^a-z0-9]+", name.lower()))
-    lower, higher = bool(words & LOWER_IS_BETTER), bool(words & HIGHER_IS_BETTER)
-    if lower == higher:
-        raise GankitError(f"cannot tell whether lower or higher {name!r} is better; "
-                          "set eval.mode to min or max")
-    return "min" if lower else "max"
 
 
 @dataclass
@@ -89,48 +78,66 @@ class BestTracker:
 MetricFn = Callable[[Trainer, int], dict[str, Any]]
 
 
-def registered(name: str) -> MetricFn:
-    return METRICS.get(name).evaluate
+def registered(metric: str | type[protocol.Metric],
+               options: protocol.EvalOptions | None = None) -> MetricFn:
+    """``fn(trainer, n)`` running a metric of the protocol, given by registered name or class
+    (checked: it applies, and it returns its declared keys); ``fn.metric`` is the class."""
+    if isinstance(metric, str):
+        metric = protocol.metric(metric)
+
+    def fn(trainer: Trainer, n: int) -> dict[str, Any]:
+        return protocol.run_metric(metric, trainer, n, options=options)
+    fn.metric = metric
+    return fn
+
+
+def _is_metric(m: Any) -> bool:
+    return isinstance(m, str) or (isinstance(m, type) and issubclass(m, protocol.Metric))
 
 
 class EvaluationCallback(Callback):
     """Metrics every ``every`` steps, logged; best checkpoint and early stop on one of them.
 
-    ``metrics`` are registered metric names (``eval.metrics``) or, for tests and notebooks,
-    callables ``fn(trainer, n) -> dict``. ``best_metric`` is a key of their results (e.g.
-    ``cfd_mnist``, ``fid``, ``conditional_accuracy``); ``mode`` "auto" infers its direction
-    from the name. ``patience`` counts evaluations, not steps; None never stops early.
+    ``metrics`` are registered metric names (``eval.metrics``), metric classes, or, for tests
+    and notebooks, callables ``fn(trainer, n) -> dict``. ``best_metric`` is a key of their
+    results (e.g. ``cfd_mnist``, ``fid``, ``conditional_accuracy``); ``mode`` "auto" takes the
+    direction its metric declares (``gankit.metrics.protocol.declared_direction``; GankitError
+    when no registered metric declares one). ``patience`` counts evaluations, not steps; None
+    never stops early. ``options``: Inception weights and FID method, for the metrics that use
+    them. Raises GankitError for an inconsistent patience.
     """
 
     all_ranks = True          # sample generation is sharded over the ranks (a collective)
 
-    def __init__(self, logger, metrics: list[str | MetricFn], every_n: int, n: int, *,
+    def __init__(self, logger, metrics: list[str | type[protocol.Metric] | MetricFn],
+                 every_n: int, n: int, *,
                  best_metric: str | None = None, mode: Literal["auto", "min", "max"] = "auto",
                  patience: int | None = None, min_delta: float = 0.0,
-                 ckpt_dir: Path | None = None):
+                 ckpt_dir: Path | None = None, options: protocol.EvalOptions | None = None):
         if patience is not None and best_metric is None:
             raise GankitError("eval.patience needs eval.best_metric: the metric to watch")
         if patience is not None and patience < 1:
             raise GankitError(f"eval.patience must be at least 1, got {patience}")
         self.logger = logger
-        self.metrics = [registered(m) if isinstance(m, str) else m for m in metrics]
+        self.options = options or protocol.EvalOptions()
+        self.metrics = [registered(m, self.options) if _is_metric(m) else m for m in metrics]
         self.every_n, self.n = every_n, n
         self.patience = patience
         self.ckpt_dir = Path(ckpt_dir) if ckpt_dir else None
         self.tracker = None
         if best_metric:
-            direction = metric_direction(best_metric) if mode == "auto" else mode
+            direction = protocol.declared_direction(best_metric) if mode == "auto" else mode
             self.tracker = BestTracker(best_metric, direction, min_delta)
         self.last_step = -1
 
     @classmethod
     def from_config(cls, logger, trainer: Trainer) -> "EvaluationCallback":
-        """From ``trainer.cfg.eval``; fields it does not have yet take their defaults."""
+        """From ``trainer.cfg.eval`` (validated: the metrics apply to the run, and
+        ``best_metric`` is one of their keys)."""
         ev = trainer.cfg.eval
-        return cls(logger, list(ev.metrics), ev.every, ev.n,
-                   best_metric=getattr(ev, "best_metric", None),
-                   mode=getattr(ev, "mode", "auto"), patience=getattr(ev, "patience", None),
-                   min_delta=getattr(ev, "min_delta", 0.0), ckpt_dir=trainer.ckpt_dir)
+        return cls(logger, list(ev.metrics), ev.every, ev.n, best_metric=ev.best_metric,
+                   mode=ev.mode, patience=ev.patience, min_delta=ev.min_delta,
+                   ckpt_dir=trainer.ckpt_dir, options=protocol.EvalOptions.from_config(ev))
 
     @property
     def best_path(self) -> Path | None:
@@ -138,6 +145,9 @@ class EvaluationCallback(Callback):
 
     # ---- hooks --------------------------------------------------------------------------
     def on_start(self, trainer):
+        for fn in self.metrics:     # e.g. Inception weights: missing ones fail now, not later
+            if hasattr(fn, "metric"):
+                fn.metric.prepare(self.options)
         self._restore(trainer)
 
     def on_rollback(self, trainer):
@@ -160,9 +170,10 @@ class EvaluationCallback(Callback):
             self.tracker.load(trainer.c.extra.get(EXTRA_KEY, {}))
 
     def evaluate(self, trainer) -> dict[str, Any]:
+        """Compute every metric (sharing samples), log them, track the best; the values."""
         values: dict[str, Any] = {}
         sharded = getattr(trainer, "sharded_sampling", contextlib.nullcontext)
-        with sharded():
+        with sharded(), protocol.shared_samples():
             for fn in self.metrics:
                 values |= fn(trainer, self.n)
         self.last_step = trainer.c.step

@@ -13,6 +13,13 @@ from gankit.config import OptimConfig
 
 
 def build_optimizer(cfg: OptimConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """The torch optimizer ``cfg`` names, over ``params``, at the base learning rate.
+
+    ``adam``: Adam (Kingma & Ba 2015) with ``betas``, ``eps``, L2 ``weight_decay``;
+    ``rmsprop``: RMSprop (Tieleman & Hinton 2012; alpha 0.99) with ``momentum``;
+    ``sgd``: SGD with heavy-ball ``momentum``. The trainer sets each step's learning rate
+    (``lr_factor``); ``gankit.core.functional_optim`` holds the same rules as differentiable
+    functions for unrolled updates. ``cfg`` is validated already, so nothing is raised here."""
     params = list(params)
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,

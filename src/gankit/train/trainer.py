@@ -12,9 +12,10 @@ import torch
 from torch import Tensor, nn
 
 from gankit.config import RunConfig
+from gankit.core.roles import Role, build_nets
+from gankit.core.step import FunctionalNet, Latent, Phase, PhaseOptions, StepContext
 from gankit.data.base import make_generator
 from gankit.errors import CheckpointError, GankitError
-from gankit.objectives.base import Latent, Phase
 from gankit.registry import DATASETS, NETWORKS, OBJECTIVES
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed
@@ -54,6 +55,15 @@ class Counters:
 
 
 class Trainer:
+    """Trains one run: builds data, networks (from the objective's roles) and optimizers (one
+    per phase), then runs steps; owns backward, AMP, gradient averaging, clipping, the NaN
+    guard, EMA and checkpoints for every objective.
+
+    ``cfg`` is a validated ``RunConfig``; ``ckpt_dir`` the folder for checkpoints (None: no
+    ``save``). Raises ConfigError when the network family cannot build a role the objective
+    asks for, DataError when the data cannot be read, GankitError for a missing device.
+    """
+
     def __init__(self, cfg: RunConfig, ckpt_dir: Path | None = None):
         self.cfg = cfg
         self.ckpt_dir = Path(ckpt_dir) if ckpt_dir else None
@@ -66,14 +76,15 @@ class Trainer:
         self.data = DATASETS.get(cfg.data.name).build(cfg.data, seed=cfg.seed, device=self.device)
         info = self.data.info
         obj_cls = OBJECTIVES.get(cfg.objective.name)
-        roles = obj_cls.roles(cfg.objective, info)
-        nets = NETWORKS.get(cfg.model.name).build(cfg.model, info, roles)
-        self.nets = nn.ModuleDict(nets).to(self.device)
-        self._prepare_nets(roles)
         latent = Latent(getattr(cfg.model, "z_dim", 0), getattr(cfg.model, "z_dist", "normal"))
-        self.objective = obj_cls(cfg.objective, self.train_nets, latent, info,
-                                 d_steps=cfg.train.d_steps, reuse_fakes=cfg.train.reuse_fakes)
-        self.phases: list[Phase] = self.objective.phases()
+        self.roles: dict[str, Role] = obj_cls.roles(cfg.objective, info, latent)
+        nets = build_nets(NETWORKS.get(cfg.model.name), cfg.model, info, self.roles)
+        self.nets = nn.ModuleDict(nets).to(self.device)
+        self._prepare_nets(self.roles)
+        options = PhaseOptions(d_steps=cfg.train.d_steps, reuse_fakes=cfg.train.reuse_fakes)
+        self.objective = obj_cls(cfg.objective, self.train_nets, latent, info, options)
+        self.phases: tuple[Phase, ...] = obj_cls.phases(cfg.objective, options)
+        self._trains = {n: ph.name for ph in self.phases for n in ph.players}   # net -> phase
         self.optims = {ph.name: build_optimizer(cfg.optim[ph.name], self._params(ph.players))
                        for ph in self.phases}
         amp_on = cfg.train.amp != "off" and self.device.type == "cuda"
@@ -95,7 +106,7 @@ class Trainer:
         self._sums: dict[str, list] = {}
         self._sharded = False
 
-    def _prepare_nets(self, roles: dict[str, Any]) -> None:
+    def _prepare_nets(self, roles: dict[str, Role]) -> None:
         """Sync BN, channels_last, equal start on every rank, and ``self.train_nets``: what the
         objective calls (compiled when asked). ``self.nets`` stays the plain modules, which
         checkpoints, fingerprints, EMA, sampling and optimizers use."""
@@ -107,9 +118,7 @@ class Trainer:
         self.train_nets = dict(self.nets.items())
         if train.compile:
             for name, role in roles.items():
-                # AOTAutograd has no double backward, which gradient penalties need; critics
-                # asked for without batch norm are the per-sample (penalised) ones.
-                if name in self.train_nets and (role.kind != "critic" or role.batchnorm):
+                if name in self.train_nets and role.may_compile:   # roles say it explicitly
                     self.train_nets[name] = torch.compile(self.nets[name])
 
     # ------------------------------------------------------------------ one step
@@ -122,11 +131,15 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def train_step(self) -> None:
-        """One generator iteration: every phase, each ``repeats`` times (Algorithm 1)."""
+        """One generator iteration: every phase, each ``repeats`` times (Algorithm 1), then
+        the objective's ``end_step``; all of them share one ``StepContext``."""
         self._seed_rank()
+        ctx = self.step_context()
         for phase in self.phases:
             for _ in range(phase.repeats):
-                self._phase_step(phase)
+                self._phase_step(phase, ctx)
+        ctx.phase, ctx.batch = "", {}
+        self.objective.end_step(ctx)
         self._count_bad_step()
         self.c.step += 1
         for name, ema in self.ema.items():
@@ -141,22 +154,58 @@ class Trainer:
             self.rng.manual_seed(distributed.step_seed(self.cfg.seed + 1, rank, step))
             torch.manual_seed(distributed.step_seed(self.cfg.seed, rank, step))
 
-    def _phase_step(self, phase: Phase) -> None:
+    # ------------------------------------------------------------------ step context
+    def step_context(self) -> StepContext:
+        """A fresh context for one step (empty scratch, no real batch drawn yet)."""
+        return StepContext(step=self.c.step, local_batch=self.local_batch, rng=self.rng,
+                           device=self.device, _draw_real=self.draw_real,
+                           _mean=self.dist.mean if self.dist.enabled else None,
+                           _functional=self.functional)
+
+    def draw_real(self) -> dict[str, Tensor]:
+        """This rank's rows of the next global real batch (all of it for one process)."""
+        batch = self.dist.shard_batch(self.data, self.cfg.train.batch_size)
+        self.c.images_seen += self.cfg.train.batch_size
+        if self.cfg.train.channels_last:
+            batch = {k: channels_last(v) for k, v in batch.items()}
+        return batch
+
+    def _phase_batch(self, phase: Phase, ctx: StepContext) -> dict[str, Tensor]:
+        if phase.real == "none":
+            return {}
+        if phase.real == "fresh":
+            return self.draw_real()
+        if "step/real" not in ctx.scratch:       # "shared": the first phase to ask draws it
+            ctx.scratch["step/real"] = self.draw_real()
+        return ctx.scratch["step/real"]
+
+    def lr(self, phase: str) -> float:
+        """The learning rate of ``phase`` at the current step (schedule and roll-backs)."""
+        cfg = self.cfg.optim[phase]
+        return cfg.lr * self.c.lr_scale * lr_factor(cfg, self.c.step, self.cfg.train.steps)
+
+    def functional(self, net: str) -> FunctionalNet:
+        """A differentiable copy of ``net`` under its phase's optimizer rule (StepContext)."""
+        if net not in self._trains:
+            raise GankitError(f"no phase trains a network {net!r}; "
+                              f"trained nets: {', '.join(sorted(self._trains))}")
+        phase = self._trains[net]
+        return FunctionalNet(self.nets[net], self.optims[phase], self.cfg.optim[phase],
+                             self.lr(phase))
+
+    # ------------------------------------------------------------------ one phase
+    def _phase_step(self, phase: Phase, ctx: StepContext | None = None) -> None:
+        ctx = ctx or self.step_context()
         for name, net in self.nets.items():          # only the players accumulate gradients
             net.requires_grad_(name in phase.players or name in phase.keeps_graph)
         opt, scaler = self.optims[phase.name], self.scalers[phase.name]
         cfg = self.cfg.optim[phase.name]
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * self.c.lr_scale * lr_factor(cfg, self.c.step, self.cfg.train.steps)
-        batch: dict[str, Any] = {"n": self.local_batch}
-        if phase.needs_real:       # this rank's rows of the global batch (all of it for one rank)
-            batch |= self.dist.shard_batch(self.data, self.cfg.train.batch_size)
-            self.c.images_seen += self.cfg.train.batch_size
-        if self.cfg.train.channels_last:
-            batch = {k: channels_last(v) for k, v in batch.items()}
+            group["lr"] = self.lr(phase.name)
+        ctx.phase, ctx.batch = phase.name, self._phase_batch(phase, ctx)
         opt.zero_grad(set_to_none=True)
         with self._autocast():
-            loss, scalars = self.objective.loss(phase.name, batch, self.rng)
+            loss, scalars = self.objective.loss(phase.name, ctx)
         bad = self._check("loss/" + phase.name, self._backward(loss, scaler, phase))
         if not bad:
             scaler.unscale_(opt)
@@ -244,11 +293,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ sampling
     def sampler(self, name: str | None = None) -> nn.Module:
+        """The net that makes samples: its EMA copy when ``train.ema_beta`` keeps one."""
         name = name or self.objective.sample_nets[0]
         return self.ema[name].net if name in self.ema else self.nets[name]
 
     @torch.no_grad()
     def generate(self, inputs: dict[str, Tensor], name: str | None = None) -> Tensor:
+        """Samples (n, *data shape) on the device from ``inputs`` of
+        ``objective.sample_inputs`` (noise, labels, codes), in eval mode, without gradients."""
         G = self.sampler(name)
         was_training = G.training
         G.eval()
@@ -259,7 +311,8 @@ class Trainer:
 
     @torch.no_grad()
     def sample(self, n: int, seed: int, batch: int = 1024) -> Tensor:
-        """n samples from a separate noise stream (the training stream is untouched).
+        """n samples (n, *data shape), float32 on the CPU (images in [-1, 1]), from a separate
+        noise stream seeded by ``seed`` (the training stream is untouched).
 
         Inside ``sharded_sampling`` each rank generates its rows of every chunk and the chunks
         are gathered: the same samples as one process makes, in 1/W of the time."""
@@ -299,6 +352,8 @@ class Trainer:
                          for n, net in self.nets.items()}}
 
     def state(self) -> dict[str, Any]:
+        """Everything an exact resume needs (nets, EMA, optimizers, scalers, objective and
+        data state, RNG states, counters, config), as tensors and JSON-able values."""
         rng = {"torch": torch.get_rng_state(), "noise": self.rng.get_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -317,6 +372,8 @@ class Trainer:
         }
 
     def load(self, state: dict[str, Any]) -> None:
+        """Restore ``state()``; CheckpointError if it was made by another objective or
+        network architecture."""
         if state["fingerprint"] != self.fingerprint():
             theirs = state["fingerprint"]
             what = ("objective" if theirs["objective"] != self.cfg.objective.name
@@ -341,6 +398,8 @@ class Trainer:
         self.c = Counters(**state["counters"])
 
     def save(self) -> Path:
+        """Write ``checkpoints/ckpt-<step>.safetensors`` atomically (rank 0) and prune old
+        ones; returns its path. GankitError without a checkpoint folder."""
         if self.ckpt_dir is None:
             raise GankitError("this trainer has no checkpoint folder")
         path = ckpt.checkpoint_path(self.ckpt_dir, self.c.step)

@@ -1,0 +1,128 @@
+"""Network roles: what an objective needs a network to be, as typed specs.
+
+An objective asks for roles by name (``{"G": GeneratorRole(...), "D": CriticRole(...)}``); a
+network family (``gankit.nn``) registers one builder per role type it supports, and
+``build_nets`` calls them. Objectives never construct networks and networks never see losses.
+
+Two properties are said explicitly on every role instead of being inferred from its layers:
+``double_backward`` (its outputs are differentiated twice: gradient penalties, unrolled
+updates; torch.compile cannot do that, and batch statistics would couple the samples) and
+``compilable`` (``train.compile`` may wrap it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, make_dataclass
+from typing import Any, Callable, ClassVar, Mapping
+
+from torch import nn
+
+from gankit.data.base import DataInfo
+from gankit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Role:
+    """Base of every role spec."""
+
+    kind: ClassVar[str] = "role"     # each spec names its own: class X(Role, kind="critic")
+    compilable: bool = True          # train.compile may wrap it
+    double_backward: bool = False    # differentiated twice (gradient penalty, unrolling)
+
+    def __init_subclass__(cls, kind: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls.kind = kind
+
+    @property
+    def may_compile(self) -> bool:
+        """AOTAutograd has no double backward, so such nets always run eagerly."""
+        return self.compilable and not self.double_backward
+
+
+@dataclass(frozen=True)
+class GeneratorRole(Role, kind="generator"):
+    """z (B, z_dim) [+ codes (B, code_dim)] [+ labels (B,)] -> samples (B, *data shape)."""
+
+    z_dim: int = 0                   # the resolved latent size (model.z_dim)
+    code_dim: int = 0                # extra inputs concatenated onto z (InfoGAN codes)
+    num_classes: int = 0             # one-hot labels fed in (conditional G)
+
+    @property
+    def in_dim(self) -> int:
+        return self.z_dim + self.code_dim
+
+
+@dataclass(frozen=True)
+class CriticRole(Role, kind="critic"):
+    """x (B, *shape) [+ labels (B,)] -> logits / critic values (B,) or (B, out_dim).
+
+    ``per_sample``: no statistics across the batch (no batch norm), which a gradient penalty
+    needs (Gulrajani et al. 2017). ``reads``: the data domains it reads, concatenated on
+    channels (translation critics; empty = the data's own ``x``)."""
+
+    out_dim: int = 1                 # 1 + auxiliary heads (AC-GAN classes, InfoGAN's Q)
+    num_classes: int = 0             # projection discriminator (Miyato & Koyama 2018)
+    per_sample: bool = False
+    reads: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TranslatorRole(Role, kind="translator"):
+    """Images of the domains it ``reads`` (concatenated on channels) -> images of ``writes``."""
+
+    reads: tuple[str, ...] = ("a",)
+    writes: str = "b"
+
+
+def role_spec(name: str, kind: str, doc: str, base: type = Role, **fields: Any) -> type:
+    """A frozen role dataclass ``name`` of ``kind`` with int ``fields`` (default values)."""
+    return make_dataclass(name, [(f, type(v), v) for f, v in fields.items()], bases=(base,),
+                          frozen=True, namespace={"__doc__": doc, "kind": kind,
+                                                  "__module__": __name__})
+
+
+# The roles of the density models and the text systems, one line each: their fields are sizes.
+EncoderRole = role_spec(
+    "EncoderRole", "encoder", "x (B, *shape) -> (B, out_dim), e.g. the mean and log-variance of "
+    "a Gaussian q(z|x) (out_dim = 2 z_dim).", z_dim=0, out_dim=0)
+AutoencoderRole = role_spec(
+    "AutoencoderRole", "autoencoder", "x (B, *shape) -> its reconstruction, same shape, through "
+    "a code_dim bottleneck (BEGAN's discriminator).", code_dim=0)
+DensityRole = role_spec(
+    "DensityRole", "density", "A density model: a log-likelihood per example and sampling, "
+    "without a latent z (PixelCNN, a mixture).")
+SequenceRole = role_spec(
+    "SequenceRole", "sequence", "Base of the roles over sequences of length tokens from a vocab.",
+    length=0, vocab=0)
+SequenceGeneratorRole = role_spec(
+    "SequenceGeneratorRole", "sequence generator", "z (B, z_dim) -> (B, length, vocab) "
+    "distributions over tokens.", SequenceRole, z_dim=0)
+SequenceCriticRole = role_spec(
+    "SequenceCriticRole", "sequence critic", "(B, length, vocab) one-hot or soft tokens -> "
+    "critic values (B,).", SequenceRole)
+TextEncoderRole = role_spec(
+    "TextEncoderRole", "text encoder", "Token ids (B, length) -> an embedding (B, out_dim) "
+    "(text-conditioned generation).", SequenceRole, out_dim=0)
+
+
+Builder = Callable[[Any, DataInfo, Any], nn.Module]
+"""``builder(family params, data info, role) -> module``: one per role type a family builds."""
+
+
+def build_nets(family: Any, params: Any, info: DataInfo,
+               roles: Mapping[str, Role]) -> dict[str, nn.Module]:
+    """One network per role, from the family's ``builders`` {role type: builder}.
+
+    Raises ConfigError (one line) naming the role the family cannot build and the role
+    kinds it does build."""
+    builders: Mapping[type, Builder] = getattr(family, "builders", {})
+    for name, role in roles.items():
+        if type(role) not in builders:
+            offered = ", ".join(sorted(r.kind for r in builders)) or "nothing"
+            raise ConfigError(f"the {params.name} network cannot build a {role.kind} ({name}); "
+                              f"it builds: {offered}")
+    check = getattr(family, "check", None)
+    if check is not None:           # a family-wide check of the data (e.g. supported sizes)
+        check(params, info)
+    return {name: builders[type(role)](params, info, role) for name, role in roles.items()}

@@ -1,0 +1,13 @@
+"""One-line notes to the user on stdout (rank 0 only under torchrun); errors go to stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def note(message: str) -> None:
+    """Print ``gankit: message`` on stdout (ranks > 0 stay quiet): what the run took or
+    skipped, never an error."""
+    if os.environ.get("RANK", "0") == "0":
+        print(f"gankit: {message}", file=sys.stdout, flush=True)
