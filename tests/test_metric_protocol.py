@@ -27,7 +27,7 @@ from gankit.errors import ConfigError, GankitError
 from gankit.eval.metrics import FID
 from gankit.metrics import protocol
 from gankit.metrics.protocol import EvalOptions, Metric, RunFacts
-from gankit.registry import METRICS
+from gankit.registry import DATASETS, METRICS, OBJECTIVES
 from gankit.run import RunDir
 from gankit.train.checkpoint import load_checkpoint
 from gankit.train.evaluation import BEST_NAME, EXTRA_KEY, EvaluationCallback
@@ -68,6 +68,12 @@ def smoke_raw(m: type[Metric], folder_root) -> dict:
     raw = copy.deepcopy(RING) | copy.deepcopy(m.smoke_config) | copy.deepcopy(TINY)
     if raw["data"]["name"] == "folder" and "path" not in raw["data"]:
         raw["data"]["path"] = str(rgb_folder(folder_root))
+    kind = DATASETS.get(raw["data"]["name"]).kind
+    offers = lambda o: OBJECTIVES.get(o).capabilities(OBJECTIVES.get(o).Params(name=o))  # noqa: E731
+    if not m.needs <= offers(raw.get("objective", {}).get("name", "nonsaturating")):
+        raw["objective"] = {"name": next(     # the first objective offering what it needs
+            o for o in OBJECTIVES.names()
+            if kind in OBJECTIVES.get(o).data_kinds and m.needs <= offers(o))}
     return raw
 
 

@@ -21,3 +21,14 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_main_job_is_the_default_train():
     assert any(c.endswith("&& gankit train") for c in _commands())
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's Python API example, shortened (steps 500 -> 40), runs as written."""
+    text = (REPO / "README.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "api.train" in code and "api.evaluate" in code and "api.resume" in code
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.replace("500", "40"), "README.md", "exec"), {})
+    assert "hq_fraction" in capsys.readouterr().out
+    assert (tmp_path / "runs" / "ring-api" / "checkpoints").is_dir()

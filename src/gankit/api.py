@@ -14,6 +14,7 @@ mistake::
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from torch import Tensor
 
 from gankit.config import RunConfig, incompatible_keys
 from gankit.errors import CheckpointError, GankitError
+from gankit.fileio import atomic_write
 from gankit.plots import VIEWS
 from gankit.run import RunDir
 from gankit.train import checkpoint as ckpt
@@ -116,6 +118,40 @@ def sample(run_path: Path | str, n: int = 64, seed: int = 0, best: bool = False)
     (n, *data shape) (images in [-1, 1]); ``best`` uses the best checkpoint. The same seed
     gives the same samples."""
     return load_trainer(run_path, best=best)[1].sample(n, seed=seed)
+
+
+def evaluate(run_path: Path | str, metrics: list[str], n: int = 10000, seed: int | None = None,
+             best: bool = False, inception_weights: str | Path | None = None,
+             fid_method: str = "sqrtm", save: bool = False) -> dict[str, Any]:
+    """Registered ``metrics`` (``gankit list``) of a run's generator on ``n`` samples:
+    ``{"step", [checkpoint], values..., "protocol": {metric: how it measured}}``.
+
+    ``seed`` None takes each metric's fixed seed. ``save`` also writes
+    ``eval-[best-]STEP.json`` into the run folder. Raises ConfigError before loading anything
+    when a metric is unknown or does not apply to the run (its data and objective), and
+    GankitError when a metric lacks what it needs (e.g. the Inception weights)."""
+    from gankit.metrics import protocol
+
+    names = list(dict.fromkeys(metrics))
+    if not names:
+        raise GankitError("no metrics to evaluate (--metrics is empty)")
+    for name in names:
+        protocol.metric(name)                   # unknown names fail before anything is read
+    options = protocol.EvalOptions(
+        inception_weights=str(inception_weights) if inception_weights else None,
+        fid_method=fid_method)
+    facts = protocol.RunFacts.from_config(RunDir.open(run_path).read_config())
+    protocol.check_applicable(names, facts)
+    for name in names:
+        protocol.metric(name).prepare(options)
+    run, trainer, _ = load_trainer(run_path, best=best)
+    values, described = protocol.evaluate_metrics(trainer, names, n, seed, options)
+    result = ({"step": trainer.c.step} | ({"checkpoint": "best"} if best else {}) | values
+              | {"protocol": described})
+    if save:
+        name = f"eval-{'best-' if best else ''}{trainer.c.step:08d}.json"
+        atomic_write(run.path / name, (json.dumps(result) + "\n").encode())
+    return result
 
 
 def _best_trainer(run: RunDir, run_path: Path, cfg: RunConfig) -> Trainer:

@@ -217,31 +217,12 @@ def eval_(run, metrics, n, seed, best, inception_weights, fid_method) -> None:
     """Evaluate RUN's generator against its training data; prints one JSON object (values,
     then how each metric measured them under "protocol") and saves it as eval-STEP.json in
     the run folder."""
-    from gankit.api import load_trainer
-    from gankit.metrics import protocol
-    from gankit.run import RunDir
+    from gankit import api
 
-    names = list(dict.fromkeys(m.strip() for m in metrics.split(",") if m.strip()))
-    if not names:
-        raise GankitError("--metrics is empty")
-    for name in names:
-        protocol.metric(name)                   # unknown names fail before anything is read
-    options = protocol.EvalOptions(
-        inception_weights=str(inception_weights) if inception_weights else None,
-        fid_method=fid_method)
-    # Metrics that do not apply to the run, or lack their weights, fail before any work.
-    facts = protocol.RunFacts.from_config(RunDir.open(run).read_config())
-    protocol.check_applicable(names, facts)
-    for name in names:
-        protocol.metric(name).prepare(options)
-    run_dir, trainer, _ = load_trainer(run, best=best)
-    values, described = protocol.evaluate_metrics(trainer, names, n, seed, options)
-    result = ({"step": trainer.c.step} | ({"checkpoint": "best"} if best else {}) | values
-              | {"protocol": described})
-    text = json.dumps(result)
-    name = f"eval-{'best-' if best else ''}{trainer.c.step:08d}.json"
-    (run_dir.path / name).write_text(text + "\n")
-    click.echo(text)
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    result = api.evaluate(run, names, n, seed, best=best, inception_weights=inception_weights,
+                          fid_method=fid_method, save=True)
+    click.echo(json.dumps(result))
 
 
 def _report(run) -> None:

@@ -100,24 +100,11 @@ class EvalConfig(Strict):
     fid_method: Literal["sqrtm", "svd"] = "sqrtm"
 
     @model_validator(mode="after")
-    def _best(self, info) -> "EvalConfig":
-        """Checks of the metrics against the run: each applies to its data and objective,
-        ``best_metric`` is a key they return, with a declared direction for ``mode`` auto
-        (``gankit.metrics.protocol``; unknown metric names fail in ``_known``)."""
+    def _best(self) -> "EvalConfig":
+        """What can be checked without the run (``RunConfig._metrics_apply`` checks the
+        metrics against the run's data and objective)."""
         if self.patience is not None and self.best_metric is None:
             raise ValueError("eval.patience needs eval.best_metric")
-        from gankit.metrics import protocol
-        # Validated as RunConfig.eval, ``info.data`` holds the run's sections validated before
-        # this one (data, model, objective come first); validated alone, there is no run.
-        run = info.data or {}
-        try:
-            if "data" in run and "objective" in run:
-                facts = protocol.RunFacts.from_sections(run["data"], run["objective"])
-                protocol.check_eval(self.metrics, self.best_metric, self.mode, facts)
-            elif self.best_metric is not None and self.mode == "auto":
-                protocol.declared_direction(self.best_metric)
-        except GankitError as e:
-            raise ValueError(str(e)) from None
         return self
 
     @field_validator("metrics")
@@ -166,6 +153,20 @@ class RunConfig(Strict):
     @classmethod
     def _objective(cls, v: Any) -> BaseModel:
         return _section(OBJECTIVES, v)
+
+    @model_validator(mode="after")
+    def _metrics_apply(self) -> "RunConfig":
+        """Each of ``eval.metrics`` applies to this data and objective; ``eval.best_metric``
+        is a key they return, with a declared direction for ``eval.mode`` auto
+        (``gankit.metrics.protocol``; imported here so config never imports the engine)."""
+        from gankit.metrics import protocol
+        ev = self.eval
+        try:
+            facts = protocol.RunFacts.from_sections(self.data, self.objective)
+            protocol.check_eval(ev.metrics, ev.best_metric, ev.mode, facts)
+        except GankitError as e:
+            raise ValueError(f"eval: {e}") from None
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

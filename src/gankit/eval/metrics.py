@@ -34,6 +34,7 @@ class InceptionMetric(Metric):
     default_seed = 0              # real images: seed; generated: seed + 1
     offline = False               # the FID Inception weights are not shipped with gankit
     smoke_config: ClassVar[dict[str, Any]] = SMOKE_MNIST      # grey images are fed as RGB
+    clipped_to_n: ClassVar[tuple[str, ...]] = ()              # settings that cannot exceed n
 
     @classmethod
     def settings(cls, options: EvalOptions) -> dict[str, Any]:
@@ -94,10 +95,12 @@ class InceptionMetric(Metric):
                  options: EvalOptions | None = None) -> dict[str, Any]:
         options = options or EvalOptions()
         s = cls.seed(seed)
+        settings = cls.settings(options)
+        # what the computation really used: splits / subset sizes are clipped to n
+        settings |= {k: min(settings[k], n) for k in cls.clipped_to_n}
         return {**cls.extractor(trainer, options).protocol(), "n_real": n, "n_generated": n,
                 "seed_real": s, "seed_generated": s + 1,
-                "reference_split": getattr(trainer.cfg.data, "split", None),
-                **cls.settings(options)}
+                "reference_split": getattr(trainer.cfg.data, "split", None), **settings}
 
 
 class FID(InceptionMetric):
@@ -106,9 +109,7 @@ class FID(InceptionMetric):
     name = "fid"
     summary = "Fréchet Inception distance (Heusel et al. 2017; pytorch-fid's network)"
 
-    @classmethod
-    def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
-        return {"fid": "min"}
+    values = {"fid": "min"}
 
     @classmethod
     def settings(cls, options: EvalOptions) -> dict[str, Any]:
@@ -126,9 +127,8 @@ class InceptionScore(InceptionMetric):
     name = "is"
     summary = "Inception Score, mean and spread over 10 splits (Salimans et al. 2016)"
 
-    @classmethod
-    def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
-        return {"is_mean": "max", "is_std": None}     # the std is the estimate's spread
+    values = {"is_mean": "max", "is_std": None}     # the std is the estimate's spread
+    clipped_to_n = ("splits",)
 
     @classmethod
     def settings(cls, options: EvalOptions) -> dict[str, Any]:
@@ -140,12 +140,6 @@ class InceptionScore(InceptionMetric):
         res = inception_score(generated.logits, splits=min(splits, len(generated)))
         return {"is_mean": res["is_mean"], "is_std": res["is_std"]}, res["protocol"]
 
-    @classmethod
-    def describe(cls, trainer, n: int, seed: int | None = None,
-                 options: EvalOptions | None = None) -> dict[str, Any]:
-        out = super().describe(trainer, n, seed, options)
-        return out | {"splits": min(out["splits"], n)}
-
 
 class KID(InceptionMetric):
     """Kernel Inception distance (Bińkowski et al. 2018)."""
@@ -153,9 +147,8 @@ class KID(InceptionMetric):
     name = "kid"
     summary = "Kernel Inception distance, unbiased cubic-kernel MMD^2 (Bińkowski et al. 2018)"
 
-    @classmethod
-    def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
-        return {"kid_mean": "min", "kid_std": None}   # the std is the estimate's spread
+    values = {"kid_mean": "min", "kid_std": None}   # the std is the estimate's spread
+    clipped_to_n = ("subset_size",)
 
     @classmethod
     def settings(cls, options: EvalOptions) -> dict[str, Any]:
@@ -167,12 +160,6 @@ class KID(InceptionMetric):
                                         subset_size=subset_size)
         return {"kid_mean": res["kid_mean"], "kid_std": res["kid_std"]}, res["protocol"]
 
-    @classmethod
-    def describe(cls, trainer, n: int, seed: int | None = None,
-                 options: EvalOptions | None = None) -> dict[str, Any]:
-        out = super().describe(trainer, n, seed, options)
-        return out | {"subset_size": min(out["subset_size"], n)}
-
 
 class PrecisionRecall(InceptionMetric):
     """Precision/recall (Kynkäänniemi et al. 2019), density/coverage (Naeem et al. 2020)."""
@@ -180,9 +167,7 @@ class PrecisionRecall(InceptionMetric):
     name = "pr"
     summary = "precision, recall, density, coverage of Inception features (k-NN manifolds)"
 
-    @classmethod
-    def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
-        return {"precision": "max", "recall": "max", "density": "max", "coverage": "max"}
+    values = {"precision": "max", "recall": "max", "density": "max", "coverage": "max"}
 
     @classmethod
     def settings(cls, options: EvalOptions) -> dict[str, Any]:

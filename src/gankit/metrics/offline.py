@@ -292,28 +292,49 @@ class ClassifierMetrics(ClassifierMetric):
                                                                        "split", None)}
 
 
-class ConditionalAccuracy(ClassifierMetric):
-    """Fraction of class-conditional samples classified as their label (cGAN, AC-GAN)."""
-
-    name = "conditional-accuracy"
-    summary = "share of labelled samples the classifier reads as their label (cGAN, AC-GAN)"
-    needs = frozenset({caps.SAMPLES, caps.LABELS})
-    smoke_config = {**ClassifierMetric.smoke_config, "objective": {"name": "cgan"}}
+class GivenVsPredicted(ClassifierMetric):
+    """Base of the metrics that compare what the generator was given (labels, a code) with
+    the class the shipped classifier reads in its samples."""
 
     @classmethod
-    def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
-        return {"conditional_accuracy": "max"}
+    def given(cls, inputs: dict[str, Tensor]) -> np.ndarray | None:
+        """The per-sample classes the generator was given (n,), or None when it has none."""
+        raise NotImplementedError
+
+    @classmethod
+    def score(cls, given: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+        raise NotImplementedError
 
     @classmethod
     def evaluate(cls, trainer, n: int, seed: int | None = None,
                  options: EvalOptions | None = None) -> dict[str, float]:
         name = cls.classifier(trainer)
-        if "y" not in probe_inputs(trainer):
-            raise GankitError(not_applicable(cls.name, "needs generator inputs with class "
-                                             "labels y; this model draws none"))
+        missing = not_applicable(cls.name, caps.missing_message(cls.needs, frozenset()))
+        if cls.given(probe_inputs(trainer)) is None:          # before generating n samples
+            raise GankitError(missing)
         x, inputs = generate_with_inputs(trainer, n, cls.seed(seed))
+        given = cls.given(inputs)
+        if given is None:
+            raise GankitError(missing)
         _, pred = predict(name, x, trainer.device)
-        return {"conditional_accuracy": conditional_accuracy(pred, inputs["y"].numpy())}
+        return cls.score(given, pred)
+
+
+class ConditionalAccuracy(GivenVsPredicted):
+    """Fraction of class-conditional samples classified as their label (cGAN, AC-GAN)."""
+
+    name = "conditional-accuracy"
+    summary = "share of labelled samples the classifier reads as their label (cGAN, AC-GAN)"
+    needs = frozenset({caps.SAMPLES, caps.LABELS})
+    values = {"conditional_accuracy": "max"}
+
+    @classmethod
+    def given(cls, inputs):
+        return inputs["y"].numpy() if "y" in inputs else None
+
+    @classmethod
+    def score(cls, given, predicted):
+        return {"conditional_accuracy": conditional_accuracy(predicted, given)}
 
 
 def categorical_code(inputs: dict[str, Tensor]) -> np.ndarray | None:
@@ -329,33 +350,24 @@ def categorical_code(inputs: dict[str, Tensor]) -> np.ndarray | None:
     return None
 
 
-class ClassAgreement(ClassifierMetric):
+class ClassAgreement(GivenVsPredicted):
     """InfoGAN: agreement of the categorical code with predicted classes after best matching."""
 
     name = "class-agreement"
     summary = "InfoGAN: categorical code vs the classifier's class, after best matching"
     needs = frozenset({caps.SAMPLES, caps.CODES})
-    smoke_config = {**ClassifierMetric.smoke_config, "objective": {"name": "infogan"}}
+    values = {"class_agreement": "max"}
 
     @classmethod
-    def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
-        return {"class_agreement": "max"}
-
-    @classmethod
-    def evaluate(cls, trainer, n: int, seed: int | None = None,
-                 options: EvalOptions | None = None) -> dict[str, float]:
-        name = cls.classifier(trainer)
-        no_code = not_applicable(cls.name, "needs a categorical code with at least 2 values; "
-                                           "this model's codes have none")
-        if categorical_code(probe_inputs(trainer)) is None:
-            raise GankitError(no_code)
-        x, inputs = generate_with_inputs(trainer, n, cls.seed(seed))
+    def given(cls, inputs):
         codes = categorical_code(inputs)
-        if codes is None or len(np.unique(codes)) < 2:   # e.g. InfoGAN with categorical: 0
-            raise GankitError(no_code)
-        _, pred = predict(name, x, trainer.device)
-        agreement, _ = class_agreement(codes, pred, num_classes=10)
-        return {"class_agreement": agreement}
+        # e.g. InfoGAN with categorical: 0 draws a constant code (and a probe of 2 may repeat)
+        return codes if codes is not None and (len(codes) <= 2 or len(np.unique(codes)) > 1) \
+            else None
+
+    @classmethod
+    def score(cls, given, predicted):
+        return {"class_agreement": class_agreement(given, predicted, num_classes=10)[0]}
 
 
 class StackedMNISTMetrics(Metric):
@@ -382,10 +394,8 @@ class StackedMNISTMetrics(Metric):
                       f"this run's data {has}")
         return reason
 
-    @classmethod
-    def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
-        # the ideal is a reference (what n perfect samples cover), not a score
-        return {"stacked_modes": "max", "stacked_kl": "min", "stacked_modes_ideal": None}
+    # the ideal is a reference (what n perfect samples cover), not a score
+    values = {"stacked_modes": "max", "stacked_kl": "min", "stacked_modes_ideal": None}
 
     @classmethod
     def evaluate(cls, trainer, n: int, seed: int | None = None,

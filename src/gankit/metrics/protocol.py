@@ -138,11 +138,15 @@ class Metric:
     offline: ClassVar[bool] = True
     smoke_config: ClassVar[dict[str, Any]] = {}             # default: the ring / MLP demo
 
+    # the keys ``evaluate`` returns with their directions, when they do not depend on the run
+    values: ClassVar[dict[str, Direction | None]] = {}
+
     @classmethod
     def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
         """The values ``evaluate`` returns for a run with ``facts`` (one it applies to), with
-        their directions; with None, every key it can return for any run."""
-        raise NotImplementedError
+        their directions; with None, every key it can return for any run. Default:
+        ``values``; metrics whose keys depend on the data override this."""
+        return dict(cls.values)
 
     @classmethod
     def check(cls, facts: RunFacts) -> str | None:
