@@ -70,6 +70,7 @@ class GMMFit(Objective):
     Params = GMMFitParams
     sample_nets: ClassVar[tuple[str, ...]] = ("density",)
     data_kinds: ClassVar[tuple[str, ...]] = ("toy2d",)
+    smoke_config: ClassVar[dict] = {"model": {"name": "gmm"}}
 
     @classmethod
     def phases(cls, params, options):
@@ -99,8 +100,8 @@ class GMMFit(Objective):
     def generate(self, inputs, net=None):
         return (net or self.nets["density"])(inputs["u"], inputs["eps"])
 
-    def log_likelihood(self, x: Tensor) -> Tensor:
-        return self.nets["density"].log_prob(x)
+    def log_likelihood(self, x: Tensor, net: nn.Module | None = None) -> Tensor:
+        return (net or self.nets["density"]).log_prob(x)
 
 
 def register() -> None:

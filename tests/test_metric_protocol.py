@@ -16,6 +16,7 @@ import math
 import re
 from types import SimpleNamespace
 
+import gmm_plugin
 import numpy as np
 import pytest
 from PIL import Image
@@ -40,6 +41,15 @@ MNIST = protocol.SMOKE_MNIST
 TINY = {"train": {"batch_size": 8}, "log": {"progress": False, "sample_at": []}}
 # Inception features cost about 0.1 s per image on one core: small n for those metrics.
 N_OFFLINE, N_INCEPTION = 64, 16
+
+
+@pytest.fixture(scope="module", autouse=True)
+def density_plugin():
+    """No built-in objective offers a likelihood yet: the metrics that need one are tried on
+    the maximum-likelihood plug-in of tests/gmm_plugin.py."""
+    gmm_plugin.register()
+    yield
+    gmm_plugin.unregister()
 
 
 @pytest.fixture(autouse=True)
@@ -71,9 +81,10 @@ def smoke_raw(m: type[Metric], folder_root) -> dict:
     kind = DATASETS.get(raw["data"]["name"]).kind
     offers = lambda o: OBJECTIVES.get(o).capabilities(OBJECTIVES.get(o).Params(name=o))  # noqa: E731
     if not m.needs <= offers(raw.get("objective", {}).get("name", "nonsaturating")):
-        raw["objective"] = {"name": next(     # the first objective offering what it needs
-            o for o in OBJECTIVES.names()
-            if kind in OBJECTIVES.get(o).data_kinds and m.needs <= offers(o))}
+        objective = next(o for o in OBJECTIVES.names()  # the first offering what it needs
+                         if kind in OBJECTIVES.get(o).data_kinds and m.needs <= offers(o))
+        raw |= copy.deepcopy(OBJECTIVES.get(objective).smoke_config)
+        raw["objective"] = {"name": objective}
     return raw
 
 

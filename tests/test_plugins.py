@@ -25,7 +25,7 @@ def config(steps=60, **eval_):
                      "objective": {"name": "gmm-fit"},
                      "train": {"steps": steps, "batch_size": 128, "ema_beta": 0.9},
                      "log": {"progress": False, "every": 10, "sample_at": [1]},
-                     "eval": {"metrics": ["toy2d"], "every": 30, "n": 500} | eval_})
+                     "eval": {"metrics": ["toy2d", "nll"], "every": 30, "n": 500} | eval_})
 
 
 def test_maximum_likelihood_plugin_trains_plots_and_evaluates(gmm, tmp_path, capsys):
@@ -34,6 +34,9 @@ def test_maximum_likelihood_plugin_trains_plots_and_evaluates(gmm, tmp_path, cap
     nll = [r["loss/nll"] for r in rows if "loss/nll" in r]
     assert nll[-1] < nll[0] - 1.0                            # the likelihood went up
     assert rows[-1]["modes"] == 8                            # covers the ring's 8 modes
+    nll_heldout = [r["nll"] for r in rows if "nll" in r]     # held-out, from the EMA weights
+    assert len(nll_heldout) == 10 and nll_heldout[-1] < nll_heldout[0]
+    assert abs(nll_heldout[-1] - nll[-1]) < 0.5              # no gap: a mixture cannot memorise
     plots = {p.name for p in (tmp_path / "run" / "plots").glob("*.png")}
     assert {"ring_samples.png", "log_likelihood.png", "losses.png"} <= plots
     assert "critic_and_gradient_field.png" not in plots      # no critic: skipped, one line

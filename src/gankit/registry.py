@@ -108,6 +108,7 @@ METRICS = Registry("metric", {
     "conditional-accuracy": "gankit.metrics.offline:ConditionalAccuracy",
     "class-agreement": "gankit.metrics.offline:ClassAgreement",
     "stacked-mnist": "gankit.metrics.offline:StackedMNISTMetrics",
+    "nll": "gankit.metrics.likelihood:HeldOutNLL",
     "fid": "gankit.eval.metrics:FID",
     "is": "gankit.eval.metrics:InceptionScore",
     "kid": "gankit.eval.metrics:KID",

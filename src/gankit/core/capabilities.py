@@ -13,7 +13,8 @@ attributes on the objective instance:
 ``codes``         ``code_spec() -> (categorical K, continuous m)``; inputs ``c_cat`` (n,),
                   ``c_cont`` (n, m) (InfoGAN)
 ``labels``        class-conditional sampling: inputs carry ``y`` (n,) int64 labels
-``likelihood``    ``log_likelihood(x) -> (n,)`` in nats per example
+``likelihood``    ``log_likelihood(x, net=None) -> (n,)`` in nats per example (``net``: the
+                  density net to use, e.g. the trainer's EMA sampler; default the trained one)
 ``reconstruction`` ``reconstruct(x) -> x_hat`` of the same shape
 ``translation``   ``directions`` {"AtoB": net name, ...}; ``generate`` translates held-out inputs
 ``text``          ``decode(x) -> list[str]``

@@ -309,7 +309,9 @@ class GivenVsPredicted(ClassifierMetric):
     def evaluate(cls, trainer, n: int, seed: int | None = None,
                  options: EvalOptions | None = None) -> dict[str, float]:
         name = cls.classifier(trainer)
-        missing = not_applicable(cls.name, caps.missing_message(cls.needs, frozenset()))
+        wanted = caps.describe(cls.needs - {caps.SAMPLES})
+        missing = not_applicable(cls.name, f"needs {wanted} in the generator's inputs; "
+                                           "this model draws none")
         if cls.given(probe_inputs(trainer)) is None:          # before generating n samples
             raise GankitError(missing)
         x, inputs = generate_with_inputs(trainer, n, cls.seed(seed))

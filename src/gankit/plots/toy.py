@@ -91,7 +91,8 @@ class Toy2DView:
     def _likelihood(self, trainer, folder: Path, rows) -> Path:
         grid, (lo, hi) = self._grid(trainer, 200)
         with torch.no_grad():
-            logp = trainer.objective.log_likelihood(grid.to(trainer.device)).float().cpu()
+            logp = trainer.objective.log_likelihood(grid.to(trainer.device),
+                                                    trainer.sampler()).float().cpu()
         fig, ax = figure(1, 1, 4.5)
         im = ax[0, 0].imshow(logp.view(200, 200).clamp_min(logp.max() - 20).numpy(),
                              origin="lower", extent=(lo, hi, lo, hi), cmap="magma")

@@ -1,0 +1,52 @@
+"""Likelihood metrics, on held-out data only (``DataSource.heldout()``).
+
+A model that offers a likelihood (capability "likelihood": ``objective.log_likelihood(x,
+net) -> (n,)`` nats) is scored by the mean negative log-likelihood of examples it never saw
+in training; on the training data the same number rewards memorisation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from gankit.core import capabilities as caps
+from gankit.metrics.protocol import EvalOptions, Metric
+
+BATCH = 1024
+
+
+def mean_nll(log_likelihoods: torch.Tensor) -> float:
+    """-mean of per-example log-likelihoods (n,) in nats, in float64."""
+    return float(-log_likelihoods.double().mean())
+
+
+class HeldOutNLL(Metric):
+    """Mean negative log-likelihood of held-out data, in nats per example."""
+
+    name = "nll"
+    summary = "negative log-likelihood of held-out data, nats per example (density models)"
+    needs = frozenset({caps.LIKELIHOOD})
+    values = {"nll": "min"}
+    default_seed = 0                  # which held-out examples, when n is below their count
+
+    @classmethod
+    @torch.no_grad()
+    def evaluate(cls, trainer, n: int, seed: int | None = None,
+                 options: EvalOptions | None = None) -> dict[str, float]:
+        """On min(n, held-out size) held-out examples, with the sampling weights (EMA)."""
+        held = trainer.data.heldout()
+        x = held.sample(min(n, len(held)), cls.seed(seed))                # (m, *shape)
+        net = trainer.sampler()
+        logp = torch.cat([trainer.objective.log_likelihood(x[i:i + BATCH].to(trainer.device),
+                                                           net).float().cpu()
+                          for i in range(0, len(x), BATCH)])              # (m,)
+        return {"nll": mean_nll(logp)}
+
+    @classmethod
+    def describe(cls, trainer, n: int, seed: int | None = None,
+                 options: EvalOptions | None = None) -> dict[str, Any]:
+        held = trainer.data.heldout()
+        return {"n_heldout": min(n, len(held)), "seed_heldout": cls.seed(seed),
+                "heldout": held.description, "units": "nats per example"}
