@@ -103,11 +103,8 @@ class InceptionMetric(Metric):
                 "reference_split": getattr(trainer.cfg.data, "split", None), **settings}
 
 
-class FID(InceptionMetric):
-    """Fréchet Inception distance (Heusel et al. 2017)."""
-
-    name = "fid"
-    summary = "Fréchet Inception distance (Heusel et al. 2017; pytorch-fid's network)"
+class FID(InceptionMetric, name="fid"):
+    """Fréchet Inception distance (Heusel et al. 2017; pytorch-fid's network)."""
 
     values = {"fid": "min"}
 
@@ -121,11 +118,8 @@ class FID(InceptionMetric):
         return {"fid": res["fid"]}, res["protocol"]
 
 
-class InceptionScore(InceptionMetric):
-    """Inception Score (Salimans et al. 2016)."""
-
-    name = "is"
-    summary = "Inception Score, mean and spread over 10 splits (Salimans et al. 2016)"
+class InceptionScore(InceptionMetric, name="is"):
+    """Inception Score, mean and spread over 10 splits (Salimans et al. 2016)."""
 
     values = {"is_mean": "max", "is_std": None}     # the std is the estimate's spread
     clipped_to_n = ("splits",)
@@ -141,11 +135,8 @@ class InceptionScore(InceptionMetric):
         return {"is_mean": res["is_mean"], "is_std": res["is_std"]}, res["protocol"]
 
 
-class KID(InceptionMetric):
-    """Kernel Inception distance (Bińkowski et al. 2018)."""
-
-    name = "kid"
-    summary = "Kernel Inception distance, unbiased cubic-kernel MMD^2 (Bińkowski et al. 2018)"
+class KID(InceptionMetric, name="kid"):
+    """Kernel Inception distance, unbiased cubic-kernel MMD^2 (Bińkowski et al. 2018)."""
 
     values = {"kid_mean": "min", "kid_std": None}   # the std is the estimate's spread
     clipped_to_n = ("subset_size",)
@@ -161,11 +152,10 @@ class KID(InceptionMetric):
         return {"kid_mean": res["kid_mean"], "kid_std": res["kid_std"]}, res["protocol"]
 
 
-class PrecisionRecall(InceptionMetric):
-    """Precision/recall (Kynkäänniemi et al. 2019), density/coverage (Naeem et al. 2020)."""
+class PrecisionRecall(InceptionMetric, name="pr"):
+    """Precision, recall, density, coverage of Inception features (k-NN manifolds).
 
-    name = "pr"
-    summary = "precision, recall, density, coverage of Inception features (k-NN manifolds)"
+    Precision/recall (Kynkäänniemi et al. 2019), density/coverage (Naeem et al. 2020)."""
 
     values = {"precision": "max", "recall": "max", "density": "max", "coverage": "max"}
 

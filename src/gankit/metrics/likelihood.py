@@ -22,11 +22,9 @@ def mean_nll(log_likelihoods: torch.Tensor) -> float:
     return float(-log_likelihoods.double().mean())
 
 
-class HeldOutNLL(Metric):
-    """Mean negative log-likelihood of held-out data, in nats per example."""
+class HeldOutNLL(Metric, name="nll"):
+    """Mean negative log-likelihood of held-out data, in nats per example (density models)."""
 
-    name = "nll"
-    summary = "negative log-likelihood of held-out data, nats per example (density models)"
     needs = frozenset({caps.LIKELIHOOD})
     values = {"nll": "min"}
     default_seed = 0                  # which held-out examples, when n is below their count

@@ -249,15 +249,12 @@ class ClassifierMetric(Metric):
                 "classifier": cls.classifier(trainer)}
 
 
-class ClassifierMetrics(ClassifierMetric):
-    """cfd, class_kl, class_entropy with the MNIST / Fashion-MNIST classifier (by data set).
+class ClassifierMetrics(ClassifierMetric, name="mnist"):
+    """Fréchet distance (cfd, not FID), class KL and entropy in a shipped classifier.
 
-    Real statistics come from n images of the run's own data source (its split and size), so
-    generated and real images reach the classifier through the same resizing.
-    """
+    The MNIST or Fashion-MNIST classifier, by data set. Real statistics come from n images of the run's own data source (its split and size), so
+    generated and real images reach the classifier through the same resizing."""
 
-    name = "mnist"
-    summary = "Fréchet distance (cfd, not FID), class KL and entropy in a shipped classifier"
     REAL_SEED = 54321          # real samples (generated: default_seed 12345, or the seed asked)
 
     @classmethod
@@ -322,11 +319,9 @@ class GivenVsPredicted(ClassifierMetric):
         return cls.score(given, pred)
 
 
-class ConditionalAccuracy(GivenVsPredicted):
-    """Fraction of class-conditional samples classified as their label (cGAN, AC-GAN)."""
+class ConditionalAccuracy(GivenVsPredicted, name="conditional-accuracy"):
+    """Share of labelled samples the classifier reads as their label (cGAN, AC-GAN)."""
 
-    name = "conditional-accuracy"
-    summary = "share of labelled samples the classifier reads as their label (cGAN, AC-GAN)"
     needs = frozenset({caps.SAMPLES, caps.LABELS})
     values = {"conditional_accuracy": "max"}
 
@@ -352,11 +347,9 @@ def categorical_code(inputs: dict[str, Tensor]) -> np.ndarray | None:
     return None
 
 
-class ClassAgreement(GivenVsPredicted):
-    """InfoGAN: agreement of the categorical code with predicted classes after best matching."""
+class ClassAgreement(GivenVsPredicted, name="class-agreement"):
+    """InfoGAN: categorical code vs the classifier's class, after best (Hungarian) matching."""
 
-    name = "class-agreement"
-    summary = "InfoGAN: categorical code vs the classifier's class, after best matching"
     needs = frozenset({caps.SAMPLES, caps.CODES})
     values = {"class_agreement": "max"}
 
@@ -372,11 +365,9 @@ class ClassAgreement(GivenVsPredicted):
         return {"class_agreement": class_agreement(given, predicted, num_classes=10)[0]}
 
 
-class StackedMNISTMetrics(Metric):
-    """Stacked-MNIST modes covered (of 1000) and KL to uniform (VEEGAN / PacGAN protocol)."""
+class StackedMNISTMetrics(Metric, name="stacked-mnist"):
+    """Stacked-MNIST modes covered of 1000 and KL to uniform (VEEGAN / PacGAN protocol)."""
 
-    name = "stacked-mnist"
-    summary = "Stacked-MNIST modes covered of 1000 and KL to uniform (VEEGAN / PacGAN)"
     kinds = frozenset({"image"})
     # three-channel images (random pixels: the test only checks the plumbing); the contract
     # test fills in the folder's path

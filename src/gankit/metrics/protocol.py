@@ -3,7 +3,8 @@
 A metric is a class deriving from :class:`Metric`, registered by name in
 ``gankit.registry.METRICS`` (one line: ``"name": "module:Class"``). It declares
 
-* ``name`` (its registry name) and ``summary``: one line saying what it measures;
+* ``name`` (its registry name, a class keyword) and ``summary`` (the first line of its
+  docstring): one line saying what it measures;
 * ``keys(facts) -> {key: direction}``: the values ``evaluate`` returns for a run with these
   facts, one it applies to (keys may depend on the data set: ``cfd_mnist`` or
   ``cfd_fashion_mnist``), each with ``"min"`` (lower is better), ``"max"`` (higher is better)
@@ -124,12 +125,22 @@ class EvalOptions:
 
 # ================================================================= the protocol
 class Metric:
-    """Base class of registered metrics; see the module notes. Subclasses set ``name``,
-    ``summary``, ``keys``, ``evaluate`` and, when it is not "any data with samples", ``kinds``
-    / ``needs`` or ``check``. Everything is a class method: a metric holds no state."""
+    """Base class of registered metrics; see the module notes. A subclass names itself
+    (``class FID(InceptionMetric, name="fid")``), says what it measures in the first line of
+    its docstring (its ``summary``), and sets ``values`` or ``keys``, ``evaluate`` and, when
+    it is not "any data with samples", ``kinds`` / ``needs`` or ``check``. Everything is a
+    class method: a metric holds no state."""
 
     name: ClassVar[str] = ""
-    summary: ClassVar[str] = ""
+    summary: ClassVar[str] = ""          # the first line of the class docstring
+
+    def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name is not None:
+            cls.name = name
+        doc = cls.__dict__.get("__doc__")
+        if doc:
+            cls.summary = doc.strip().splitlines()[0].rstrip(".")
     kinds: ClassVar[frozenset[str] | None] = None            # data kinds (None: any)
     needs: ClassVar[frozenset[str]] = frozenset({caps.SAMPLES})
     default_seed: ClassVar[int] = 12345                     # generated samples

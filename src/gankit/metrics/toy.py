@@ -40,11 +40,9 @@ def has_discrete_modes(data_name: str) -> bool:
     return issubclass(DATASETS.get(data_name), Mixture2D)
 
 
-class Toy2DMetrics(Metric):
-    """modes, hq_fraction, kl on 2-D mixtures (PacGAN settings)."""
+class Toy2DMetrics(Metric, name="toy2d"):
+    """Modes captured, high-quality share and reverse KL on 2-D mixtures (PacGAN settings)."""
 
-    name = "toy2d"
-    summary = "modes captured, high-quality share and reverse KL on 2-D mixtures (PacGAN)"
     kinds = frozenset({"toy2d"})
 
     @classmethod
