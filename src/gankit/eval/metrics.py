@@ -21,8 +21,8 @@ from gankit.metrics import fid as fidmath
 from gankit.metrics.inception_score import inception_score
 from gankit.metrics.kid import kernel_inception_distance
 from gankit.metrics.prdc import prdc
-from gankit.metrics.protocol import (SMOKE_MNIST, Direction, EvalOptions, Metric, RunFacts,
-                                     generated_samples, per_source, shared)
+from gankit.metrics.protocol import (SMOKE_MNIST, EvalOptions, Metric, generated_samples,
+                                     per_source, shared)
 
 BATCH = 50          # images per Inception forward (pytorch-fid's default)
 
