@@ -54,6 +54,7 @@ class GMMFamily:
     """A Gaussian mixture density model (for vector data)."""
 
     Params = GMMParams
+    data_kinds = ("toy1d", "toy2d")
     builders = {DensityRole: lambda p, info, role: GaussianMixture(info.shape[0], p.components)}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+import gmm_plugin
 from cli_runner import run_cli
 from gankit.config import build_config, from_saved, resolve
 from gankit.errors import ConfigError
@@ -68,10 +69,21 @@ def test_impossible_combinations_are_refused_before_any_folder(tmp_path, overrid
     assert not (tmp_path / "run").exists()
 
 
+def test_networks_on_data_they_do_not_take_are_refused(tmp_path):
+    code, _, err = run_cli(["train", "ring", "--out", str(tmp_path / "run"), "--set=model=dcgan"])
+    assert code == 2 and "the dcgan network takes image data; ring is toy2d data" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_roles_a_family_cannot_build_leave_no_run_folder(tmp_path):
-    code, _, err = run_cli(["train", "cyclegan-strokes", "--out", str(tmp_path / "run"),
-                            "--set", "model=mlp", "--set", "data.split=test"])
-    assert code == 2 and "mlp network cannot build a translator" in err
+    gmm_plugin.register()                   # an objective asking for a density model
+    try:
+        code, _, err = run_cli(["train", "ring", "--out", str(tmp_path / "run"),
+                                "--set=objective=gmm-fit", "--set=eval.metrics=[]"])
+    finally:
+        gmm_plugin.unregister()
+    assert code == 2 and err.count("\n") == 1
+    assert "the mlp network cannot build a density (density); it builds: critic, generator" in err
     assert not (tmp_path / "run").exists()
 
 

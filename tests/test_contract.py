@@ -105,6 +105,10 @@ def guard_engine(trainer, monkeypatch):
     real_backward = torch.Tensor.backward
     monkeypatch.setattr(torch.Tensor, "backward", lambda self, *a, **k:
                         forbid("backward()")() if inside["on"] else real_backward(self, *a, **k))
+    real_autograd_backward = torch.autograd.backward
+    monkeypatch.setattr(torch.autograd, "backward", lambda *a, **k:
+                        forbid("autograd.backward()")() if inside["on"]
+                        else real_autograd_backward(*a, **k))
     obj = trainer.objective
     for method in ("loss", "end_step", "post_step"):
         real = getattr(obj, method)
@@ -143,7 +147,6 @@ def test_phases_update_only_their_players(variant, tmp_path, monkeypatch):
 def test_guards_catch_an_objective_that_steps(tmp_path, monkeypatch):
     """The guards above are real: an objective that steps an optimizer is caught."""
     trainer = Trainer(tiny_config("nonsaturating"), tmp_path)
-    guard_engine(trainer, monkeypatch)
     opt = trainer.optims["D"]
     real_loss = type(trainer.objective).loss
 
@@ -152,7 +155,7 @@ def test_guards_catch_an_objective_that_steps(tmp_path, monkeypatch):
         opt.step()
         return loss, scalars
     monkeypatch.setattr(trainer.objective, "loss", cheating)
-    guard_engine(trainer, monkeypatch)
+    guard_engine(trainer, monkeypatch)          # wraps the cheating loss
     with pytest.raises(Touched):
         trainer._phase_step(trainer.phases[0])
 

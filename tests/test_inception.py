@@ -183,7 +183,7 @@ def test_missing_weights_without_download_says_how_to_provide(tmp_path, monkeypa
     with pytest.raises(GankitError, match=inc.WEIGHTS_ENV):
         inc.resolve_weights(download=False)
     monkeypatch.setenv(inc.OFFLINE_ENV, "1")                          # no download attempt
-    with pytest.raises(GankitError, match="offline.*--weights"):
+    with pytest.raises(GankitError, match="offline.*--inception-weights"):
         inc.resolve_weights()
 
 
@@ -210,5 +210,5 @@ def test_download_checks_hash_prefix_and_reports_failure(tmp_path, monkeypatch):
         raise OSError("network unreachable")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(GankitError, match="could not download.*--weights"):
+    with pytest.raises(GankitError, match="could not download.*--inception-weights"):
         inc.resolve_weights()

@@ -211,7 +211,7 @@ def test_wrappers_on_a_perfect_and_a_broken_generator(mnist_test):
     assert bad["class_kl_mnist"] > 2.0                     # ~ log(1 / 0.11)
     # A run the metric does not fit is refused (config validation refuses it earlier).
     for name, why in [("conditional-accuracy", "class-conditional sampling in the generator"),
-                      ("class-agreement", "latent codes"),
+                      ("class-agreement", "categorical latent code"),
                       ("stacked-mnist", "RGB")]:
         with pytest.raises(GankitError, match=f"{name}' does not apply.*{why}"):
             METRICS.get(name).evaluate(collapsed, 100)

@@ -146,3 +146,21 @@ def test_sample_and_plot_commands(tmp_path):
     assert code == 2 and "must end in" in err
     assert run_cli(["plot", str(run.path)])[0] == 0
     assert (run.path / "plots" / "critic_and_gradient_field.png").exists()
+
+
+def test_a_failing_end_of_run_keeps_the_checkpoint_and_figures(tmp_path):
+    """An error in one end-of-run callback (e.g. a final evaluation) is raised only after the
+    others (checkpoint, figures) have run: a finished run is never lost."""
+    from gankit.errors import GankitError
+    from gankit.train.callbacks import Checkpointer
+
+    class Failing:
+        def on_start(self, trainer): ...
+        def on_step(self, trainer): ...
+        def on_end(self, trainer):
+            raise GankitError("final evaluation failed")
+
+    trainer = Trainer(build_config("ring", SMALL + ["train.steps=3"]), tmp_path)
+    with pytest.raises(GankitError, match="final evaluation failed"):
+        trainer.fit([Failing(), Checkpointer(1000)])
+    assert (tmp_path / "ckpt-00000003.safetensors").exists()

@@ -25,6 +25,7 @@ from gankit.config import RunConfig, incompatible_keys
 from gankit.errors import CheckpointError, GankitError
 from gankit.fileio import atomic_write
 from gankit.plots import VIEWS
+from gankit.registry import METRICS
 from gankit.run import RunDir
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed
@@ -69,9 +70,20 @@ def train(cfg: RunConfig, out: Path | str, until: int | None = None) -> RunDir:
         # Data and networks are built before the folder exists: a bad data set, network or
         # role combination stops here with nothing written.
         trainer = Trainer(cfg, out / "checkpoints")
+        prepare_metrics(cfg)                          # e.g. the Inception weights, found now
         run = _on_main(dist, lambda: RunDir.create(out, cfg), out) or RunDir(out)
         _fit(trainer, run, until)
     return run
+
+
+def prepare_metrics(cfg: RunConfig) -> None:
+    """What the run's ``eval.metrics`` need beyond the run (weights files), checked before
+    anything is written; GankitError (one line) when something is missing."""
+    from gankit.metrics.protocol import EvalOptions, metric
+
+    options = EvalOptions.from_config(cfg.eval)
+    for name in cfg.eval.metrics:
+        metric(name).prepare(options)
 
 
 def _on_main(dist, action, out: Path):
@@ -120,10 +132,12 @@ def sample(run_path: Path | str, n: int = 64, seed: int = 0, best: bool = False)
     return load_trainer(run_path, best=best)[1].sample(n, seed=seed)
 
 
-def evaluate(run_path: Path | str, metrics: list[str], n: int = 10000, seed: int | None = None,
+def evaluate(run_path: Path | str, metrics: list[str] | None = None, n: int = 10000,
+             seed: int | None = None,
              best: bool = False, inception_weights: str | Path | None = None,
              fid_method: str = "sqrtm", save: bool = False) -> dict[str, Any]:
-    """Registered ``metrics`` (``gankit list``) of a run's generator on ``n`` samples:
+    """Registered ``metrics`` (``gankit list``; None: every one that applies to the run) of a
+    run's generator on ``n`` samples:
     ``{"step", [checkpoint], values..., "protocol": {metric: how it measured}}``.
 
     ``seed`` None takes each metric's fixed seed. ``save`` also writes
@@ -132,6 +146,9 @@ def evaluate(run_path: Path | str, metrics: list[str], n: int = 10000, seed: int
     GankitError when a metric lacks what it needs (e.g. the Inception weights)."""
     from gankit.metrics import protocol
 
+    facts = protocol.RunFacts.from_config(RunDir.open(run_path).read_config())
+    if metrics is None:
+        metrics = [m for m in METRICS.names() if protocol.metric(m).check(facts) is None]
     names = list(dict.fromkeys(metrics))
     if not names:
         raise GankitError("no metrics to evaluate (--metrics is empty)")
@@ -140,7 +157,6 @@ def evaluate(run_path: Path | str, metrics: list[str], n: int = 10000, seed: int
     options = protocol.EvalOptions(
         inception_weights=str(inception_weights) if inception_weights else None,
         fid_method=fid_method)
-    facts = protocol.RunFacts.from_config(RunDir.open(run_path).read_config())
     protocol.check_applicable(names, facts)
     for name in names:
         protocol.metric(name).prepare(options)

@@ -206,7 +206,7 @@ def _metrics_help() -> str:
 
 @cli.command("eval")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--metrics", default="fid,is,kid,pr", show_default=True, help=_metrics_help())
+@click.option("--metrics", help=_metrics_help() + " Default: every metric that applies to RUN.")
 @click.option("--n", "n", type=click.IntRange(min=2), default=10000, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0),
               help="Seed of the evaluation samples (default: each metric's fixed seed).")
@@ -219,7 +219,7 @@ def eval_(run, metrics, n, seed, best, inception_weights, fid_method) -> None:
     the run folder."""
     from gankit import api
 
-    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    names = None if metrics is None else [m.strip() for m in metrics.split(",") if m.strip()]
     result = api.evaluate(run, names, n, seed, best=best, inception_weights=inception_weights,
                           fid_method=fid_method, save=True)
     click.echo(json.dumps(result))

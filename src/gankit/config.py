@@ -250,10 +250,13 @@ def validate(raw: dict[str, Any]) -> RunConfig:
         raise ConfigError(f"invalid config: {_format_error(e)}") from None
     objective = OBJECTIVES.get(probe.objective.name)
     kind = DATASETS.get(probe.data.name).kind
-    if kind not in objective.data_kinds:
-        raise ConfigError(f"invalid config: the {probe.objective.name} objective trains on "
-                          f"{' or '.join(objective.data_kinds)} data; {probe.data.name} is "
-                          f"{kind} data")
+    for what, name, kinds in (("objective", probe.objective.name, objective.data_kinds),
+                              ("network", probe.model.name,
+                               getattr(NETWORKS.get(probe.model.name), "data_kinds", (kind,)))):
+        if kind not in kinds:
+            raise ConfigError(f"invalid config: the {name} {what} "
+                              f"{'trains on' if what == 'objective' else 'takes'} "
+                              f"{' or '.join(kinds)} data; {probe.data.name} is {kind} data")
     phases = objective.phase_names(probe.objective)
     user_optim = raw.get("optim") or {}
     if not isinstance(user_optim, dict):

@@ -6,8 +6,9 @@ one module plus one line here; nothing else switches on names. What each kind mu
 
 * ``OBJECTIVES``: a ``gankit.objectives.base.Objective`` subclass (phases, roles,
   capabilities, ``loss_<phase>``); checked by tests/test_contract.py.
-* ``NETWORKS``: a family with ``Params`` (pydantic, ``name``) and ``builders`` {role type:
-  builder} (``gankit.core.roles``), optionally ``check(params, info)``.
+* ``NETWORKS``: a family with ``Params`` (pydantic, ``name``), ``data_kinds`` it takes and
+  ``builders`` {role type: builder} (``gankit.core.roles``), optionally
+  ``check(params, info)``.
 * ``DATASETS``: a class with ``Params``, ``kind`` ("toy1d", "toy2d", "image", "paired",
   "unpaired") and ``build(params, seed=, device=)`` returning a data source
   (``gankit.data.base.DataSource``, with ``heldout()``).

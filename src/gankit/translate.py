@@ -44,7 +44,7 @@ def load_translator(run_path: Path, direction: str) -> tuple[torch.nn.Module, tu
         raise GankitError(f"the {cfg.data.name} data set is not a two-domain data set")
     info = data_cls.describe(cfg.data)
     name = directions[direction]
-    roles = obj_cls.roles(cfg.objective, info, Latent(0))
+    roles = obj_cls.roles(cfg.objective, info, Latent.of_model(cfg.model))
     net = build_nets(NETWORKS.get(cfg.model.name), cfg.model, info, {name: roles[name]})[name]
     _, state, skipped = ckpt.newest_intact(run.checkpoints)
     for msg in skipped:

@@ -12,6 +12,7 @@ attributes on the objective instance:
 ``latent``        ``latent`` (a ``Latent``): the inputs carry ``z`` that may be interpolated
 ``codes``         ``code_spec() -> (categorical K, continuous m)``; inputs ``c_cat`` (n,),
                   ``c_cont`` (n, m) (InfoGAN)
+``categorical``   among the codes, a categorical one with K >= 2 values (``c_cat``)
 ``labels``        class-conditional sampling: inputs carry ``y`` (n,) int64 labels
 ``likelihood``    ``log_likelihood(x, net=None) -> (n,)`` in nats per example (``net``: the
                   density net to use, e.g. the trainer's EMA sampler; default the trained one)
@@ -27,6 +28,7 @@ SAMPLES = "samples"
 CRITIC = "critic"
 LATENT = "latent"
 CODES = "codes"
+CATEGORICAL = "categorical"
 LABELS = "labels"
 LIKELIHOOD = "likelihood"
 RECONSTRUCTION = "reconstruction"
@@ -38,6 +40,7 @@ MEANING = {
     CRITIC: "a critic map over inputs",
     LATENT: "a latent z that can be interpolated",
     CODES: "interpretable latent codes (InfoGAN)",
+    CATEGORICAL: "a categorical latent code",
     LABELS: "class-conditional sampling",
     LIKELIHOOD: "a likelihood per example",
     RECONSTRUCTION: "reconstructions of inputs",

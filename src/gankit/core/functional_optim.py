@@ -4,7 +4,7 @@ Each rule maps (params, grads, state) to (new params, new state) without touchin
 so gradients can flow through the update (Metz et al. 2017, unrolled GANs, differentiate the
 generator's loss through K critic updates). The arithmetic follows ``torch.optim``'s
 single-tensor implementations of Adam, RMSprop and SGD (the options ``gankit.train.optim``
-builds), so one functional step equals one real step to rounding (tests/test_functional_optim.py).
+builds), so one functional step equals one real step to rounding (tests/test_step_context.py).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ def adam(p: Tensor, g: Tensor, s: State, cfg: Any, lr: float) -> tuple[Tensor, S
     t = s.get("step", torch.zeros((), dtype=torch.float32)) + 1
     m = s.get("exp_avg", torch.zeros_like(p)) * b1 + (1 - b1) * g
     v = s.get("exp_avg_sq", torch.zeros_like(p)) * b2 + (1 - b2) * g * g
-    bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
-    denom = _safe_sqrt(v) / bias2.sqrt() + cfg.eps
+    # bias corrections in Python floats, as torch.optim computes them (not float32 tensors)
+    bias1, bias2 = 1 - b1 ** float(t), 1 - b2 ** float(t)
+    denom = _safe_sqrt(v) / bias2 ** 0.5 + cfg.eps
     return p - (lr / bias1) * m / denom, {"step": t, "exp_avg": m, "exp_avg_sq": v}
 
 

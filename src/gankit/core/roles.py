@@ -6,8 +6,9 @@ network family (``gankit.nn``) registers one builder per role type it supports, 
 
 Two properties are said explicitly on every role instead of being inferred from its layers:
 ``double_backward`` (its outputs are differentiated twice: gradient penalties, unrolled
-updates; torch.compile cannot do that, and batch statistics would couple the samples) and
-``compilable`` (``train.compile`` may wrap it).
+updates; torch.compile cannot do that) and ``compilable`` (``train.compile`` may wrap it).
+A critic that must not mix samples through batch statistics (a per-sample gradient
+penalty) says so with ``CriticRole.per_sample``.
 """
 
 from __future__ import annotations

@@ -56,6 +56,11 @@ class Latent:
     dim: int
     dist: Literal["normal", "uniform"] = "normal"
 
+    @classmethod
+    def of_model(cls, model: Any) -> "Latent":
+        """The latent a network config resolves to (its ``z_dim`` / ``z_dist``; none: 0)."""
+        return cls(getattr(model, "z_dim", 0), getattr(model, "z_dist", "normal"))
+
     def sample(self, n: int, rng: torch.Generator | None, device: torch.device) -> Tensor:
         """(n, dim) noise on ``device`` from ``rng``."""
         if self.dist == "uniform":
@@ -88,10 +93,19 @@ class FunctionalNet:
         return functional_call(self.net, {**self.params, **self.buffers}, args, kwargs)
 
     def step(self, loss: Tensor) -> None:
-        """One update of the copy on ``loss`` (a scalar of its outputs), keeping the graph."""
+        """One update of the copy on ``loss`` (a scalar of its outputs), keeping the graph.
+
+        As the real step: the phase's ``grad_clip`` (global norm) applies. Unlike it, the
+        gradient is this process's own: with several ranks, inner steps are not averaged
+        over them (as an unrolled GAN on one device takes them on its own batch)."""
         names = list(self.params)
         grads = torch.autograd.grad(loss, [self.params[k] for k in names], create_graph=True,
                                     allow_unused=True)
+        if self.cfg.grad_clip:
+            norm = torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(g) for g in grads if g is not None]))
+            scale = (self.cfg.grad_clip / (norm + 1e-6)).clamp(max=1.0)   # clip_grad_norm_'s
+            grads = [g * scale if g is not None else None for g in grads]
         for k, g in zip(names, grads):
             if g is None:              # unused parameter: torch.optim skips it, and so do we
                 continue
@@ -117,6 +131,7 @@ class StepContext:
     batch: dict[str, Tensor] = field(default_factory=dict)
     scratch: dict[str, Any] = field(default_factory=dict)
     phase: str = ""
+    _shared: dict[str, Tensor] | None = None      # the step's one "shared" real batch
     _draw_real: Callable[[], dict[str, Tensor]] | None = None
     _mean: Callable[[Tensor], Tensor] | None = None
     _functional: Callable[[str], FunctionalNet] | None = None
@@ -140,10 +155,19 @@ class StepContext:
             raise RuntimeError("this step context has no data source")
         return self._draw_real()
 
+    def shared_batch(self) -> dict[str, Tensor]:
+        """The step's one real batch for phases whose ``real`` is "shared" (drawn on first
+        use); each phase gets its own dict, so one phase's edits do not reach the next."""
+        if self._shared is None:
+            self._shared = self.draw_real()
+        return dict(self._shared)
+
     def mean_over_ranks(self, x: Tensor) -> Tensor:
-        """The mean of ``x`` over the data-parallel processes (``x`` itself in one process):
-        state every rank must agree on, such as BEGAN's k_t, is updated from these."""
-        return x if self._mean is None else self._mean(x)
+        """The mean of ``x`` over the data-parallel processes (``x`` itself in one process),
+        detached, with ``x``'s dtype and device: state every rank must agree on, such as
+        BEGAN's k_t, is updated from these."""
+        x = x.detach()
+        return x if self._mean is None else self._mean(x).to(x)
 
     def functional(self, net: str) -> FunctionalNet:
         """A differentiable copy of network ``net`` under the update rule and current

@@ -211,6 +211,7 @@ class CIFAR10:
 
     kind: ClassVar[str] = "image"
     channels: ClassVar[int] = 3
+    content: ClassVar[str] = "natural images"
 
     Params = CIFAR10Params
 

@@ -112,7 +112,10 @@ class MNIST:
     """MNIST handwritten digits, 28x28 grayscale, 10 classes (60k train / 10k test)."""
 
     kind: ClassVar[str] = "image"
-    channels: ClassVar[int] = 1        # metrics read it (gankit.metrics.protocol.RunFacts)
+    # what metrics need to know (gankit.metrics.protocol.RunFacts, gankit.metrics.offline)
+    channels: ClassVar[int] = 1
+    content: ClassVar[str] = "digits"
+    classifier: ClassVar[str | None] = "mnist"      # the shipped classifier that reads it
 
     Params = MNISTParams
 
@@ -132,4 +135,6 @@ class FashionMNISTParams(ImageParams):
 class FashionMNIST(MNIST):
     """Fashion-MNIST clothing images, 28x28 grayscale, 10 classes (60k train / 10k test)."""
 
+    content: ClassVar[str] = "clothing"
+    classifier: ClassVar[str | None] = "fashion-mnist"
     Params = FashionMNISTParams

@@ -83,6 +83,8 @@ class ToySource:
 class Mixture2D(ToySource):
     """Equal-weight isotropic Gaussian mixture in 2-D; ``modes`` are its centres."""
 
+    discrete_modes: ClassVar[bool] = True    # mode counts mean something (gankit.metrics.toy)
+
     modes: Tensor
     std: float
 
@@ -153,6 +155,8 @@ class Spiral(ToySource):
     For metrics its ``modes`` are 200 points spaced along the curve; only the high-quality
     fraction is meaningful for it.
     """
+
+    discrete_modes: ClassVar[bool] = False
 
     kind: ClassVar[str] = "toy2d"
 

@@ -269,8 +269,9 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def _how_to_provide() -> str:
-    return (f"pass --weights PATH or set {WEIGHTS_ENV}=PATH to a copy of {FID_WEIGHTS_FILENAME} "
-            f"(or put it in {cache_dir() / 'weights'})")
+    return (f"pass --inception-weights PATH (gankit eval, gankit fid), set "
+            f"eval.inception_weights=PATH (training) or {WEIGHTS_ENV}=PATH to a copy of "
+            f"{FID_WEIGHTS_FILENAME} (or put it in {cache_dir() / 'weights'})")
 
 
 def resolve_weights(path: str | os.PathLike | None = None, *, download: bool = True) -> Path:

@@ -43,6 +43,7 @@ from gankit.metrics.fid import feature_statistics, frechet_distance
 from gankit.metrics.protocol import (SMOKE_IMAGE_MODEL, SMOKE_MNIST, Direction, EvalOptions,
                                      Metric, RunFacts, generated_samples, not_applicable,
                                      per_source)
+from gankit.registry import DATASETS
 
 STACKED_MODES = 1000
 
@@ -157,20 +158,22 @@ def make_stacked_mnist(images: Tensor, labels: Tensor, n: int,
 
 
 # ================================================================= plumbing
-# Data set name -> shipped classifier. Runs on other data get no classifier metrics.
-# (Stacked-MNIST is not listed: its 3 channels are separate digits, read by stacked_metrics.)
-CLASSIFIER_FOR_DATA = {
-    "mnist": "mnist",
-    "fashion-mnist": "fashion-mnist",
-}
-DATA_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}     # for reasons
+# The shipped classifiers (weights/*.safetensors) and what they read, for reasons. A data set
+# says which one reads it (its class attribute ``classifier``); others get no classifier
+# metrics. (Stacked-MNIST's 3 channels are separate digits, read one by one: stacked_metrics.)
+SHIPPED = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 # Keys under which InfoGAN-style objectives return their categorical code from
 # ``sample_inputs`` (gankit's InfoGAN: ``c_cat``): int64 (N,) or one-hot float (N, K).
 CODE_KEYS = ("c_cat", "c", "code")
 
 
+def shipped_classifier(data: str) -> str | None:
+    """The shipped classifier that reads data set ``data`` (its ``classifier``), or None."""
+    return getattr(DATASETS.get(data), "classifier", None) if data in DATASETS else None
+
+
 def classifier_for(trainer) -> str | None:
-    return CLASSIFIER_FOR_DATA.get(getattr(trainer.cfg.data, "name", ""))
+    return shipped_classifier(getattr(trainer.cfg.data, "name", ""))
 
 
 def _tag(name: str) -> str:
@@ -179,9 +182,9 @@ def _tag(name: str) -> str:
 
 def classifier_reason(data: str) -> str | None:
     """None when a shipped classifier reads data set ``data``, else why not (a phrase)."""
-    if data in CLASSIFIER_FOR_DATA:
+    if shipped_classifier(data):
         return None
-    return f"needs {' or '.join(DATA_TITLES.values())} data; this run trains on {data}"
+    return f"needs {' or '.join(SHIPPED.values())} data; this run trains on {data}"
 
 
 @torch.no_grad()
@@ -252,14 +255,15 @@ class ClassifierMetric(Metric):
 class ClassifierMetrics(ClassifierMetric, name="mnist"):
     """Fréchet distance (cfd, not FID), class KL and entropy in a shipped classifier.
 
-    The MNIST or Fashion-MNIST classifier, by data set. Real statistics come from n images of the run's own data source (its split and size), so
-    generated and real images reach the classifier through the same resizing."""
+    The MNIST or Fashion-MNIST classifier, by data set. Real statistics come from n images of
+    the run's own data source (its split and size), so generated and real images reach the
+    classifier through the same resizing."""
 
     REAL_SEED = 54321          # real samples (generated: default_seed 12345, or the seed asked)
 
     @classmethod
     def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
-        names = [CLASSIFIER_FOR_DATA[facts.data]] if facts else CLASSIFIER_FOR_DATA.values()
+        names = [shipped_classifier(facts.data)] if facts else SHIPPED
         out: dict[str, Direction | None] = {}
         for tag in map(_tag, names):
             # Entropy: higher means more classes drawn (log 10 when all 10 are equally often).
@@ -350,15 +354,12 @@ def categorical_code(inputs: dict[str, Tensor]) -> np.ndarray | None:
 class ClassAgreement(GivenVsPredicted, name="class-agreement"):
     """InfoGAN: categorical code vs the classifier's class, after best (Hungarian) matching."""
 
-    needs = frozenset({caps.SAMPLES, caps.CODES})
+    needs = frozenset({caps.SAMPLES, caps.CATEGORICAL})
     values = {"class_agreement": "max"}
 
     @classmethod
     def given(cls, inputs):
-        codes = categorical_code(inputs)
-        # e.g. InfoGAN with categorical: 0 draws a constant code (and a probe of 2 may repeat)
-        return codes if codes is not None and (len(codes) <= 2 or len(np.unique(codes)) > 1) \
-            else None
+        return categorical_code(inputs)
 
     @classmethod
     def score(cls, given, predicted):
@@ -376,15 +377,17 @@ class StackedMNISTMetrics(Metric, name="stacked-mnist"):
 
     @classmethod
     def check(cls, facts: RunFacts) -> str | None:
-        # Only data that says it has 3 channels (data.channels, or a data set declaring
-        # them): CIFAR-10 images are RGB too, but their channels are not digits.
+        # Only data that says it has 3 channels (data.channels, or a data set declaring them)
+        # and does not say it holds something else than digits (CIFAR-10 is RGB too).
         reason = super().check(facts)
+        wanted = "needs RGB images, one MNIST digit per channel (data.channels: 3)"
+        if reason is None and facts.content not in (None, "digits"):
+            reason = f"{wanted}; {facts.data} holds {facts.content}"
         if reason is None and facts.channels != 3:
             c = facts.channels
             has = "does not declare its channels" if c is None else \
                 f"has {c} channel{'' if c == 1 else 's'}"
-            reason = (f"needs RGB images, one MNIST digit per channel (data.channels: 3); "
-                      f"this run's data {has}")
+            reason = f"{wanted}; this run's data {has}"
         return reason
 
     # the ideal is a reference (what n perfect samples cover), not a score

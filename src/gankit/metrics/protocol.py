@@ -61,7 +61,9 @@ class RunFacts:
     ``data``: the data set name (``cfg.data.name``); ``kind``: its kind
     (``"toy1d" | "toy2d" | "image" | "paired" | "unpaired" | "text"``); ``channels``: image
     channels when the config tells (``data.channels``, or a data set class attribute
-    ``channels``), else None; ``capabilities``: what the objective offers
+    ``channels``), else None; ``content``: what the data set says it holds (its class
+    attribute ``content``: "digits", "natural images", ...); ``capabilities``: what the
+    objective offers
     (``gankit.core.capabilities``).
     """
 
@@ -69,6 +71,7 @@ class RunFacts:
     kind: str
     channels: int | None
     capabilities: frozenset[str]
+    content: str | None = None       # what the data set says it holds ("digits", ...)
 
     @classmethod
     def from_sections(cls, data: Any, objective: Any) -> "RunFacts":
@@ -78,7 +81,8 @@ class RunFacts:
         data_cls = DATASETS.get(data.name)
         channels = getattr(data, "channels", None) or getattr(data_cls, "channels", None)
         offered = OBJECTIVES.get(objective.name).capabilities(objective)
-        return cls(data.name, data_cls.kind, channels, frozenset(offered))
+        return cls(data.name, data_cls.kind, channels, frozenset(offered),
+                   getattr(data_cls, "content", None))
 
     @classmethod
     def from_config(cls, cfg: Any) -> "RunFacts":

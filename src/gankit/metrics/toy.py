@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from gankit.data.toy import Mixture2D
 from gankit.metrics.protocol import (Direction, EvalOptions, Metric, RunFacts,
                                      generated_samples)
 from gankit.registry import DATASETS
@@ -37,7 +36,7 @@ def mode_metrics(samples: np.ndarray, modes: np.ndarray, std: float,
 def has_discrete_modes(data_name: str) -> bool:
     """Whether a toy2d data set is a mixture of separate modes (ring, grid), rather than a
     continuous manifold (spiral: its ``modes`` are only points along the curve)."""
-    return issubclass(DATASETS.get(data_name), Mixture2D)
+    return getattr(DATASETS.get(data_name), "discrete_modes", False)
 
 
 class Toy2DMetrics(Metric, name="toy2d"):

@@ -179,6 +179,7 @@ class DCGANFamily:
     """DCGAN (Radford 2016): conv G and D for 28, 32 or 64 px, 1 or 3 channels."""
 
     Params = DCGANParams
+    data_kinds = ("image",)
     builders = {GeneratorRole: build_generator, CriticRole: build_critic}
 
     @staticmethod

@@ -135,6 +135,7 @@ class InfoGANFamily:
     """InfoGAN's MNIST nets (Chen 2016): FC+conv G and D with a Q head, 28 or 32 px."""
 
     Params = InfoGANNetParams
+    data_kinds = ("image",)
     builders = {GeneratorRole: build_generator, CriticRole: build_critic}
 
     @staticmethod

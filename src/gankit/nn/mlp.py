@@ -91,4 +91,5 @@ class MLPFamily:
     """Fully connected G and D (toy problems; Goodfellow 2014 MNIST MLP with tanh output)."""
 
     Params = MLPParams
+    data_kinds = ("toy1d", "toy2d", "image")
     builders = {GeneratorRole: build_generator, CriticRole: build_critic}

@@ -270,6 +270,7 @@ class TranslationFamily:
     """Image-to-image nets: ResNet or U-Net translators, PatchGAN critics (any image size)."""
 
     Params = TranslationParams
+    data_kinds = ("paired", "unpaired")
     builders = {TranslatorRole: build_translator, CriticRole: build_critic}
 
     @staticmethod

@@ -37,9 +37,10 @@ class Objective:
     """
 
     Params: ClassVar[type[ObjectiveParams]] = ObjectiveParams
-    default_d_steps: ClassVar[int] = 1
-    can_reuse_fakes: ClassVar[bool] = False
-    sample_nets: ClassVar[tuple[str, ...]] = ("G",)   # nets that make samples (EMA'd)
+    default_d_steps: ClassVar[int] = 1                # train.d_steps: repeats of repeating phases
+    can_reuse_fakes: ClassVar[bool] = False           # accepts train.reuse_fakes
+    sample_nets: ClassVar[tuple[str, ...]] = ()       # nets that make samples (EMA'd), first
+                                                      # the default one
     # the kinds of data (``DataInfo.kind``) it trains on; others are refused at validation
     data_kinds: ClassVar[tuple[str, ...]] = ("toy1d", "toy2d", "image")
     # A tiny run for the contract test (tests/test_contract.py): config sections that differ
@@ -74,8 +75,9 @@ class Objective:
 
     @classmethod
     def default_optim(cls, phase: str) -> dict[str, Any]:
-        """Optimizer settings the paper used; the user's ``optim.<phase>`` keys override."""
-        return {"name": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
+        """Optimizer settings the paper used; the user's ``optim.<phase>`` keys override.
+        Here: Adam with its authors' defaults (Kingma & Ba 2015)."""
+        return {"name": "adam", "lr": 1e-3, "betas": (0.9, 0.999)}
 
     # ---- losses ---------------------------------------------------------------------
     def loss(self, phase: str, ctx: StepContext) -> tuple[Tensor, Scalars]:

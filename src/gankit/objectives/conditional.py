@@ -56,9 +56,6 @@ class _Labelled(GANObjective):
     def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
         return (net or self.nets["G"])(inputs["z"], inputs["y"])
 
-    @staticmethod
-    def score(out: Tensor) -> Tensor:
-        return torch.sigmoid(out.detach()).mean()
 
 
 class CGANParams(ObjectiveParams):

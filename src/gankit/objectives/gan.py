@@ -8,7 +8,7 @@ functions of the critic's outputs on real and fake data.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -26,16 +26,27 @@ class GANObjective(Objective):
     """A generator/critic game: k critic steps on fresh real batches, then one G step."""
 
     can_reuse_fakes: ClassVar[bool] = True
+    sample_nets: ClassVar[tuple[str, ...]] = ("G",)
     critic_is_probability: ClassVar[bool] = False     # D(x) = sigmoid(logit) is a probability
 
     def __init__(self, params, nets, latent, info, options: PhaseOptions = PhaseOptions()):
         super().__init__(params, nets, latent, info, options)
-        # Only with k = 1: for k > 1 the G step would see the last critic step's batch.
-        self.reuse_fakes = options.reuse_fakes and options.d_steps == 1
+        self.reuse_fakes = self.reuses_fakes(options)
+
+    @staticmethod
+    def reuses_fakes(options: PhaseOptions) -> bool:
+        """``train.reuse_fakes`` applies only with k = 1: for k > 1 the G step would see the
+        last critic step's batch."""
+        return options.reuse_fakes and options.d_steps == 1
+
+    @classmethod
+    def default_optim(cls, phase: str) -> dict[str, Any]:
+        """Adam(2e-4, beta1 0.5), Radford et al. 2016's DCGAN settings, used by most GANs."""
+        return {"name": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
 
     @classmethod
     def phases(cls, params: ObjectiveParams, options: PhaseOptions) -> tuple[Phase, ...]:
-        keep = ("G",) if options.reuse_fakes and options.d_steps == 1 else ()
+        keep = ("G",) if cls.reuses_fakes(options) else ()
         return (Phase("D", ("D",), repeats=options.d_steps, real="fresh", keeps_graph=keep),
                 Phase("G", ("G",), real="none"))
 
@@ -82,10 +93,12 @@ class GANObjective(Objective):
         """G's adversarial loss from the critic's adversarial outputs on fakes."""
         return L.g_loss_nonsaturating(fake_out)
 
-    @staticmethod
-    def score(out: Tensor) -> Tensor:
-        """What the logs show as D(.): the mean raw critic value (sigmoid games: D(x))."""
-        return out.detach().mean()
+    @classmethod
+    def score(cls, out: Tensor) -> Tensor:
+        """What the logs show as D(.): the mean D(x) = sigmoid(logit) for sigmoid games
+        (``critic_is_probability``), else the mean raw critic value."""
+        out = out.detach()
+        return (torch.sigmoid(out) if cls.critic_is_probability else out).mean()
 
     def critic_map(self, x: Tensor) -> Tensor:
         """D at points x (n, *shape) -> (n,): D(x) in [0, 1] for sigmoid games, else the raw
@@ -128,10 +141,6 @@ class SigmoidGame(AdversarialObjective):
     """Games on D(x) = sigmoid(logit): the logs and pictures show probabilities."""
 
     critic_is_probability: ClassVar[bool] = True
-
-    @staticmethod
-    def score(out: Tensor) -> Tensor:
-        return torch.sigmoid(out.detach()).mean()
 
     def d_terms(self, real_out, fake_out):
         return L.d_loss_bce(real_out, fake_out)

@@ -71,7 +71,8 @@ class InfoGAN(GANObjective):
 
     @classmethod
     def capabilities(cls, params) -> frozenset[str]:
-        return super().capabilities(params) | {caps.CODES}
+        categorical = {caps.CATEGORICAL} if params.categorical >= 2 else set()
+        return super().capabilities(params) | {caps.CODES} | categorical
 
     def code_spec(self) -> tuple[int, int]:
         """(categorical K, continuous m): the sizes of the codes ``c_cat`` and ``c_cont``."""
@@ -95,10 +96,6 @@ class InfoGAN(GANObjective):
 
     def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
         return (net or self.nets["G"])(torch.cat([inputs["z"], self.codes(inputs)], 1))
-
-    @staticmethod
-    def score(out: Tensor) -> Tensor:
-        return torch.sigmoid(out.detach()).mean()
 
     # ---- losses ---------------------------------------------------------------------
     def info_loss(self, q: Tensor, inputs: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:

@@ -23,7 +23,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from gankit.errors import CheckpointError
-from gankit.fileio import atomic_write  # noqa: F401 - also used by callers of this module
+from gankit.fileio import atomic_write
 
 CKPT_RE = re.compile(r"^ckpt-(\d{8})\.safetensors$")
 PICKLE_MAGIC = tuple(bytes([0x80, v]) for v in range(2, 6))   # pickle protocols 2-5

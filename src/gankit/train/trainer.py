@@ -76,7 +76,7 @@ class Trainer:
         self.data = DATASETS.get(cfg.data.name).build(cfg.data, seed=cfg.seed, device=self.device)
         info = self.data.info
         obj_cls = OBJECTIVES.get(cfg.objective.name)
-        latent = Latent(getattr(cfg.model, "z_dim", 0), getattr(cfg.model, "z_dist", "normal"))
+        latent = Latent.of_model(cfg.model)
         self.roles: dict[str, Role] = obj_cls.roles(cfg.objective, info, latent)
         nets = build_nets(NETWORKS.get(cfg.model.name), cfg.model, info, self.roles)
         self.nets = nn.ModuleDict(nets).to(self.device)
@@ -173,11 +173,7 @@ class Trainer:
     def _phase_batch(self, phase: Phase, ctx: StepContext) -> dict[str, Tensor]:
         if phase.real == "none":
             return {}
-        if phase.real == "fresh":
-            return self.draw_real()
-        if "step/real" not in ctx.scratch:       # "shared": the first phase to ask draws it
-            ctx.scratch["step/real"] = self.draw_real()
-        return ctx.scratch["step/real"]
+        return self.draw_real() if phase.real == "fresh" else ctx.shared_batch()
 
     def lr(self, phase: str) -> float:
         """The learning rate of ``phase`` at the current step (schedule and roll-backs)."""
@@ -434,9 +430,20 @@ class Trainer:
                 continue
             for cb in callbacks:
                 cb.on_step(self)
-        for cb in callbacks:
-            cb.on_end(self)
+        self._end(callbacks)
         return True
+
+    def _end(self, callbacks) -> None:
+        """Every callback's ``on_end`` runs even if one fails (a failing final evaluation must
+        not cost the final checkpoint or the figures); the first error is raised after."""
+        error = None
+        for cb in callbacks:
+            try:
+                cb.on_end(self)
+            except GankitError as e:
+                error = error or e
+        if error is not None:
+            raise error
 
     def stop_early(self, reason: str) -> None:
         """End ``fit`` normally after the current step (e.g. the metric stopped improving):
