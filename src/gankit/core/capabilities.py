@@ -17,7 +17,9 @@ attributes on the objective instance:
 ``likelihood``    ``log_likelihood(x, net=None) -> (n,)`` in nats per example (``net``: the
                   density net to use, e.g. the trainer's EMA sampler; default the trained one)
 ``reconstruction`` ``reconstruct(x) -> x_hat`` of the same shape
-``translation``   ``directions`` {"AtoB": net name, ...}; ``generate`` translates held-out inputs
+``translation``   ``directions`` {"AtoB": net name, ...} and ``inverse`` {direction: the net that
+                  undoes it} (CycleGAN; empty for pix2pix); ``generate`` translates held-out
+                  inputs
 ``text``          ``decode(x) -> list[str]``
 ================  ==============================================================================
 """
