@@ -34,6 +34,7 @@ import argparse
 import os
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,6 +49,8 @@ from gankit.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.train.trainer import Trainer
 
 BATCH, SIZE, NZ = 64, 64, 100
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"   # ../shared/data
 
 
 class PerSampleMNIST(Dataset):
@@ -169,7 +172,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    os.environ.setdefault("GANKIT_DATA", "/work/shared/data")
+    os.environ.setdefault("GANKIT_DATA", str(SHARED_DATA))
     if args.ablation:
         ablation(args.steps, args.rounds)
         return

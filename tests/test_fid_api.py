@@ -16,8 +16,6 @@ from gankit.eval.inception import FID_WEIGHTS_FILENAME, InceptionFeatures, sha25
 from gankit.metrics.fid import FIDWarning, load_stats, save_stats
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "inception"
-if not REFERENCE.is_dir():
-    REFERENCE = Path("/work/shared/reference/inception")
 
 pytestmark = [
     pytest.mark.skipif(not (REFERENCE / "make_weights.py").is_file(),

@@ -12,8 +12,6 @@ from gankit.errors import GankitError
 from gankit.eval import inception as inc
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "inception"
-if not REFERENCE.is_dir():
-    REFERENCE = Path("/work/shared/reference/inception")
 
 pytestmark = pytest.mark.skipif(not (REFERENCE / "make_weights.py").is_file(),
                                 reason="shared/reference/inception not available")

@@ -126,7 +126,8 @@ def test_params_validation_and_unsupported_inputs():
 
 
 def mnist_root() -> Path | None:
-    for root in (os.environ.get("GANKIT_DATA"), "/work/shared/data"):
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    for root in (os.environ.get("GANKIT_DATA"), shared):
         if root and (Path(root) / "mnist" / "train-images-idx3-ubyte.gz").exists():
             return Path(root)
     return None
