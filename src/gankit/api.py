@@ -24,6 +24,7 @@ from torch import Tensor
 from gankit.config import RunConfig, incompatible_keys
 from gankit.errors import CheckpointError, GankitError
 from gankit.fileio import atomic_write
+from gankit.log import note
 from gankit.plots import VIEWS
 from gankit.registry import METRICS
 from gankit.run import RunDir
@@ -36,9 +37,10 @@ from gankit.train.trainer import Trainer, resolve_device
 
 def callbacks_for(run: RunDir, trainer: Trainer) -> list:
     logger = MetricsLogger(run)
+    log = trainer.cfg.log
     view = VIEWS.get(trainer.data.info.kind)()
     return [logger, EvaluationCallback.from_config(logger, trainer), SampleGrids(run, view),
-            Checkpointer(trainer.cfg.log.ckpt_every), ProgressBar(trainer.cfg.log.progress),
+            Checkpointer(log.ckpt_every), ProgressBar(log.progress, logger, log.progress_seconds),
             FinalPlots(run, view)]
 
 
@@ -72,6 +74,7 @@ def train(cfg: RunConfig, out: Path | str, until: int | None = None) -> RunDir:
         trainer = Trainer(cfg, out / "checkpoints")
         prepare_metrics(cfg)                          # e.g. the Inception weights, found now
         run = _on_main(dist, lambda: RunDir.create(out, cfg), out) or RunDir(out)
+        note(f"run folder: {run.path}")
         _fit(trainer, run, until)
     return run
 
@@ -206,6 +209,7 @@ def resume(run_path: Path | str, steps: int | None = None, overrides: list[str] 
         if dist.is_main:
             run.write_config(cfg)
             run.truncate_metrics(trainer.c.step)
+        note(f"resuming {run.path} at step {trainer.c.step} of {cfg.train.steps}")
         _fit(trainer, run)
     return run
 

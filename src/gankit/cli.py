@@ -21,6 +21,19 @@ def cli() -> None:
 _device_option = click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]),
     help="Where to train (train.device; auto: CUDA, else MPS, else CPU).")
+_output_options = [
+    click.option("--quiet", is_flag=True, help="Print only errors (no progress, no summary)."),
+    click.option("--json", "as_json", is_flag=True,
+                 help="End with the last metrics as one JSON object instead of a summary."),
+]
+
+
+def _output(fn):
+    for option in reversed(_output_options):
+        fn = option(fn)
+    return fn
+
+
 _nproc_option = click.option(
     "--nproc", type=click.IntRange(min=1), default=1, show_default=True,
     help="Data-parallel processes, started with torchrun (one per GPU; on a CPU they share "
@@ -36,14 +49,15 @@ _nproc_option = click.option(
               help="Override a config value, e.g. --set optim.G.lr=1e-4 (repeatable).")
 @_device_option
 @_nproc_option
-def train(preset, steps, seed, out, overrides, device, nproc) -> None:
+@_output
+def train(preset, steps, seed, out, overrides, device, nproc, quiet, as_json) -> None:
     """Train PRESET (a name from `gankit list` or a .yaml file; default: the 2-D ring)."""
     from gankit import api
     from gankit.config import resolve
     from gankit.log import note
     from gankit.run import default_run_path
 
-    extra = list(overrides)
+    extra = list(overrides) + _quiet(quiet)
     if steps is not None:
         extra.append(f"train.steps={steps}")
     if seed is not None:
@@ -51,7 +65,8 @@ def train(preset, steps, seed, out, overrides, device, nproc) -> None:
     if device is not None:
         extra.append(f"train.device={device}")
     cfg, optim_note = resolve(preset, extra)   # config errors stop here, before any process
-    note(optim_note)                           # starts: which optimizer settings, from where
+    if nproc == 1:                             # starts (with --nproc, rank 0 says it)
+        note(optim_note)                       # which optimizer settings, from where
     out = out or default_run_path(preset)
     if nproc > 1:       # refuse what rank 0 would refuse before starting the processes
         from gankit.train import distributed
@@ -60,9 +75,9 @@ def train(preset, steps, seed, out, overrides, device, nproc) -> None:
             raise GankitError(f"{out} is not empty; choose another --out, or continue it with "
                               f"`gankit resume {out}`")
         args = ["train", *([preset] if preset else []), "--out", str(out),
-                *(f"--set={o}" for o in extra)]
+                *(f"--set={o}" for o in extra), *_flags(quiet, as_json)]
         sys.exit(distributed.launch(nproc, args))
-    _report(api.train(cfg, out))
+    _report(api.train(cfg, out), quiet, as_json)
 
 
 @cli.command()
@@ -72,10 +87,11 @@ def train(preset, steps, seed, out, overrides, device, nproc) -> None:
               help="Change run-length or logging settings (log.*, eval.*).")
 @_device_option
 @_nproc_option
-def resume(run, steps, overrides, device, nproc) -> None:
+@_output
+def resume(run, steps, overrides, device, nproc, quiet, as_json) -> None:
     """Continue RUN from its newest intact checkpoint (with any number of processes)."""
     from gankit import api
-    extra = list(overrides) + ([f"train.device={device}"] if device else [])
+    extra = list(overrides) + ([f"train.device={device}"] if device else []) + _quiet(quiet)
     if nproc > 1:
         from gankit.config import apply_overrides, validate
         from gankit.run import RunDir
@@ -83,9 +99,22 @@ def resume(run, steps, overrides, device, nproc) -> None:
         cfg = validate(apply_overrides(RunDir.open(run).read_config().to_dict(), extra))
         distributed.local_batch_size(cfg.train.batch_size, nproc)
         args = ["resume", str(run), *(["--steps", str(steps)] if steps else []),
-                *(f"--set={o}" for o in extra)]
+                *(f"--set={o}" for o in extra), *_flags(quiet, as_json)]
         sys.exit(distributed.launch(nproc, args))
-    _report(api.resume(run, steps, extra))
+    _report(api.resume(run, steps, extra), quiet, as_json)
+
+
+def _quiet(quiet: bool) -> list[str]:
+    """--quiet: no notes, and no progress (a log setting, so resume may change it)."""
+    if not quiet:
+        return []
+    from gankit.log import set_quiet
+    set_quiet(True)
+    return ["log.progress=false"]
+
+
+def _flags(quiet: bool, as_json: bool) -> list[str]:
+    return ["--quiet"] * quiet + ["--json"] * as_json
 
 
 @cli.command()
@@ -225,16 +254,32 @@ def eval_(run, metrics, n, seed, best, inception_weights, fid_method) -> None:
     click.echo(json.dumps(result))
 
 
-def _report(run) -> None:
-    if os.environ.get("RANK", "0") != "0":     # torchrun: rank 0 speaks for the run
+def _report(run, quiet: bool = False, as_json: bool = False) -> None:
+    """The end of a run: a short summary (metrics rounded, figures, what to do next), or with
+    ``--json`` the last value of every logged metric as one JSON object."""
+    if os.environ.get("RANK", "0") != "0" or quiet:     # torchrun: rank 0 speaks for the run
         return
-    rows = run.read_metrics()
-    last = {}
-    for r in rows:
+    from gankit.train.callbacks import loss_text, short
+
+    last: dict = {}
+    for r in run.read_metrics():
         last |= r
-    click.echo(f"run folder: {run.path}")
-    if last:
-        click.echo(json.dumps({k: v for k, v in last.items() if not k.startswith("lr/")}))
+    last = {k: v for k, v in last.items() if not k.startswith("lr/")}
+    if as_json:
+        click.echo(json.dumps(last))
+        return
+    skip = {"step", "images_seen", "seconds", "skipped_updates"}
+    scores = "  ".join(f"{k} {short(v)}" for k, v in last.items()
+                       if k not in skip and not k.startswith(("loss/", "grad_norm", "D(", "D_")))
+    click.echo(f"finished step {last.get('step', 0)} in {short(last.get('seconds', 0.0))} s: "
+               f"{loss_text(last)}")
+    if scores:
+        click.echo(f"  metrics: {scores}")
+    figures = sorted(p.name for p in (run.path / "plots").glob("*.png"))
+    if figures:
+        click.echo(f"  figures in {run.path / 'plots'}: {', '.join(figures)}")
+    click.echo(f"  next: gankit sample {run.path} --out samples.png | gankit eval {run.path} | "
+               f"gankit resume {run.path} --steps N")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -82,6 +82,8 @@ class LogConfig(Strict):
     ckpt_every: int = Field(1000, gt=0)
     keep_ckpts: int = Field(3, gt=0)
     progress: bool = True
+    # without a terminal (a pipe, nohup, a notebook): one progress line every N seconds
+    progress_seconds: float = Field(10.0, gt=0)
 
 
 class EvalConfig(Strict):

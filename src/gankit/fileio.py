@@ -12,6 +12,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())    # mkstemp's 0600: as open() would make it
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -25,3 +26,10 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)    # make the rename itself durable
     finally:
         os.close(dir_fd)
+
+
+def current_umask() -> int:
+    """The process's file-mode creation mask (reading it means setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

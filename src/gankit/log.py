@@ -6,8 +6,17 @@ import os
 import sys
 
 
+_QUIET = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """``gankit ... --quiet``: no notes (errors are still printed, on stderr)."""
+    global _QUIET
+    _QUIET = quiet
+
+
 def note(message: str) -> None:
     """Print ``gankit: message`` on stdout (ranks > 0 stay quiet): what the run took or
     skipped, never an error."""
-    if os.environ.get("RANK", "0") == "0":
+    if not _QUIET and os.environ.get("RANK", "0") == "0":
         print(f"gankit: {message}", file=sys.stdout, flush=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 import time
 from typing import Any
 
@@ -26,6 +28,7 @@ class MetricsLogger(Callback):
         self.run = run
         self.t0 = time.perf_counter()
         self.elapsed0 = 0.0
+        self.last: dict[str, Any] = {}       # the newest record (progress shows its losses)
 
     def on_start(self, trainer):
         self.elapsed0 = trainer.c.extra.get("seconds", 0.0)
@@ -46,6 +49,7 @@ class MetricsLogger(Callback):
             record[f"lr/{name}"] = trainer.optims[name].param_groups[0]["lr"]
         if trainer.c.bad_total:
             record["skipped_updates"] = trainer.c.bad_total
+        self.last = self.last | record | values
         if trainer.dist.is_main:
             self.run.log(record | values)
 
@@ -82,21 +86,71 @@ class Checkpointer(Callback):
         trainer.save()
 
 
+def short(value: Any) -> str:
+    """4 significant digits for floats (progress and summaries), as is otherwise."""
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def loss_text(record: dict[str, Any]) -> str:
+    """'loss/D 1.234  loss/G 0.5678' from a metrics record."""
+    return "  ".join(f"{k} {short(v)}" for k, v in record.items() if k.startswith("loss/"))
+
+
 class ProgressBar(Callback):
-    def __init__(self, enabled: bool):
-        self.enabled, self.bar = enabled, None
+    """Progress with the latest logged losses: a tqdm bar on a terminal; elsewhere (a pipe,
+    nohup, a notebook's captured output) one line on stdout every ``seconds``."""
+
+    def __init__(self, enabled: bool, logger: MetricsLogger | None = None,
+                 seconds: float = 10.0, stream=None):
+        self.enabled, self.logger, self.seconds = enabled, logger, seconds
+        self.stream = stream or sys.stdout
+        self.bar, self.next_line, self.t0, self.step0 = None, 0.0, 0.0, 0
 
     def on_start(self, trainer):
-        # disable=None: shown on a terminal, silent in CI logs
-        self.bar = tqdm(total=trainer.cfg.train.steps, initial=trainer.c.step, unit="step",
-                        disable=None if self.enabled else True, dynamic_ncols=True)
+        self.t0, self.step0 = time.perf_counter(), trainer.c.step
+        self.next_line = self.t0 + self.seconds
+        if self.enabled and sys.stderr.isatty():
+            self.bar = tqdm(total=trainer.cfg.train.steps, initial=trainer.c.step, unit="step",
+                            dynamic_ncols=True)
+
+    def losses(self) -> str:
+        return loss_text(self.logger.last) if self.logger else ""
 
     def on_step(self, trainer):
-        self.bar.update(1)
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.logger and self.logger.last.get("step") == trainer.c.step:
+                self.bar.set_postfix_str(self.losses(), refresh=False)
+        elif self.enabled and time.perf_counter() >= self.next_line:
+            self.next_line = time.perf_counter() + self.seconds
+            self.line(trainer)
+
+    def line(self, trainer) -> None:
+        step, total = trainer.c.step, trainer.cfg.train.steps
+        elapsed = time.perf_counter() - self.t0
+        rate = (step - self.step0) / elapsed if elapsed > 0 else 0.0
+        eta = (total - step) / rate if rate > 0 else float("nan")
+        print(f"step {step}/{total} ({100 * step / total:.0f}%)  {rate:.1f} steps/s  "
+              f"eta {format_seconds(eta)}  {self.losses()}".rstrip(), file=self.stream,
+              flush=True)
 
     def on_rollback(self, trainer):
-        self.bar.reset(total=trainer.cfg.train.steps)
-        self.bar.update(trainer.c.step)
+        if self.bar is not None:
+            self.bar.reset(total=trainer.cfg.train.steps)
+            self.bar.update(trainer.c.step)
 
     def on_end(self, trainer):
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
+def format_seconds(s: float) -> str:
+    """'1h02m', '3m20s', '45s' ('?' when unknown)."""
+    if not math.isfinite(s):
+        return "?"
+    s = int(round(s))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
