@@ -214,3 +214,27 @@ def test_conditional_presets_learn_their_codes_quickly(preset, steps, metric, ke
     trainer.fit()
     score = getattr(offline, metric).evaluate(trainer, 2000)[key]
     assert score >= floor, score
+
+
+def test_sample_label_draws_one_class(tmp_path, data_root):
+    from cli_runner import run_cli
+    from gankit import api
+
+    run = tmp_path / "cgan"
+    code, _, err = run_cli(["train", "cgan-mnist", "--steps", "2", "--out", str(run), "--quiet",
+                            "--set", "data.split=test", "--set", "model.ngf=8",
+                            "--set", "model.ndf=8", "--set", "log.sample_at=[]"])
+    assert code == 0, err
+    _, trainer, _ = api.load_trainer(run)
+    with trainer.fixed_label(3):
+        assert trainer.inputs(5, torch.Generator().manual_seed(0))["y"].tolist() == [3] * 5
+    assert api.sample(run, n=4, label=3).shape == (4, 1, 28, 28)
+    code, out, _ = run_cli(["sample", str(run), "--label", "7", "--n", "6",
+                            "--out", str(tmp_path / "s.png")])
+    assert code == 0 and (tmp_path / "s.png").exists()
+    code, _, err = run_cli(["sample", str(run), "--label", "10", "--out", str(tmp_path / "x.npy")])
+    assert code == 2 and "--label must be a class of 0..9" in err and err.count("\n") == 1
+    ring = tmp_path / "ring"
+    assert run_cli(["train", "ring", "--steps", "2", "--out", str(ring), "--quiet"])[0] == 0
+    code, _, err = run_cli(["sample", str(ring), "--label", "1", "--out", str(tmp_path / "r.npy")])
+    assert code == 2 and "does not draw class-conditional samples" in err

@@ -128,11 +128,15 @@ def load_trainer(run_path: Path | str, cfg: RunConfig | None = None,
     return run, trainer, skipped
 
 
-def sample(run_path: Path | str, n: int = 64, seed: int = 0, best: bool = False) -> Tensor:
+def sample(run_path: Path | str, n: int = 64, seed: int = 0, best: bool = False,
+           label: int | None = None) -> Tensor:
     """``n`` samples of a run's generator (its EMA weights when kept) as a float32 CPU tensor
-    (n, *data shape) (images in [-1, 1]); ``best`` uses the best checkpoint. The same seed
-    gives the same samples."""
-    return load_trainer(run_path, best=best)[1].sample(n, seed=seed)
+    (n, *data shape) (images in [-1, 1]); ``best`` uses the best checkpoint; ``label`` draws
+    that class only (class-conditional models; ConfigError otherwise). The same seed gives
+    the same samples."""
+    trainer = load_trainer(run_path, best=best)[1]
+    with trainer.fixed_label(label):
+        return trainer.sample(n, seed=seed)
 
 
 def evaluate(run_path: Path | str, metrics: list[str] | None = None, n: int = 10000,

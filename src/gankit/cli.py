@@ -124,7 +124,9 @@ def _flags(quiet: bool, as_json: bool) -> list[str]:
               help="Output file: .png (picture), .npy or .npz (raw samples).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
-def sample(run, n, out, seed, best) -> None:
+@click.option("--label", type=click.IntRange(min=0),
+              help="Class-conditional models: draw this class only.")
+def sample(run, n, out, seed, best, label) -> None:
     """Draw N samples from RUN's generator (EMA weights when the run keeps them)."""
     import numpy as np
 
@@ -135,7 +137,8 @@ def sample(run, n, out, seed, best) -> None:
     if suffix not in (".png", ".npy", ".npz"):
         raise GankitError(f"--out must end in .png, .npy or .npz, not {out.suffix or '(none)'}")
     _, trainer, _ = load_trainer(run, best=best)
-    x = trainer.sample(n, seed=seed)
+    with trainer.fixed_label(label):
+        x = trainer.sample(n, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".png":
         VIEWS.get(trainer.data.info.kind)().save_samples(x, out, trainer=trainer)

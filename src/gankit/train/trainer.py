@@ -12,10 +12,11 @@ import torch
 from torch import Tensor, nn
 
 from gankit.config import RunConfig
+from gankit.core import capabilities as caps
 from gankit.core.roles import Role, build_nets
 from gankit.core.step import FunctionalNet, Latent, Phase, PhaseOptions, StepContext
 from gankit.data.base import make_generator
-from gankit.errors import CheckpointError, GankitError
+from gankit.errors import CheckpointError, ConfigError, GankitError
 from gankit.registry import DATASETS, NETWORKS, OBJECTIVES
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed
@@ -105,6 +106,7 @@ class Trainer:
         self._step_bad: str | None = None       # what went bad in the current step
         self._sums: dict[str, list] = {}
         self._sharded = False
+        self._label: int | None = None             # fixed_label
 
     def _prepare_nets(self, roles: dict[str, Role]) -> None:
         """Sync BN, channels_last, equal start on every rank, and ``self.train_nets``: what the
@@ -305,6 +307,30 @@ class Trainer:
         finally:
             G.train(was_training)
 
+    def inputs(self, n: int, gen: torch.Generator) -> dict[str, Tensor]:
+        """``objective.sample_inputs`` with what ``sample`` was asked to hold fixed."""
+        inputs = self.objective.sample_inputs(n, gen)
+        if self._label is not None:
+            inputs["y"] = torch.full_like(inputs["y"], self._label)
+        return inputs
+
+    @contextlib.contextmanager
+    def fixed_label(self, label: int | None):
+        """Inside, ``sample`` draws class ``label`` only (capability "labels"; None: any).
+        ConfigError (one line) when the model has no labels or ``label`` is out of range."""
+        if label is not None:
+            if caps.LABELS not in self.objective.offers:
+                raise ConfigError(f"--label: the {self.cfg.objective.name} model does not draw "
+                                  "class-conditional samples")
+            k = self.data.info.num_classes
+            if not 0 <= label < k:
+                raise ConfigError(f"--label must be a class of 0..{k - 1}, not {label}")
+        self._label = label
+        try:
+            yield
+        finally:
+            self._label = None
+
     @torch.no_grad()
     def sample(self, n: int, seed: int, batch: int = 1024) -> Tensor:
         """n samples (n, *data shape), float32 on the CPU (images in [-1, 1]), from a separate
@@ -318,11 +344,11 @@ class Trainer:
             for i in range(0, n, batch):
                 m = min(batch, n - i)
                 rows = self.dist.rows(m)
-                inputs = self.objective.sample_inputs(m, gen)         # the same on every rank
+                inputs = self.inputs(m, gen)                           # the same on every rank
                 part = self.generate({k: v[rows] for k, v in inputs.items()})
                 chunks.append(self.dist.gather_rows(part, m))
             return torch.cat(chunks).float().cpu()
-        chunks = [self.generate(self.objective.sample_inputs(min(batch, n - i), gen))
+        chunks = [self.generate(self.inputs(min(batch, n - i), gen))
                   for i in range(0, n, batch)]
         return torch.cat(chunks).float().cpu()
 
