@@ -93,3 +93,14 @@ def test_saved_folder_configs_from_before_holdout_train_on_every_file():
     assert build_config("dcgan-folder", ["data.path=x"]).data.holdout == 0.1
     with pytest.raises(ConfigError):
         from_saved({"data": {"name": "ring", "holdout": 0.1}})     # not a key of toy data
+
+
+def test_list_describes_every_preset():
+    from gankit.config import list_presets
+    code, out, _ = run_cli(["list"])
+    assert code == 0
+    presets = out.split("objectives:")[0].splitlines()
+    lines = {line.split()[0]: line for line in presets if line.startswith("  ")}
+    for name in list_presets():
+        assert "[data: " in lines[name] and " steps]" in lines[name], lines[name]
+        assert len(lines[name].split("[data:")[0].split(name, 1)[1].strip()) > 20

@@ -168,10 +168,12 @@ def list_() -> None:
     from gankit.config import list_presets
     from gankit.registry import ALL, METRICS
 
+    from gankit.config import describe_preset
+
+    width = max(len(name) for reg in ALL.values() for name in reg.names()) + 1
     click.echo("presets:")
     for name in list_presets():
-        click.echo(f"  {name}")
-    width = max(len(name) for reg in ALL.values() for name in reg.names()) + 1
+        click.echo(f"  {name:<{width}} {describe_preset(name)}")
     for kind, reg in ALL.items():
         click.echo(f"{kind}:")
         for name in reg.names():

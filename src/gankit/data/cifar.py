@@ -212,6 +212,7 @@ class CIFAR10:
     kind: ClassVar[str] = "image"
     channels: ClassVar[int] = 3
     content: ClassVar[str] = "natural images"
+    source: ClassVar[str] = "CIFAR-10 archive (170 MB download)"
 
     Params = CIFAR10Params
 

@@ -423,6 +423,7 @@ class ImageFolder:
     """Your own images from a folder (sub-folders = classes), resized and centre-cropped."""
 
     kind: ClassVar[str] = "image"
+    source: ClassVar[str] = "your image folder (data.path)"
 
     Params = FolderParams
 

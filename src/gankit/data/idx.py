@@ -116,6 +116,7 @@ class MNIST:
     channels: ClassVar[int] = 1
     content: ClassVar[str] = "digits"
     classifier: ClassVar[str | None] = "mnist"      # the shipped classifier that reads it
+    source: ClassVar[str] = "MNIST files (12 MB download)"
 
     Params = MNISTParams
 
@@ -137,4 +138,5 @@ class FashionMNIST(MNIST):
 
     content: ClassVar[str] = "clothing"
     classifier: ClassVar[str | None] = "fashion-mnist"
+    source: ClassVar[str] = "Fashion-MNIST files (31 MB download)"
     Params = FashionMNISTParams

@@ -36,6 +36,8 @@ class ToyParams(BaseModel):
 class ToySource:
     """A sampler: subclasses implement ``draw(n, gen) -> (n, d)`` on the CPU."""
 
+    source: ClassVar[str] = "built in"           # what a user needs for it (gankit list)
+
     info: DataInfo
 
     def __init__(self, params: ToyParams, seed: int, device: torch.device | str = "cpu"):

@@ -279,6 +279,7 @@ class MNISTStrokes:
     """MNIST thin <-> bold strokes, unpaired: disjoint halves eroded / dilated (CycleGAN demo)."""
 
     kind: ClassVar[str] = "unpaired"
+    source: ClassVar[str] = "MNIST files (12 MB download)"
 
     Params = StrokesParams
 
@@ -316,6 +317,7 @@ class FashionEdges:
     """Fashion-MNIST edges -> items, paired: thresholded Sobel maps (pix2pix demo)."""
 
     kind: ClassVar[str] = "paired"
+    source: ClassVar[str] = "Fashion-MNIST files (31 MB download)"
 
     Params = EdgesParams
 
@@ -390,6 +392,7 @@ class UnpairedFolder:
     """Your unpaired domains: <path>/trainA, trainB (optional testA, testB), CycleGAN layout."""
 
     kind: ClassVar[str] = "unpaired"
+    source: ClassVar[str] = "your folders trainA/, trainB/ (data.path)"
 
     Params = UnpairedFolderParams
 
@@ -569,6 +572,7 @@ class PairedFolder:
     """Your paired domains: side-by-side A|B images, or A/ and B/ folders with equal names."""
 
     kind: ClassVar[str] = "paired"
+    source: ClassVar[str] = "your paired images (data.path)"
 
     Params = PairedFolderParams
 
