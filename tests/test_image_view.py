@@ -12,7 +12,7 @@ from PIL import Image
 from gankit import api
 from gankit.config import build_config
 from gankit.plots import VIEWS
-from gankit.plots.images import PAD, ImageView, lerp, make_grid, slerp, to_uint8
+from gankit.plots.images import HEADER, PAD, ImageView, lerp, make_grid, slerp, to_uint8
 
 from test_conditional import image_folder
 
@@ -62,11 +62,49 @@ def test_a_run_writes_the_pictures(objective, expected, tmp_path, monkeypatch):
     run = api.train(cfg, tmp_path / "run")
     samples = sorted(p.name for p in (run.path / "samples").glob("*.png"))
     assert samples == ["step-00000001.png", "step-00000002.png", "step-00000003.png"]
-    with Image.open(run.path / "samples" / samples[0]) as im:
-        assert im.size == (8 * (28 + PAD) + PAD,) * 2                # 64 fixed samples, 8 x 8
+    with Image.open(run.path / "samples" / samples[0]) as im:      # 64 fixed samples, 8 x 8,
+        side = 2 * (8 * (28 + PAD) + PAD)                          # each zoomed to 56 px,
+        assert im.size == (side, HEADER + side)                    # under a title strip
+        assert np.asarray(im.convert("L"))[:HEADER].min() < 100    # with text in it
     plots = {p.name for p in (run.path / "plots").glob("*.png")}
     base = {"evolution.png", "losses.png", "interpolation.png", "nearest_training.png"}
     assert plots == base | expected
     for name in plots:
         with Image.open(run.path / "plots" / name) as im:
             assert min(im.size) > 50 and np.asarray(im).std() > 0
+
+
+def test_curves_read_on_their_own_scales(tmp_path):
+    """One panel per loss (a weighted loss does not flatten the others), the D = 1/2 line
+    for probabilities, and a single logged point still drawn as a point."""
+    from gankit.plots.common import TITLES, curves, metric_curves, upscale_for
+
+    rows = [{"step": 50, "loss/D": 1.3, "loss/G": 900.0, "D(x)": 0.6, "D(G(z))": 0.4,
+             "modes": 8, "hq_fraction": 0.9}]
+    import matplotlib.pyplot as plt
+    created = []
+    real_save = plt.Figure.savefig
+
+    def keep(fig, *a, **k):
+        created.append(fig)
+        return real_save(fig, *a, **k)
+    plt.Figure.savefig = keep
+    try:
+        curves(rows, tmp_path / "losses.png")
+        metric_curves(rows, ["modes", "hq_fraction"], tmp_path / "modes.png")
+    finally:
+        plt.Figure.savefig = real_save
+    axes = [a for a in created[0].axes if a.get_visible()]
+    assert [a.get_title() for a in axes] == ["loss/D", "loss/G", "discriminator outputs"]
+    assert all(line.get_marker() == "o" for a in axes for line in a.lines[:1])
+    assert any(line.get_ydata()[0] == 0.5 for line in axes[2].lines)    # the D = 1/2 line
+    assert "up to step 50" in created[0]._suptitle.get_text()
+    assert [a.get_title() for a in created[1].axes] == [TITLES["modes"], TITLES["hq_fraction"]]
+    assert upscale_for(28) * 28 >= 48 and upscale_for(64) == 1
+
+
+def test_interpolation_labels_are_tenths(tmp_path):
+    import inspect
+    assert inspect.signature(ImageView.interpolation).parameters["steps"].default == 11
+    labels = [f"{v:.1f}" for v in torch.linspace(0, 1, 11).tolist()]
+    assert labels == [f"{i / 10:.1f}" for i in range(11)]            # 0.5 included

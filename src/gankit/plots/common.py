@@ -66,32 +66,68 @@ def save(fig, path: Path) -> Path:
     return path
 
 
-def curves(rows: list[dict], path: Path, prefixes=("loss/", "D(x)", "D(G(z))", "W1")) -> Path | None:
-    """Loss and score curves over steps from metrics.jsonl rows."""
-    keys = sorted({k for r in rows for k in r if k.startswith(prefixes)})
+# Readable titles for logged keys (others are shown as they are logged).
+TITLES = {"modes": "modes captured", "hq_fraction": "high-quality samples (fraction)",
+          "kl": "reverse KL of mode histogram (nats)", "W1_estimate": "critic's W1 estimate",
+          "gp": "gradient penalty", "nll": "held-out NLL (nats)"}
+
+
+def upscale_for(side: int, target: int = 48) -> int:
+    """The whole-number nearest-neighbour zoom that shows images of ``side`` pixels at
+    ``target`` pixels or more (small images stay crisp and visible)."""
+    return max(1, -(-target // side))
+
+
+def series(rows: list[dict], key: str) -> list[tuple[int, float]]:
+    """(step, value) of ``key`` over metrics.jsonl rows (numbers only)."""
+    return [(r["step"], r[key]) for r in rows
+            if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
+
+
+def plot_series(ax, pts: list[tuple[int, float]], label: str | None = None) -> None:
+    """A line, with markers when there are few points (one point is still visible)."""
+    ax.plot(*zip(*pts), marker="o" if len(pts) < 20 else None, markersize=4, label=label)
+
+
+def curves(rows: list[dict], path: Path, prefixes=("loss/", "D(", "D_", "W1")) -> Path | None:
+    """Loss and score curves over steps from metrics.jsonl rows: one panel per loss, each on
+    its own scale (a weighted generator loss does not flatten the others); the
+    discriminator's outputs together (with the D = 1/2 line when they are probabilities);
+    the critic's W1 estimate on its own."""
+    keys = sorted({k for r in rows for k in r if k.startswith(prefixes) and series(rows, k)})
     if not keys:
         return None
-    fig, ax = figure(2, 1, 4.5)
-    for k in keys:
-        pts = [(r["step"], r[k]) for r in rows if isinstance(r.get(k), (int, float))]
-        if pts:
-            target = ax[0, 0] if k.startswith("loss/") else ax[0, 1]
-            target.plot(*zip(*pts), label=k)
-    ax[0, 0].set(title="losses", xlabel="generator step")
-    ax[0, 1].set(title="discriminator scores", xlabel="generator step")
-    for a in ax[0]:
-        if a.lines:
-            a.legend(fontsize=8)
+    panels: list[tuple[str, list[str]]] = [(k, [k]) for k in keys if k.startswith("loss/")]
+    scores = [k for k in keys if k.startswith(("D(", "D_"))]
+    if scores:
+        panels.append(("discriminator outputs", scores))
+    panels += [(TITLES.get(k, k), [k]) for k in keys if k.startswith("W1")]
+    ncols = min(4, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, ax = figure(ncols, nrows, 3.2)
+    last = max(r["step"] for r in rows)
+    for a, (title, ks) in zip(ax.flat, panels):
+        for k in ks:
+            plot_series(a, series(rows, k), label=k if len(ks) > 1 else None)
+        if ks is scores and all(0 <= v <= 1 for k in ks for _, v in series(rows, k)):
+            a.axhline(0.5, color="gray", lw=0.8, ls="--", label="D = 1/2")
+        if len(ks) > 1 or a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        a.set(title=title, xlabel="generator step")
+    for a in ax.flat[len(panels):]:
+        a.set_visible(False)
+    fig.suptitle(f"training curves up to step {last}")
     return save(fig, path)
 
 
 def metric_curves(rows: list[dict], keys: list[str], path: Path) -> Path | None:
-    present = [k for k in keys if any(k in r for r in rows)]
+    """One panel per evaluated metric over steps, titled in words."""
+    present = [k for k in keys if series(rows, k)]
     if not present:
         return None
     fig, ax = figure(len(present), 1, 3.5)
     for a, k in zip(ax[0], present):
-        pts = [(r["step"], r[k]) for r in rows if isinstance(r.get(k), (int, float))]
-        a.plot(*zip(*pts), marker="o")
-        a.set(title=k, xlabel="generator step")
+        plot_series(a, series(rows, k))
+        a.set(title=TITLES.get(k, k), xlabel="generator step")
+    fig.suptitle(f"evaluations up to step {max(r['step'] for r in rows)}")
     return save(fig, path)

@@ -15,14 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from torch import Tensor
 
 from gankit.core import capabilities as caps
 from gankit.data.base import make_generator
-from gankit.plots.common import Figure, curves, draw_figures, figure, save
+from gankit.plots.common import Figure, curves, draw_figures, figure, save, upscale_for
 
 PAD = 2                 # pixels between grid cells
+MIN_CELL = 48           # saved sample grids show each image at least this many pixels wide
+HEADER = 16             # pixels of the title strip above a saved sample grid
 SEED = 777              # noise for the final figures (separate from training and fixed noise)
 NN_REFERENCE = 10000    # training images searched for nearest neighbours
 
@@ -52,10 +54,20 @@ def pil_image(grid: np.ndarray) -> Image.Image:
     return Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
 
 
-def save_grid(x: Tensor, path: Path, ncol: int | None = None) -> Path:
+def save_grid(x: Tensor, path: Path, ncol: int | None = None, title: str = "") -> Path:
+    """A grid of images (N, C, H, W) in [-1, 1] as a PNG: each image zoomed (nearest) to at
+    least MIN_CELL pixels, with ``title`` in a strip of HEADER pixels above when given."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pil_image(make_grid(x, ncol)).save(path)
+    scale = upscale_for(x.shape[-1], MIN_CELL)
+    pic = pil_image(make_grid(x, ncol)).convert("RGB")
+    pic = pic.resize((pic.width * scale, pic.height * scale), Image.Resampling.NEAREST)
+    if title:
+        framed = Image.new("RGB", (pic.width, pic.height + HEADER), "white")
+        framed.paste(pic, (0, HEADER))
+        ImageDraw.Draw(framed).text((PAD * scale, 2), title, fill="black")
+        pic = framed
+    pic.save(path)
     return path
 
 
@@ -127,7 +139,9 @@ class ImageView:
     """Samples and diagnostics for ``DataInfo.kind == "image"``."""
 
     def save_samples(self, x: Tensor, path: Path, trainer=None) -> Path:
-        return save_grid(x, path)
+        title = (f"step {trainer.c.step}, {trainer.c.images_seen:,} real images seen"
+                 if trainer is not None else "")
+        return save_grid(x, path, title=title)
 
     def final_plots(self, trainer, folder: Path, rows: list[dict]) -> list[Path]:
         side = int(trainer.data.info.shape[-1])
@@ -154,17 +168,19 @@ class ImageView:
         if not files:
             return None
         strips, steps = [], []
+        scale = upscale_for(side, MIN_CELL)
         for f in files:
             with Image.open(f) as im:
                 grid = np.asarray(im.convert("RGB"))
-            strips.append(grid[:side + 2 * PAD])                  # the top row of cells
+            # the top row of cells, below the title strip (save_grid's layout)
+            strips.append(grid[HEADER:HEADER + scale * (side + 2 * PAD)])
             steps.append(int(re.findall(r"\d+", f.stem)[0]))
         width = max(s.shape[1] for s in strips)
         strips = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0)), constant_values=255)
                   for s in strips]
         strip = np.concatenate(strips)
         fig, ax = figure(1, 1, 1)
-        fig.set_size_inches(*figure_inches(strip.shape[:2], side, margin=(1.2, 0.6)))
+        fig.set_size_inches(*figure_inches(strip.shape[:2], side * scale, margin=(1.2, 0.6)))
         a = ax[0, 0]
         a.imshow(strip, interpolation="nearest")
         h = strips[0].shape[0]
@@ -176,7 +192,7 @@ class ImageView:
 
     # -- latent interpolation -----------------------------------------------------------
     @staticmethod
-    def interpolation(trainer, path: Path, pairs: int = 6, steps: int = 10) -> Path:
+    def interpolation(trainer, path: Path, pairs: int = 6, steps: int = 11) -> Path:
         """Rows: linear then spherical paths between the same z pairs (other inputs fixed)."""
         gen = make_generator(SEED, trainer.device)
         a = trainer.objective.sample_inputs(pairs, gen)

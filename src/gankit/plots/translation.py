@@ -19,7 +19,9 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from gankit.core import capabilities as caps
-from gankit.plots.common import Figure, curves, draw_figures
+from gankit.plots.common import Figure, curves, draw_figures, upscale_for
+
+VIEW_PX = 96           # translation pictures show each image about this wide
 
 STEP_RE = re.compile(r"^step-(\d{8})\.png$")
 PAGE_ROWS = 8          # examples per step on the HTML page
@@ -67,11 +69,6 @@ def tile(columns: list[Tensor], scale: int = 1, rows: int = 16,
     return framed
 
 
-def upscale_for(side: int) -> int:
-    """Nearest-neighbour factor that shows small images (28 px) at a viewable ~96 px."""
-    return max(1, 96 // side)
-
-
 # ---------------------------------------------------------------- translating
 @torch.no_grad()
 def translate(trainer, net: str, x: Tensor) -> Tensor:
@@ -116,10 +113,10 @@ class TranslationView:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if trainer is None or caps.TRANSLATION not in trainer.objective.offers:
-            tile([x], upscale_for(x.shape[-1])).save(path)     # just the images given
+            tile([x], upscale_for(x.shape[-1], VIEW_PX)).save(path)     # just the images given
             return path
         cols = panels(trainer, len(x), translated=x)
-        scale = upscale_for(x.shape[-1])
+        scale = upscale_for(x.shape[-1], VIEW_PX)
         tile([c for _, c in cols], scale, labels=[label for label, _ in cols]).save(path)
         match = STEP_RE.match(path.name)
         if match:                                  # a training sample step: page material
@@ -143,7 +140,7 @@ class TranslationView:
         folder.mkdir(parents=True, exist_ok=True)
         cols = panels(trainer, 16)
         path = folder / "translations.png"
-        tile([c for _, c in cols], upscale_for(cols[0][1].shape[-1]),
+        tile([c for _, c in cols], upscale_for(cols[0][1].shape[-1], VIEW_PX),
              labels=[label for label, _ in cols]).save(path)
         return path
 
