@@ -452,3 +452,23 @@ def test_presets_validate():
     folder = build_config("cyclegan-folder", ["data.path=somewhere"])
     assert (folder.data.size, folder.data.load_size, folder.model.n_blocks) == (256, 286, 9)
     assert build_config("pix2pix-folder", ["data.path=x"]).model.generator == "unet"
+
+
+def test_translate_keeps_names_writes_a_sheet_and_takes_a_size(tmp_path, folders):
+    from cli_runner import run_cli
+    from gankit import api
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = api.train(tiny_config("cyclegan", folders["cyclegan"], steps=1), tmp_path / "run")
+    inputs = tmp_path / "in"
+    (inputs / "sub").mkdir(parents=True)
+    Image.new("L", (20, 20), 30).save(inputs / "a.jpg")
+    Image.new("L", (20, 20), 200).save(inputs / "sub" / "b.png")
+    code, out, err = run_cli(["translate", str(run.path), "--input", str(inputs),
+                              "--out", str(tmp_path / "o"), "--size", "24"])
+    assert code == 0, err
+    assert Image.open(tmp_path / "o" / "a.jpg").format == "JPEG"          # same name, format
+    assert Image.open(tmp_path / "o" / "sub" / "b.png").size == (24, 24)   # --size
+    assert "trained at 16 px" in out and (tmp_path / "o" / "translation-sheet.png").exists()
+    page = (run.path / "samples" / "index.html").read_text()
+    assert "paired target" not in page                       # CycleGAN's data are unpaired

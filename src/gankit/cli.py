@@ -196,13 +196,16 @@ def _metric_line(name: str) -> str:
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB",
               show_default=True, help="AtoB uses the A->B translator (pix2pix runs: AtoB only).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
-              help="Output folder: one PNG per input, same relative names.")
-def translate(run, input_dir, direction, out_dir) -> None:
+              help="Output folder: one image per input, same relative name and extension, and "
+                   "translation-sheet.png (inputs beside translations).")
+@click.option("--size", type=click.IntRange(min=8, max=4096),
+              help="Resize inputs to SIZE px (default: the size the run trained at).")
+def translate(run, input_dir, direction, out_dir, size) -> None:
     """Translate a folder of images with a CycleGAN or pix2pix RUN."""
-    from gankit.translate import translate_folder
+    from gankit.translate import SHEET, translate_folder
 
-    n = translate_folder(run, input_dir, direction, out_dir)
-    click.echo(f"translated {n} images into {out_dir}")
+    n = translate_folder(run, input_dir, direction, out_dir, size=size)
+    click.echo(f"translated {n} images into {out_dir} (side by side: {out_dir / SHEET})")
 
 
 weights_option = click.option(

@@ -156,13 +156,14 @@ def write_page(samples: Path, trainer=None) -> Path:
         steps.append({"step": int(d.name[5:]),
                       "images": [{"src": f"{d.name}/{p.name}", "label": p.stem[3:]}
                                  for p in images]})
-    title = "translation samples"
+    title, paired = "translation samples", False
     if trainer is not None:
         cfg = trainer.cfg
         title = f"{cfg.objective.name} on {cfg.data.name}"
+        paired = trainer.data.info.kind == "paired"       # only paired data has a target
     env = Environment(loader=PackageLoader("gankit", "templates"),
                       autoescape=select_autoescape(["html"]))
-    html = env.get_template("translation.html").render(title=title, steps=steps)
+    html = env.get_template("translation.html").render(title=title, steps=steps, paired=paired)
     page = samples / "index.html"
     page.write_text(html)
     return page
