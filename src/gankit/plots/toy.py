@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -103,77 +104,170 @@ class Toy2DView:
         return save(fig, folder / "log_likelihood.png")
 
 
+def _finite(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64).ravel()
+    return x[np.isfinite(x)]
+
+
+def x_limits(data, *samples: np.ndarray, pad: float = 0.05) -> tuple[float, float]:
+    """An x-range holding the data's own range (``data.bounds``) and every finite sample of
+    ``samples``, padded by ``pad`` of its width on each side: the step-1 picture shows the
+    generator's output even when it starts far from the data."""
+    lo, hi = (float(v) for v in data.bounds)
+    for s in samples:
+        s = _finite(s)
+        if s.size:
+            lo, hi = min(lo, float(s.min())), max(hi, float(s.max()))
+    margin = pad * (hi - lo)
+    return lo - margin, hi + margin
+
+
+def _game(trainer, width: int | None = None) -> str:
+    """The objective's name and the first line of its docstring (which game the run plays),
+    wrapped at ``width`` characters."""
+    doc = (type(trainer.objective).__doc__ or "").strip().splitlines()
+    text = f"{trainer.cfg.objective.name}: {doc[0].rstrip('.')}" if doc else \
+        trainer.cfg.objective.name
+    return textwrap.fill(text, width) if width else text
+
+
+def _legend_below(ax, handles=None, labels=None, ncol: int = 2) -> None:
+    """A legend under the axes, outside the data."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, fontsize=7, ncol=ncol, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.16), frameon=False)
+
+
 class Gaussian1DView:
     """The course-slide 1-D figure: p_data, the histogram of p_g, D(x) and D(G(z)) (when the
-    model has a critic), the learned G(z) against the inverse CDF (for a 1-D latent), losses."""
+    model has a critic), the learned G(z) against the inverse CDF (for a 1-D latent), losses.
+
+    Every x-range adapts to where the samples are (``x_limits``); every panel says what it
+    shows and at which generator step."""
+
+    HIST_MIN = 1000          # fewer samples than this are drawn as a rug over a fresh histogram
 
     def save_samples(self, x: torch.Tensor, path: Path, trainer=None) -> Path:
-        fig, ax = figure(1, 1, 3.5)
-        self._densities(ax[0, 0], trainer, trainer.sample(5000, seed=12345).numpy().ravel())
-        ax[0, 0].set_title(f"step {trainer.c.step}")
+        fig, _ = self.sample_figure(trainer, x)
         return save(fig, path)
 
-    def _densities(self, ax, trainer, g: np.ndarray):
-        lo, hi = trainer.data.bounds
-        xs = np.linspace(lo, hi, 400)
-        ax.plot(xs, trainer.data.pdf(xs), "k--", label="p_data")
-        if ((g >= lo) & (g <= hi)).any():      # else numpy divides 0 by 0 (nothing to draw)
-            ax.hist(g, bins=80, range=(lo, hi), density=True, color="tab:green", alpha=0.5,
-                    label="p_g (samples)")
-        ax.set(xlim=(lo, hi), xlabel="x", ylabel="density")
+    def sample_figure(self, trainer, x: torch.Tensor | None = None):
+        """The step picture: p_data, the histogram of p_g and D; ``x`` (the fixed-noise or
+        requested samples) is the histogram when there are enough of them, else a rug over a
+        histogram of 5,000 fresh samples. Returns (figure, every sample drawn)."""
+        x = None if x is None else x.float().cpu().numpy().ravel()
+        if x is not None and len(x) >= self.HIST_MIN:
+            hist, rug = x, None
+        else:
+            hist, rug = trainer.sample(5000, seed=12345).numpy().ravel(), x
+        fig, ax = figure(1, 1, 4.6)
+        self._densities(ax[0, 0], trainer, hist, rug)
+        ax[0, 0].set_title(f"step {trainer.c.step}: p_data, p_g and D\n{_game(trainer, 60)}",
+                           fontsize=9)
+        drawn = hist if rug is None else np.concatenate([hist, rug])
+        return fig, drawn
+
+    def _densities(self, ax, trainer, g: np.ndarray, rug: np.ndarray | None = None):
+        data = trainer.data
+        g = _finite(g)
+        lo, hi = x_limits(data, g, *(() if rug is None else (rug,)))
+        xs = np.linspace(lo, hi, 600)
+        pdf = data.pdf(xs)
+        ax.plot(xs, pdf, "k--", lw=1.5, label="p_data")
+        top = 1.25 * float(pdf.max())
+        if g.size:
+            bins = int(np.clip((hi - lo) / (data.params.std / 6), 60, 600))
+            counts, edges = np.histogram(g, bins=bins, range=(lo, hi))
+            dens = counts / (counts.sum() * np.diff(edges))      # counts.sum() >= 1: g in range
+            clipped = dens.max() > 3 * top
+            ax.stairs(np.minimum(dens, 3 * top), edges, fill=True, color="tab:green", alpha=0.5,
+                      label=f"p_g: {g.size:,} samples" + (" (peak clipped)" if clipped else ""))
+            top = max(top, min(1.1 * float(dens.max()), 3 * top))
+        if rug is not None and len(_finite(rug)):
+            ax.plot(_finite(rug), np.full(len(_finite(rug)), 0.02 * top), "|", color="tab:olive",
+                    ms=8, label=f"{len(_finite(rug))} fixed-noise samples")
+        ax.set(xlim=(lo, hi), ylim=(0, top), xlabel="x", ylabel="density")
         handles, labels = ax.get_legend_handles_labels()
         if caps.CRITIC in trainer.objective.offers:
             ax2 = ax.twinx()
             d = critic_values(trainer, torch.tensor(xs, dtype=torch.float32)[:, None]).numpy()
             ax2.plot(xs, d, color="tab:blue", label=critic_label(trainer))
-            gz = g[:: max(1, len(g) // 40)]
+            gz = np.sort(g)[np.linspace(0, g.size - 1, min(g.size, 40)).astype(int)] \
+                if g.size else g
             dgz = critic_values(trainer, torch.tensor(gz, dtype=torch.float32)[:, None]).numpy()
-            ax2.scatter(gz, dgz, marker="x", color="tab:red", s=14, label="D(G(z))")
+            ax2.scatter(gz, dgz, marker="x", color="tab:red", s=16, zorder=3, label="D(G(z))")
             if trainer.objective.critic_is_probability:
-                ax2.set_ylim(0, 1.05)
-                ax2.axhline(0.5, color="gray", lw=0.5)
-            ax2.set_ylabel("discriminator")
+                ax2.set_ylim(-0.02, 1.02)
+                ax2.axhline(0.5, color="gray", lw=0.8, ls=":", label="D = 1/2")
+                ax2.set_ylabel("D(x) = P(x is real)")
+            else:
+                ax2.set_ylabel("critic value")
             more = ax2.get_legend_handles_labels()
             handles, labels = handles + more[0], labels + more[1]
-        ax.legend(handles, labels, fontsize=7, loc="upper left")
+        _legend_below(ax, handles, labels, ncol=3)
 
     def _mapping(self, ax, trainer):
         latent = getattr(trainer.objective, "latent", None)
+        step = trainer.c.step
         if caps.LATENT not in trainer.objective.offers or latent is None or latent.dim != 1:
-            ax.set_title("G(z) (z is not 1-D)")
+            ax.set_title(f"step {step}: no G(z) map (the model has no 1-D latent z)", fontsize=9)
+            ax.set_axis_off()
             return
-        z = torch.linspace(-1, 1, 300)[:, None] if latent.dist == "uniform" else \
-            torch.linspace(-3, 3, 300)[:, None]
+        uniform = latent.dist == "uniform"
+        z = torch.linspace(-1, 1, 400)[:, None] if uniform else torch.linspace(-3, 3, 400)[:, None]
         # the model's other inputs (codes, labels) held at one draw, z swept
         base = trainer.objective.sample_inputs(1, make_generator(DATA_SEED, trainer.device))
         inputs = {k: v.repeat_interleave(len(z), 0) for k, v in base.items()}
         inputs["z"] = z.to(trainer.device)
         gz = trainer.generate(inputs).float().cpu().numpy().ravel()
-        u = (z.numpy().ravel() + 1) / 2 if latent.dist == "uniform" else stats.norm.cdf(z.numpy().ravel())
-        u = np.clip(u, 1e-4, 1 - 1e-4)
-        ax.plot(z.numpy().ravel(), gz, color="tab:green", label="learned G(z)")
-        ax.plot(z.numpy().ravel(), trainer.data.inverse_cdf(u), "k--", label="F^-1(u(z))")
-        ax.plot(z.numpy().ravel(), trainer.data.inverse_cdf(1 - u), ":", color="gray",
-                label="F^-1(1-u(z)) (mirror)")
-        ax.set(xlabel=f"z ~ {'U[-1,1]' if latent.dist == 'uniform' else 'N(0,1)'}",
-               ylabel="x", title="generator map vs inverse CDF")
-        ax.legend(fontsize=7)
+        zn = z.numpy().ravel()
+        u = (zn + 1) / 2 if uniform else stats.norm.cdf(zn)
+        u = np.clip(u, 1e-3, 1 - 1e-3)
+        target, mirror = trainer.data.inverse_cdf(u), trainer.data.inverse_cdf(1 - u)
+        gap = [float(np.mean(np.abs(gz - c))) if np.isfinite(gz).all() else float("nan")
+               for c in (target, mirror)]
+        ax.plot(zn, target, "k--", lw=1.5, label=f"F^-1(u(z)) (target), mean |G - it| {gap[0]:.2f}")
+        ax.plot(zn, mirror, ":", color="gray",
+                label=f"F^-1(1-u(z)) (mirror, also exact), mean |G - it| {gap[1]:.2f}")
+        ax.plot(zn, gz, color="tab:green", lw=2, label="learned G(z)")
+        dist = "U[-1,1]" if uniform else "N(0,1)"
+        ax.set(xlabel=f"z ~ {dist}", ylabel="x = G(z)")
+        ax.set_title(f"step {step}: generator map G(z) vs inverse CDF\n"
+                     f"u(z) = {'(z+1)/2' if uniform else 'Phi(z)'}", fontsize=9)
+        _legend_below(ax, ncol=1)
+
+    def _losses(self, ax, trainer, rows: list[dict]):
+        for key in sorted({k for r in rows for k in r if k.startswith("loss/")}):
+            pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))
+                   and np.isfinite(r[key])]
+            if pts:
+                ax.plot(*zip(*pts), label=key)
+        steps = [r["step"] for r in rows if "step" in r]
+        span = f"steps {min(steps)}-{max(steps)}" if steps else f"step {trainer.c.step}"
+        ax.set(xlabel="generator step", ylabel="loss")
+        ax.set_title(f"losses, {span}", fontsize=9)
+        if not ax.lines:
+            ax.text(0.5, 0.5, "no losses logged", ha="center", va="center",
+                    transform=ax.transAxes)
+        _legend_below(ax, ncol=2)
 
     def final_plots(self, trainer, folder: Path, rows: list[dict]) -> list[Path]:
         return draw_figures([Figure("gaussian1d", self._slide),
                              Figure("losses", lambda t, f, r: curves(r, f / "losses.png"),
                                     frozenset())], trainer, folder, rows)
 
-    def _slide(self, trainer, folder: Path, rows: list[dict]) -> Path:
-        fig, ax = figure(3, 1, 4.2)
+    def slide_figure(self, trainer, rows: list[dict]):
+        """The lecture slide: densities and D, G(z) vs F^-1, losses (one row)."""
+        fig, ax = figure(3, 1, 4.4)
         g = trainer.sample(20000, seed=12345).numpy().ravel()
         self._densities(ax[0, 0], trainer, g)
-        ax[0, 0].set_title(f"densities and D, step {trainer.c.step}")
+        ax[0, 0].set_title(f"step {trainer.c.step}: p_data, p_g and D", fontsize=9)
         self._mapping(ax[0, 1], trainer)
-        for key in sorted({k for r in rows for k in r if k.startswith("loss/")}):
-            pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
-            ax[0, 2].plot(*zip(*pts), label=key)
-        ax[0, 2].set(title="losses", xlabel="generator step")
-        if ax[0, 2].lines:
-            ax[0, 2].legend(fontsize=7)
-        return save(fig, folder / "gaussian1d.png")
+        self._losses(ax[0, 2], trainer, rows)
+        fig.suptitle(f"{trainer.cfg.data.name}, {_game(trainer)}", fontsize=10)
+        return fig
+
+    def _slide(self, trainer, folder: Path, rows: list[dict]) -> Path:
+        return save(self.slide_figure(trainer, rows), folder / "gaussian1d.png")
