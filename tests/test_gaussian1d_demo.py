@@ -120,3 +120,23 @@ def test_preset_learns_the_target(tmp_path):
     r = bench.run_one(0, tmp_path, [])
     assert r["w1"] <= 0.05, r
     assert abs(r["std"] - 0.5) <= 0.05, r
+
+
+def test_2d_views_hold_every_point_and_say_when(tmp_path):
+    """The 2-D toy figures: axes contain stray points, titles carry step and images seen."""
+    import matplotlib.pyplot as plt
+
+    from gankit.plots.toy import Toy2DView
+    from gankit.train.trainer import Trainer
+
+    trainer = Trainer(build_config("grid", ["train.steps=1"]), tmp_path)
+    x = np.array([[0.0, 0.0], [30.0, -2.0], [1.0, -25.0]])
+    fig, ax = plt.subplots()
+    Toy2DView()._scatter(ax, trainer, x)
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    assert x0 <= -25 and x1 >= 30 and y0 <= -25 and y1 >= 30
+    assert ax.get_legend() is not None and ax.get_legend().get_bbox_to_anchor() is not None
+    plt.close(fig)
+    path = Toy2DView().save_samples(torch.tensor(x, dtype=torch.float32), tmp_path / "s.png",
+                                    trainer=trainer)
+    assert path.exists()

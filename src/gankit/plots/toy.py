@@ -27,21 +27,23 @@ def critic_label(trainer) -> str:
 
 class Toy2DView:
     """2-D mixtures: samples over the data, the critic's map and G's gradient field, the
-    model's log-likelihood, losses and mode metrics (each drawn when the model offers it)."""
+    model's log-likelihood, losses and mode metrics (each drawn when the model offers it).
+    Axes hold the data and every generated point; legends sit under the axes."""
 
     def save_samples(self, x: torch.Tensor, path: Path, trainer=None) -> Path:
         fig, ax = figure()
         self._scatter(ax[0, 0], trainer, x.numpy())
-        ax[0, 0].set_title(f"step {trainer.c.step}" if trainer else "")
+        ax[0, 0].set_title(f"{when(trainer)}: fixed-noise samples" if trainer else "")
         return save(fig, path)
 
-    def _scatter(self, ax, trainer, x: np.ndarray):
+    def _scatter(self, ax, trainer, x: np.ndarray) -> tuple[float, float]:
         real = trainer.data.sample(2500, DATA_SEED).numpy()
         ax.scatter(real[:, 0], real[:, 1], s=2, c="tab:blue", alpha=0.4, label="data")
         ax.scatter(x[:, 0], x[:, 1], s=2, c="tab:orange", alpha=0.6, label="generated")
-        lo, hi = trainer.data.bounds
-        ax.set(xlim=(lo, hi), ylim=(lo, hi), aspect="equal")
-        ax.legend(loc="upper right", fontsize=7, markerscale=4)
+        lims = x_limits(trainer.data, x)
+        ax.set(xlim=lims, ylim=lims, aspect="equal", xlabel="x1", ylabel="x2")
+        _legend_below(ax)
+        return lims
 
     def final_plots(self, trainer, folder: Path, rows: list[dict]) -> list[Path]:
         figures = [
@@ -59,49 +61,62 @@ class Toy2DView:
         name = trainer.cfg.data.name
         fig, ax = figure()
         self._scatter(ax[0, 0], trainer, trainer.sample(2500, seed=12345).numpy())
-        ax[0, 0].set_title(f"{name}: samples over data, step {trainer.c.step}")
+        ax[0, 0].set_title(f"{name}: 2,500 samples over the data\n{when(trainer)}")
         return save(fig, folder / f"{name}_samples.png")
 
     @staticmethod
-    def _grid(trainer, k: int) -> tuple[torch.Tensor, tuple[float, float]]:
-        lo, hi = trainer.data.bounds
-        ticks = torch.linspace(lo, hi, k)
+    def _grid(lims: tuple[float, float], k: int) -> torch.Tensor:
+        ticks = torch.linspace(lims[0], lims[1], k)
         gx, gy = torch.meshgrid(ticks, ticks, indexing="xy")
-        return torch.stack([gx.flatten(), gy.flatten()], 1), (lo, hi)     # (k*k, 2)
+        return torch.stack([gx.flatten(), gy.flatten()], 1)               # (k*k, 2)
 
     def _critic_and_field(self, trainer, folder: Path, rows) -> Path:
         x = trainer.sample(2500, seed=12345).numpy()
-        grid, (lo, hi) = self._grid(trainer, 200)
-        values = critic_values(trainer, grid).view(200, 200).numpy()
-        pts, _ = self._grid(trainer, 21)
+        lims = x_limits(trainer.data, x)
+        lo, hi = lims
+        values = critic_values(trainer, self._grid(lims, 200)).view(200, 200).numpy()
+        pts = self._grid(lims, 21)
         push = trainer.objective.generator_field(pts.to(trainer.device)).float().cpu()
         push = push / (push.norm(dim=1, keepdim=True).max() + 1e-12)
         fig, ax = figure(2, 1, 4.5)
-        im = ax[0, 0].imshow(values, origin="lower", extent=(lo, hi, lo, hi), cmap="viridis")
-        fig.colorbar(im, ax=ax[0, 0], fraction=0.046)
-        ax[0, 0].scatter(x[:, 0], x[:, 1], s=1, c="white", alpha=0.5)
-        ax[0, 0].set_title(f"{critic_label(trainer)} with generated samples")
+        im = ax[0, 0].imshow(values, origin="lower", extent=(lo, hi, lo, hi), cmap="viridis",
+                             aspect="equal")
+        fig.colorbar(im, ax=ax[0, 0], fraction=0.046, label=critic_label(trainer))
+        ax[0, 0].scatter(x[:, 0], x[:, 1], s=1, c="white", alpha=0.5, label="generated")
+        ax[0, 0].set(title=f"{critic_label(trainer)} over the plane\n{when(trainer)}",
+                     xlim=lims, ylim=lims, xlabel="x1", ylabel="x2")
+        _legend_below(ax[0, 0])
         real = trainer.data.sample(1000, DATA_SEED).numpy()
-        ax[0, 1].scatter(real[:, 0], real[:, 1], s=2, c="tab:blue", alpha=0.4)
+        ax[0, 1].scatter(real[:, 0], real[:, 1], s=2, c="tab:blue", alpha=0.4, label="data")
         ax[0, 1].quiver(pts[:, 0], pts[:, 1], push[:, 0], push[:, 1], color="tab:red",
-                        angles="xy", scale_units="xy", scale=1.5 / ((hi - lo) / 20))
-        ax[0, 1].set(title="generator gradient field  -grad L_G", xlim=(lo, hi), ylim=(lo, hi),
-                     aspect="equal")
+                        angles="xy", scale_units="xy", scale=1.5 / ((hi - lo) / 20),
+                        label="-grad L_G: where G's samples are pushed")
+        ax[0, 1].set(title=f"generator gradient field\n{when(trainer)}", xlim=lims, ylim=lims,
+                     aspect="equal", xlabel="x1", ylabel="x2")
+        _legend_below(ax[0, 1], ncol=1)
         return save(fig, folder / "critic_and_gradient_field.png")
 
     def _likelihood(self, trainer, folder: Path, rows) -> Path:
-        grid, (lo, hi) = self._grid(trainer, 200)
+        lims = x_limits(trainer.data)
+        lo, hi = lims
         with torch.no_grad():
-            logp = trainer.objective.log_likelihood(grid.to(trainer.device),
+            logp = trainer.objective.log_likelihood(self._grid(lims, 200).to(trainer.device),
                                                     trainer.sampler()).float().cpu()
         fig, ax = figure(1, 1, 4.5)
         im = ax[0, 0].imshow(logp.view(200, 200).clamp_min(logp.max() - 20).numpy(),
                              origin="lower", extent=(lo, hi, lo, hi), cmap="magma")
         fig.colorbar(im, ax=ax[0, 0], fraction=0.046, label="log p(x) (nats)")
         real = trainer.data.sample(1000, DATA_SEED).numpy()
-        ax[0, 0].scatter(real[:, 0], real[:, 1], s=1, c="cyan", alpha=0.4)
-        ax[0, 0].set(title=f"model log-likelihood, step {trainer.c.step}", aspect="equal")
+        ax[0, 0].scatter(real[:, 0], real[:, 1], s=1, c="cyan", alpha=0.4, label="data")
+        ax[0, 0].set(title=f"model log-likelihood\n{when(trainer)}", aspect="equal",
+                     xlabel="x1", ylabel="x2")
+        _legend_below(ax[0, 0])
         return save(fig, folder / "log_likelihood.png")
+
+
+def when(trainer) -> str:
+    """'step 3000, 768,000 real images' for figure titles."""
+    return f"step {trainer.c.step}, {trainer.c.images_seen:,} real images"
 
 
 def _finite(x: np.ndarray) -> np.ndarray:
