@@ -19,7 +19,9 @@ def test_progress_lines_with_losses_through_a_pipe(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "gankit", "train", "ring", "--steps", "300", "--out", str(out),
-         "--set", "log.progress_seconds=0.1", "--set", "log.every=10"],
+         "--set", "log.progress_seconds=0.1", "--set", "log.every=10",
+         "--set", "model.g_hidden=64", "--set", "model.d_hidden=64",
+         "--set", "train.batch_size=128"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
