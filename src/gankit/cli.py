@@ -291,6 +291,9 @@ def _report(run, quiet: bool = False, as_json: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from gankit.log import set_quiet
+
+    set_quiet(False)                # each invocation starts talkative (--quiet turns it off)
     try:
         cli.main(args=argv, prog_name="gankit", standalone_mode=False)
     except click.exceptions.Abort:
