@@ -251,7 +251,7 @@ def test_training_keeps_the_best_checkpoint_by_fid(tmp_path, data_root,
     run = tmp_path / "run"
     sets = ["model.ngf=8", "model.ndf=8", "train.batch_size=8", "log.progress=false",
             "log.sample_at=[]", "data.split=test", "eval.metrics=[fid]", "eval.best_metric=fid",
-            "eval.patience=3", "eval.every=2", "eval.n=16", "eval.fid_method=svd",
+            "eval.patience=3", "eval.every=2", "eval.n=8", "eval.fid_method=svd",
             f"eval.inception_weights={stand_in_inception_weights}"]
     code, _, err = run_cli(["train", "dcgan-mnist", "--steps", "4", "--out", str(run),
                             *(a for s in sets for a in ("--set", s))])

@@ -18,8 +18,8 @@ ENV = os.environ | {"OMP_NUM_THREADS": "1", "GANKIT_OFFLINE": "1"}
 def test_progress_lines_with_losses_through_a_pipe(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "gankit", "train", "ring", "--steps", "300", "--out", str(out),
-         "--set", "log.progress_seconds=0.1", "--set", "log.every=10",
+        [sys.executable, "-m", "gankit", "train", "ring", "--steps", "150", "--out", str(out),
+         "--set", "log.progress_seconds=0.05", "--set", "log.every=10",
          "--set", "model.g_hidden=64", "--set", "model.d_hidden=64",
          "--set", "train.batch_size=128"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, timeout=300)
@@ -27,8 +27,8 @@ def test_progress_lines_with_losses_through_a_pipe(tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[1] == f"gankit: run folder: {out}"             # named at the start
     progress = [i for i, line in enumerate(lines) if line.startswith("step ")]
-    assert progress and "loss/D" in lines[progress[-1]] and "/300" in lines[progress[-1]]
-    end = next(i for i, line in enumerate(lines) if line.startswith("finished step 300"))
+    assert progress and "loss/D" in lines[progress[-1]] and "/150" in lines[progress[-1]]
+    end = next(i for i, line in enumerate(lines) if line.startswith("finished step 150"))
     assert max(progress) < end                                   # during training, not after
     assert any(line.strip().startswith("next: gankit sample") for line in lines[end:])
     assert proc.stderr == ""

@@ -24,11 +24,11 @@ def test_readme_main_job_is_the_default_train():
 
 
 def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
-    """The README's Python API example, shortened (steps 500 -> 40), runs as written."""
+    """The README's Python API example, shortened (steps 500 -> 10), runs as written."""
     text = (REPO / "README.md").read_text()
     code = text.split("```python\n", 1)[1].split("```", 1)[0]
     assert "api.train" in code and "api.evaluate" in code and "api.resume" in code
     monkeypatch.chdir(tmp_path)
-    exec(compile(code.replace("500", "40"), "README.md", "exec"), {})
+    exec(compile(code.replace("500", "10"), "README.md", "exec"), {})
     assert "hq_fraction" in capsys.readouterr().out
     assert (tmp_path / "runs" / "ring-api" / "checkpoints").is_dir()
