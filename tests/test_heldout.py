@@ -301,6 +301,7 @@ def test_folder_without_heldout_data_refuses(labelled_folder, tmp_path, monkeypa
 
 
 # ---------------------------------------------------------------- translation: MNIST demos
+@pytest.mark.slow          # ~2 s: the same path as fashion-edges, which the default run tests
 def test_mnist_strokes_holds_out_the_train_split(data_root):
     src = build("mnist-strokes", root=str(data_root), split="test", size=16)
     held = src.heldout()

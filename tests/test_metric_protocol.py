@@ -40,7 +40,7 @@ RING = {"data": {"name": "ring"}, "model": {"name": "mlp", "g_hidden": 16, "d_hi
 MNIST = protocol.SMOKE_MNIST
 TINY = {"train": {"batch_size": 8}, "log": {"progress": False, "sample_at": []}}
 # Inception features cost about 0.1 s per image on one core: small n for those metrics.
-N_OFFLINE, N_INCEPTION = 64, 16
+N_OFFLINE, N_INCEPTION = 64, 8
 
 
 @pytest.fixture(scope="module", autouse=True)
