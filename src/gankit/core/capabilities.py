@@ -49,7 +49,6 @@ MEANING = {
     TRANSLATION: "translation between two image domains",
     TEXT: "text decoding",
 }
-ALL = frozenset(MEANING)
 
 
 def describe(caps) -> str:

@@ -87,7 +87,6 @@ class FunctionalNet:
         self.buffers = {k: b.detach().clone() for k, b in net.named_buffers()}
         self.state = {k: functional_optim.copy_state(opt.state.get(p, {}), p)
                       for k, p in named.items()}
-        self.steps = 0
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return functional_call(self.net, {**self.params, **self.buffers}, args, kwargs)
@@ -111,7 +110,6 @@ class FunctionalNet:
                 continue
             self.params[k], self.state[k] = self.rule(self.params[k], g, self.state[k],
                                                       self.cfg, self.lr)
-        self.steps += 1
 
 
 @dataclass
