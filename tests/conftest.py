@@ -26,6 +26,43 @@ def stand_in_inception_weights(tmp_path_factory) -> Path:
     return path
 
 
+class FakeInception:
+    """A cheap stand-in for the FID Inception extractor, for tests of the metric plumbing
+    (work sharing, best checkpoint), not of the network: fixed random projections of the
+    8x8-average-pooled RGB image (B, 3, H, W) to pool3 (B, 2048) and logits (B, 1008).
+    ``calls`` counts images seen."""
+
+    device = "cpu"
+
+    def __init__(self):
+        import torch
+        g = torch.Generator().manual_seed(0)
+        self.w_pool3 = torch.randn(3 * 8 * 8, 2048, generator=g)
+        self.w_logits = torch.randn(3 * 8 * 8, 1008, generator=g) * 0.1
+        self.calls = 0
+
+    def __call__(self, images):
+        import torch.nn.functional as F
+        x = images.float() if images.dtype.is_floating_point else images.float() / 255
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x                 # (B, 3, H, W)
+        x = F.adaptive_avg_pool2d(x, 8).flatten(1)                           # (B, 192)
+        self.calls += len(x)
+        return x @ self.w_pool3, x @ self.w_logits
+
+    def protocol(self) -> dict:
+        return {"feature_network": "fake (tests)", "feature_layer": "projection"}
+
+
+@pytest.fixture
+def fake_inception(monkeypatch, stand_in_inception_weights) -> FakeInception:
+    """Every Inception metric of this process reads FakeInception features; the stand-in
+    weights file still exists so that the weights are found when a run is validated."""
+    from gankit.eval import api as eval_api
+    fake = FakeInception()
+    monkeypatch.setattr(eval_api, "get_extractor", lambda *a, **k: fake)
+    return fake
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     root = Path(os.environ.get("GANKIT_DATA") or REPO.parent / "shared" / "data")

@@ -7,7 +7,8 @@ import numpy as np
 from cli_runner import run_cli
 
 TINY = ["--set", "model.g_hidden=16", "--set", "model.d_hidden=16", "--set", "train.batch_size=32",
-        "--set", "log.progress=false", "--set", "eval.n=200", "--set", "log.sample_at=[]"]
+        "--set", "log.progress=false", "--set", "eval.n=200", "--set", "log.sample_at=[]",
+        "--set", "log.figures=false"]
 
 
 def test_sample_and_eval_from_the_best_checkpoint(tmp_path):

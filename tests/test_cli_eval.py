@@ -21,7 +21,8 @@ def test_eval_image_run_prints_metrics_with_protocol(tmp_path, data_root, monkey
     monkeypatch.setenv("GANKIT_DATA", str(data_root))
     cfg = build_config("dcgan-mnist", ["model.ngf=8", "model.ndf=8", "train.steps=2",
                                        "train.batch_size=8", "log.progress=false",
-                                       "log.sample_at=[]", "data.split=test"])
+                                       "log.sample_at=[]", "data.split=test",
+                                       "log.figures=false"])
     run = api.train(cfg, tmp_path / "run")
     code, out, err = run_cli(["eval", str(run.path), "--metrics", "fid,is,kid,pr,mnist",
                               "--n", "12", "--fid-method", "svd",

@@ -223,7 +223,8 @@ def test_sample_label_draws_one_class(tmp_path, data_root):
     run = tmp_path / "cgan"
     code, _, err = run_cli(["train", "cgan-mnist", "--steps", "2", "--out", str(run), "--quiet",
                             "--set", "data.split=test", "--set", "model.ngf=8",
-                            "--set", "model.ndf=8", "--set", "log.sample_at=[]"])
+                            "--set", "model.ndf=8", "--set", "log.sample_at=[]",
+                            "--set", "log.figures=false"])
     assert code == 0, err
     _, trainer, _ = api.load_trainer(run)
     with trainer.fixed_label(3):

@@ -19,7 +19,8 @@ from gankit.train import checkpoint as ckpt
 
 SETTINGS = ["model.g_hidden=256", "model.d_hidden=256", "train.batch_size=32", "train.steps=150",
             "log.progress=false", "log.ckpt_every=1", "log.keep_ckpts=2", "eval.metrics=[]",
-            "log.sample_at=[]", "log.sample_every=100000", "log.every=10", "seed=5"]
+            "log.sample_at=[]", "log.sample_every=100000", "log.every=10", "seed=5",
+            "log.figures=false"]
 
 
 def _start(run: Path, first: bool) -> subprocess.Popen:

@@ -84,7 +84,8 @@ def test_cli_device_option_sets_train_device(tmp_path):
     from gankit.cli import main
     out = tmp_path / "run"
     main(["train", "--steps", "1", "--device", "cpu", "--out", str(out),
-          *(f"--set={o}" for o in TOY[:-1] + ["log.progress=false", "log.sample_at=[]"])])
+          *(f"--set={o}" for o in TOY[:-1] + ["log.progress=false", "log.sample_at=[]",
+                                          "log.figures=false"])])
     assert "device: cpu" in (out / "config.yaml").read_text()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -12,7 +13,8 @@ from PIL import Image
 from gankit import api
 from gankit.config import build_config
 from gankit.plots import VIEWS
-from gankit.plots.images import HEADER, PAD, ImageView, lerp, make_grid, slerp, to_uint8
+from gankit.plots.images import (HEADER, PAD, ROW_LABELS_KEY, ImageView, lerp, make_grid, slerp,
+                                  to_uint8)
 
 from test_conditional import image_folder
 
@@ -64,7 +66,10 @@ def test_a_run_writes_the_pictures(objective, expected, tmp_path, monkeypatch):
     assert samples == ["step-00000001.png", "step-00000002.png", "step-00000003.png"]
     with Image.open(run.path / "samples" / samples[0]) as im:      # 64 fixed samples, 8 x 8,
         side = 2 * (8 * (28 + PAD) + PAD)                          # each zoomed to 56 px,
-        assert im.size == (side, HEADER + side)                    # under a title strip
+        if objective == "cgan":         # one row block per class (tests/test_demo_figures.py)
+            assert len([t for t in json.loads(im.text[ROW_LABELS_KEY]) if t]) == 3
+        else:
+            assert im.size == (side, HEADER + side)                # under a title strip
         assert np.asarray(im.convert("L"))[:HEADER].min() < 100    # with text in it
     plots = {p.name for p in (run.path / "plots").glob("*.png")}
     base = {"evolution.png", "losses.png", "interpolation.png", "nearest_training.png"}

@@ -223,8 +223,10 @@ def test_list_and_eval_help_show_every_metric():
 
 
 # ------------------------------------------------------------------ Inception metrics
-def test_inception_work_is_shared(tmp_path, data_root, stand_in_inception_weights):
-    """Real features once per process and data source; generated ones once per evaluation."""
+def test_inception_work_is_shared(tmp_path, data_root, stand_in_inception_weights,
+                                  fake_inception):
+    """Real features once per process and data source; generated ones once per evaluation
+    (the plumbing, on a cheap stand-in extractor: the network is tested above)."""
     trainer = Trainer(validate(MNIST | TINY), tmp_path)        # nothing cached for its data
     calls = {"real": 0, "generated": 0}
 
@@ -247,10 +249,11 @@ def test_inception_work_is_shared(tmp_path, data_root, stand_in_inception_weight
 
 
 def test_training_keeps_the_best_checkpoint_by_fid(tmp_path, data_root,
-                                                   stand_in_inception_weights):
+                                                   stand_in_inception_weights, fake_inception):
     run = tmp_path / "run"
     sets = ["model.ngf=8", "model.ndf=8", "train.batch_size=8", "log.progress=false",
-            "log.sample_at=[]", "data.split=test", "eval.metrics=[fid]", "eval.best_metric=fid",
+            "log.sample_at=[]", "log.figures=false", "data.split=test", "eval.metrics=[fid]",
+            "eval.best_metric=fid",
             "eval.patience=3", "eval.every=2", "eval.n=8", "eval.fid_method=svd",
             f"eval.inception_weights={stand_in_inception_weights}"]
     code, _, err = run_cli(["train", "dcgan-mnist", "--steps", "4", "--out", str(run),

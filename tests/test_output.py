@@ -18,8 +18,8 @@ ENV = os.environ | {"OMP_NUM_THREADS": "1", "GANKIT_OFFLINE": "1"}
 def test_progress_lines_with_losses_through_a_pipe(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "gankit", "train", "ring", "--steps", "150", "--out", str(out),
-         "--set", "log.progress_seconds=0.05", "--set", "log.every=10",
+        [sys.executable, "-m", "gankit", "train", "ring", "--steps", "60", "--out", str(out),
+         "--set", "log.progress_seconds=0.02", "--set", "log.every=5",
          "--set", "model.g_hidden=64", "--set", "model.d_hidden=64",
          "--set", "train.batch_size=128"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, timeout=300)
@@ -27,19 +27,20 @@ def test_progress_lines_with_losses_through_a_pipe(tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[1] == f"gankit: run folder: {out}"             # named at the start
     progress = [i for i, line in enumerate(lines) if line.startswith("step ")]
-    assert progress and "loss/D" in lines[progress[-1]] and "/150" in lines[progress[-1]]
-    end = next(i for i, line in enumerate(lines) if line.startswith("finished step 150"))
+    assert progress and "loss/D" in lines[progress[-1]] and "/60" in lines[progress[-1]]
+    end = next(i for i, line in enumerate(lines) if line.startswith("finished step 60"))
     assert max(progress) < end                                   # during training, not after
+    assert any(line.strip().startswith("figures in") for line in lines[end:])
     assert any(line.strip().startswith("next: gankit sample") for line in lines[end:])
     assert proc.stderr == ""
 
 
 def test_json_and_quiet(tmp_path):
     code, out, err = run_cli(["train", "ring", "--steps", "3", "--out", str(tmp_path / "a"),
-                              "--json"])
+                              "--json", "--set", "log.figures=false"])
     assert code == 0 and json.loads(out.splitlines()[-1])["step"] == 3
     code, out, err = run_cli(["train", "ring", "--steps", "3", "--out", str(tmp_path / "b"),
-                              "--quiet"])
+                              "--quiet", "--set", "log.figures=false"])
     assert (code, out, err) == (0, "", "")
 
 
@@ -47,7 +48,7 @@ def test_files_follow_the_umask(tmp_path):
     old = os.umask(0o022)
     try:
         code, _, err = run_cli(["train", "ring", "--steps", "2", "--out", str(tmp_path / "r"),
-                                "--quiet"])
+                                "--quiet", "--set", "log.figures=false"])
     finally:
         os.umask(old)
     assert code == 0, err

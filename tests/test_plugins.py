@@ -20,11 +20,11 @@ def gmm():
     gmm_plugin.unregister()
 
 
-def config(steps=60, **eval_):
+def config(steps=60, figures=True, **eval_):
     return validate({"data": {"name": "ring", "std": 0.05}, "model": {"name": "gmm"},
                      "objective": {"name": "gmm-fit"},
                      "train": {"steps": steps, "batch_size": 128, "ema_beta": 0.9},
-                     "log": {"progress": False, "every": 10, "sample_at": [1]},
+                     "log": {"progress": False, "every": 10, "sample_at": [1], "figures": figures},
                      "eval": {"metrics": ["toy2d", "nll"], "every": 30, "n": 500} | eval_})
 
 
@@ -45,7 +45,7 @@ def test_maximum_likelihood_plugin_trains_plots_and_evaluates(gmm, tmp_path, cap
 
 
 def test_plugin_resumes_bit_exactly(gmm, tmp_path):
-    cfg = config(steps=40)
+    cfg = config(steps=40, figures=False)
     api.train(cfg, tmp_path / "a", until=25)
     api.resume(tmp_path / "a")
     api.train(cfg, tmp_path / "b")

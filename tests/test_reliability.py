@@ -17,7 +17,7 @@ from gankit.train.trainer import Trainer, TrainingDiverged
 
 SMALL = ["model.g_hidden=16", "model.d_hidden=16", "train.batch_size=32", "log.progress=false",
          "eval.metrics=[]", "log.sample_at=[]", "log.sample_every=100000",
-         "optim.G.schedule=constant", "optim.D.schedule=constant"]
+         "optim.G.schedule=constant", "optim.D.schedule=constant", "log.figures=false"]
 
 
 def _inject_nan(trainer: Trainer, steps: set[int]) -> dict:

@@ -10,7 +10,8 @@ from gankit.train import checkpoint as ckpt
 
 SMALL = ["model.g_hidden=32", "model.d_hidden=32", "train.batch_size=64", "log.progress=false",
          "log.every=5", "log.ckpt_every=1000", "eval.metrics=[]", "log.sample_at=[]",
-         "log.sample_every=100000", "optim.G.schedule=constant", "optim.D.schedule=constant"]
+         "log.sample_every=100000", "optim.G.schedule=constant", "optim.D.schedule=constant",
+         "log.figures=false"]
 
 
 def _weights(run_path):

@@ -58,59 +58,43 @@ def test_functional_steps_equal_torch_optim(cfg):
 
 
 # ------------------------------------------------------------------ unrolled inner steps
-class UnrolledParams(ObjectiveParams):
-    name: str = "unrolled-test"
-    inner: int = 3
+# The registered unrolled GAN (gankit.objectives.unrolled, Metz et al. 2017) with 3 inner steps,
+# each on its own real batch and noise ("fresh"), and the non-saturating G loss:
+#     L_G = -E[log D_K(G(z))],  D_K = K functional steps of D's optimizer on L_D
+# (tests/test_unrolled.py checks the other settings against a hand-written reference).
+INNER = 3
 
 
-class UnrolledTest(GANObjective):
-    """Test objective in the manner of the unrolled GAN (Metz et al. 2017): G's loss is taken
-    against D after ``inner`` differentiable copies of D's own update on extra real batches.
+def record_draws(trainer) -> dict:
+    """Record, in float64, every real batch the trainer draws and every noise batch the
+    objective samples (the unrolled G phase draws K of each, then G's noise)."""
+    record = {"real": [], "z": []}
+    draw = trainer.draw_real
 
-        L_D = -E[log D(x)] - E[log(1 - D(G(z)))]
-        L_G = -E[log D_K(G(z))],  D_K = K functional steps of D's optimizer on L_D
-    """
+    def draw_real():
+        batch = {k: v.double() for k, v in draw().items()}
+        record["real"].append(batch["x"])
+        return batch
+    trainer.draw_real = draw_real
+    obj = trainer.objective
+    obj.latent = type(obj.latent)(obj.latent.dim)        # a copy whose sample we may wrap
+    sample = obj.latent.sample
 
-    Params = UnrolledParams
-    critic_is_probability = True
-
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        self.record: dict = {}          # what the G phase drew, for the reference
-
-    def loss_D(self, ctx):
-        real = ctx.batch["x"]
-        _, fake = self.fakes_for_D(ctx, real.shape[0])
-        loss = L.d_loss_bce(self.nets["D"](real), self.nets["D"](fake))
-        return loss, {"loss/D": loss.detach()}
-
-    def loss_G(self, ctx):
-        fD = ctx.functional("D")
-        rec = self.record = {"real": [], "z": [], "z_G": None}
-        for _ in range(self.params.inner):
-            real = ctx.draw_real()["x"]
-            z = self.latent.sample(real.shape[0], ctx.rng, self.device)
-            fD.step(L.d_loss_bce(fD(real), fD(self.nets["G"](z))))
-            rec["real"].append(real)
-            rec["z"].append(z)
-        z = rec["z_G"] = self.latent.sample(ctx.local_batch, ctx.rng, self.device)
-        loss = L.g_loss_nonsaturating(fD(self.nets["G"](z)))
-        return loss, {"loss/G": loss.detach()}
+    def sample_z(n, rng, dev):
+        z = sample(n, rng, dev).double()
+        record["z"].append(z)
+        return z
+    object.__setattr__(obj.latent, "sample", sample_z)
+    return record
 
 
-@pytest.fixture
-def unrolled():
-    OBJECTIVES.register("unrolled-test", UnrolledTest)
-    yield
-    OBJECTIVES.unregister("unrolled-test")
-
-
-def unrolled_trainer(tmp_path, optim_d=None, **train):
+def unrolled_trainer(tmp_path, optim_d=None, inner="fresh", **train):
     cfg = validate({"data": {"name": "ring"},
                     "model": {"name": "mlp", "z_dim": 2, "g_hidden": 5, "d_hidden": 5,
                               "g_depth": 1, "d_depth": 1, "activation": "tanh",
                               "d_activation": "tanh"},
-                    "objective": {"name": "unrolled-test"},
+                    "objective": {"name": "unrolled", "unrolling_steps": INNER,
+                                  "inner_batches": inner},
                     "optim": {"D": optim_d or {"lr": 0.05, "betas": [0.5, 0.9]}},
                     "train": {"steps": 4, "batch_size": 16} | train,
                     "log": {"progress": False}})
@@ -122,20 +106,20 @@ def reference_loss(G, D, opt_state, cfg, lr, record):
     D = copy.deepcopy(D).requires_grad_(True)
     opt = build_optimizer(cfg, D.parameters())
     opt.load_state_dict(copy.deepcopy(opt_state))     # load_state_dict would alias its tensors
-    for real, z in zip(record["real"], record["z"]):
+    for real, z in zip(record["real"], record["z"][:INNER]):
         opt.zero_grad()
         with torch.no_grad():
             fake = G(z)
         L.d_loss_bce(D(real), D(fake)).backward()
         opt.step()
     with torch.no_grad():
-        return L.g_loss_nonsaturating(D(G(record["z_G"]))).item()
+        return L.g_loss_nonsaturating(D(G(record["z"][INNER]))).item()
 
 
 @pytest.mark.parametrize("optim_d", [{"name": "sgd", "lr": 0.5, "momentum": 0.5},
                                      {"name": "adam", "lr": 0.05, "betas": [0.5, 0.9]}],
                          ids=["sgd-momentum", "adam"])
-def test_unrolled_g_gradient_matches_finite_differences(unrolled, tmp_path, optim_d):
+def test_unrolled_g_gradient_matches_finite_differences(tmp_path, optim_d):
     """G's gradient through 3 functional D updates (float64) equals central differences of
     the same loss after 3 real torch.optim steps of a copy of D; D's optimizer is untouched."""
     trainer = unrolled_trainer(tmp_path, optim_d)
@@ -148,11 +132,7 @@ def test_unrolled_g_gradient_matches_finite_differences(unrolled, tmp_path, opti
                     st[k] = v.double()
     G, D = trainer.nets["G"], trainer.nets["D"]
     obj = trainer.objective
-    data_draw = trainer.draw_real
-    trainer.draw_real = lambda: {k: v.double() for k, v in data_draw().items()}
-    obj.latent = type(obj.latent)(obj.latent.dim)        # same noise, float64 below
-    sample = obj.latent.sample
-    object.__setattr__(obj.latent, "sample", lambda n, rng, dev: sample(n, rng, dev).double())
+    record = record_draws(trainer)                        # same draws, float64
     d_state = copy.deepcopy(trainer.optims["D"].state_dict())
     ctx = trainer.step_context()
     for net in trainer.nets.values():
@@ -168,7 +148,7 @@ def test_unrolled_g_gradient_matches_finite_differences(unrolled, tmp_path, opti
     def at(flat, i, value):
         with torch.no_grad():
             flat[i] = value
-        return reference_loss(G, D, d_state, cfg_d, lr, obj.record)
+        return reference_loss(G, D, d_state, cfg_d, lr, record)
 
     for p, g in zip(G.parameters(), grads):
         flat, gflat = p.data.view(-1), g.view(-1)
@@ -177,31 +157,37 @@ def test_unrolled_g_gradient_matches_finite_differences(unrolled, tmp_path, opti
             fd = (at(flat, i, old + h) - at(flat, i, old - h)) / (2 * h)
             at(flat, i, old)
             worst = max(worst, abs(fd - gflat[i].item()))
-    assert loss.item() == pytest.approx(reference_loss(G, D, d_state, cfg_d, lr, obj.record),
+    assert loss.item() == pytest.approx(reference_loss(G, D, d_state, cfg_d, lr, record),
                                         abs=1e-7)
     assert worst < 1e-4, f"largest |analytic - finite difference| = {worst:.2e}"
     # the unrolled copy's gradient differs from the plain (K = 0) one: the inner steps count
-    plain = torch.autograd.grad(L.g_loss_nonsaturating(D(G(obj.record["z_G"]))),
+    plain = torch.autograd.grad(L.g_loss_nonsaturating(D(G(record["z"][INNER]))),
                                 list(G.parameters()))
     assert max((a - b).abs().max().item() for a, b in zip(grads, plain)) > 1e-4
 
 
-def test_unrolled_objective_trains_and_counts_extra_batches(unrolled, tmp_path):
-    trainer = unrolled_trainer(tmp_path)
+@pytest.mark.parametrize("inner,batches", [("fresh", 1 + INNER), ("step", 1)])
+def test_unrolled_objective_trains_and_counts_extra_batches(tmp_path, inner, batches):
+    trainer = unrolled_trainer(tmp_path, inner=inner)
     trainer.fit()
-    # per step: one fresh batch for D, three extra real batches drawn inside the G phase
-    assert trainer.c.images_seen == 4 * (1 + 3) * 16
+    # per step: one fresh batch for D and, with "fresh" inner batches, three extra real
+    # batches drawn inside the G phase ("step": the inner steps reread the D step's batch)
+    assert trainer.c.images_seen == 4 * batches * 16
     assert all(torch.isfinite(p).all() for p in trainer.nets.parameters())
 
 
 # ------------------------------------------------------------------ real batches and scratch
+class RecorderParams(ObjectiveParams):
+    name: str = "recorder"
+
+
 class Recorder(GANObjective):
     """Records what every phase saw (test objective; Goodfellow et al. 2014 losses).
 
         L_A = L_B = L_C = -E[log D(x)] - E[log(1 - D(G(z)))]   (A and C: D; B: G, no data)
     """
 
-    Params = UnrolledParams
+    Params = RecorderParams
 
     @classmethod
     def phases(cls, params, options):

@@ -327,7 +327,7 @@ def test_folder_params_validate():
 
 
 # ---------------------------------------------------------------- training end to end
-def tiny_config(kind: str, root: Path, steps: int = 4, **extra):
+def tiny_config(kind: str, root: Path, steps: int = 4, figures: bool = True, **extra):
     from gankit.config import validate
     data = ({"name": "unpaired-folder", "path": str(root), "size": 16, "load_size": 18,
              "channels": 1} if kind == "cyclegan" else
@@ -336,7 +336,7 @@ def tiny_config(kind: str, root: Path, steps: int = 4, **extra):
            "objective": {"name": kind} | extra,
            "train": {"steps": steps, "batch_size": 3},
            "log": {"every": 1, "sample_at": [1, 2], "sample_every": 100, "n_fixed": 4,
-                   "ckpt_every": 2, "progress": False}}
+                   "ckpt_every": 2, "progress": False, "figures": figures}}
     return validate(raw)
 
 
@@ -356,9 +356,10 @@ def straight_and_resumed(cfg, out: Path):
         warnings.simplefilter("ignore")
         straight = Trainer(cfg)
         straight.fit()
-        half = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 2})})
+        half = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 2}),
+                                      "log": cfg.log.model_copy(update={"figures": False})})
         run = api.train(half, out)
-        resumed = api.resume(run.path, steps=2)
+        resumed = api.resume(run.path, steps=2, overrides=["log.figures=true"])
         _, trainer, _ = api.load_trainer(resumed.path)
     assert trainer.c.step == 4
     for name, net in straight.nets.items():
@@ -390,7 +391,8 @@ def test_pix2pix_trains_and_translates_a_folder(tmp_path, folders):
     from gankit.cli import main
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run = api.train(tiny_config("pix2pix", folders["pix2pix"], steps=2), tmp_path / "run")
+        run = api.train(tiny_config("pix2pix", folders["pix2pix"], steps=2, figures=False),
+                        tmp_path / "run")
     page = (run.path / "samples" / "index.html").read_text()
     assert "real_B" in page and "rec_A" not in page
     inputs = tmp_path / "in"
@@ -414,7 +416,8 @@ def test_translate_cli_cyclegan_both_directions(tmp_path, folders, capsys):
     from gankit.cli import main
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run = api.train(tiny_config("cyclegan", folders["cyclegan"], steps=1), tmp_path / "run")
+        run = api.train(tiny_config("cyclegan", folders["cyclegan"], steps=1, figures=False),
+                        tmp_path / "run")
         for direction in ("AtoB", "BtoA"):
             main(["translate", str(run.path), "--input", str(folders["cyclegan"] / "testA"),
                   "--direction", direction, "--out", str(tmp_path / direction)])
@@ -427,7 +430,8 @@ def test_sample_command_draws_translations(tmp_path, folders):
     from gankit.cli import main
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run = api.train(tiny_config("cyclegan", folders["cyclegan"], steps=1), tmp_path / "run")
+        run = api.train(tiny_config("cyclegan", folders["cyclegan"], steps=1, figures=False),
+                        tmp_path / "run")
         main(["sample", str(run.path), "--n", "20", "--out", str(tmp_path / "s.png")])
     assert Image.open(tmp_path / "s.png").width > 0
     assert not (tmp_path / "index.html").exists()               # pages only for sample steps
@@ -459,7 +463,8 @@ def test_translate_keeps_names_writes_a_sheet_and_takes_a_size(tmp_path, folders
     from gankit import api
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run = api.train(tiny_config("cyclegan", folders["cyclegan"], steps=1), tmp_path / "run")
+        run = api.train(tiny_config("cyclegan", folders["cyclegan"], steps=1, figures=False),
+                        tmp_path / "run")
     inputs = tmp_path / "in"
     (inputs / "sub").mkdir(parents=True)
     Image.new("L", (20, 20), 30).save(inputs / "a.jpg")
@@ -472,3 +477,57 @@ def test_translate_keeps_names_writes_a_sheet_and_takes_a_size(tmp_path, folders
     assert "trained at 16 px" in out and (tmp_path / "o" / "translation-sheet.png").exists()
     page = (run.path / "samples" / "index.html").read_text()
     assert "paired target" not in page                       # CycleGAN's data are unpaired
+
+
+# ---------------------------------------------------------------- inputs unlike the training domain
+def test_image_features_and_ranges_closed_forms():
+    from gankit.translate import TOLERANCE, image_features, unlike
+    white = torch.ones(1, 1, 28, 28)
+    np.testing.assert_allclose(image_features(white), [[1.0, 1.0, 0.0]])
+    square = -torch.ones(1, 3, 28, 28)                       # black, an 8 x 8 white square
+    square[:, :, 10:18, 10:18] = 1
+    p = 64 / 784
+    np.testing.assert_allclose(image_features(square), [[p, 0.0, math.sqrt(p * (1 - p))]],
+                               rtol=1e-5)
+    digits = [[0.03, 0.21], [0.0, 0.01], [0.1, 0.36]]       # thin MNIST strokes, measured
+    assert unlike(image_features(square), digits) == [""]
+    why = unlike(image_features(white), digits)[0]
+    assert "mean intensity 1.00, training 0.03-0.21" in why and "border intensity" in why
+    edge = np.array([[0.21 + TOLERANCE - 1e-6, 0.0, 0.2]])  # within the tolerance: fine
+    assert unlike(edge, digits) == [""]
+
+
+def test_translate_warns_for_a_white_background_digit(tmp_path, data_root, monkeypatch):
+    """A translator trained on white-on-black MNIST strokes: an inverted digit is named in
+    one warning line and still translated; a normal digit passes. The domain's ranges are
+    kept in the run folder, so the check needs no data the second time."""
+    import json
+
+    from cli_runner import run_cli
+    from gankit import api
+    from gankit import translate as translate_mod
+    from gankit.data.idx import load_mnist
+    cfg = build_config("cyclegan-strokes", ["model.ngf=4", "model.ndf=4", "model.n_blocks=1",
+                                            "train.steps=1", "train.batch_size=2",
+                                            "log.progress=false", "train.threads=1"])
+    run = api.train(cfg, tmp_path / "run")
+    digit = load_mnist("test", str(data_root), "mnist").images[0, 0].numpy()   # a 7
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(digit).save(inputs / "digit.png")
+    Image.fromarray(255 - digit).save(inputs / "white.png")
+    for attempt in ("first", "cached"):
+        out = tmp_path / f"out-{attempt}"
+        code, stdout, err = run_cli(["translate", str(run.path), "--input", str(inputs),
+                                     "--out", str(out)])
+        assert code == 0, err
+        assert (out / "digit.png").is_file() and (out / "white.png").is_file()
+        assert "translated 2 images" in stdout
+        lines = [line for line in err.splitlines() if "unlike" in line]
+        assert len(lines) == 1, err
+        assert lines[0].startswith("gankit: warning: 1 of 2 inputs") and "white.png" in lines[0]
+        assert "digit.png" not in lines[0] and "border intensity" in lines[0]
+        stats = json.loads((run.path / translate_mod.DOMAIN_STATS).read_text())
+        assert stats["AtoB"]["n"] == translate_mod.REFERENCE_N
+        monkeypatch.setenv("GANKIT_DATA", str(tmp_path / "no-data"))    # no data from now on
+        T.mnist_strokes.cache_clear()

@@ -41,7 +41,7 @@ def callbacks_for(run: RunDir, trainer: Trainer) -> list:
     view = VIEWS.get(trainer.data.info.kind)()
     return [logger, EvaluationCallback.from_config(logger, trainer), SampleGrids(run, view),
             Checkpointer(log.ckpt_every), ProgressBar(log.progress, logger, log.progress_seconds),
-            FinalPlots(run, view)]
+            *([FinalPlots(run, view)] if log.figures else [])]
 
 
 class FinalPlots:

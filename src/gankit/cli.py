@@ -121,7 +121,8 @@ def _flags(quiet: bool, as_json: bool) -> list[str]:
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Output file: .png (picture), .npy or .npz (raw samples).")
+              help="Output file: .png (picture; class-conditional models: the N split over "
+                   "the classes, rows labelled by class), .npy or .npz (raw samples).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
 @click.option("--label", type=click.IntRange(min=0),
@@ -131,17 +132,24 @@ def sample(run, n, out, seed, best, label) -> None:
     import numpy as np
 
     from gankit.api import load_trainer
+    from gankit.core import capabilities as caps
     from gankit.plots import VIEWS
+    from gankit.plots.images import class_samples
 
     suffix = out.suffix.lower()
     if suffix not in (".png", ".npy", ".npz"):
         raise GankitError(f"--out must end in .png, .npy or .npz, not {out.suffix or '(none)'}")
     _, trainer, _ = load_trainer(run, best=best)
+    labelled = suffix == ".png" and caps.LABELS in trainer.objective.offers
     with trainer.fixed_label(label):
-        x = trainer.sample(n, seed=seed)
+        if labelled and label is None:       # a picture: the n split over the classes
+            x, labels = class_samples(trainer, n, seed)
+        else:
+            x, labels = trainer.sample(n, seed=seed), label
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".png":
-        VIEWS.get(trainer.data.info.kind)().save_samples(x, out, trainer=trainer)
+        VIEWS.get(trainer.data.info.kind)().save_samples(
+            x, out, trainer=trainer, **({"labels": labels} if labelled else {}))
     elif suffix == ".npy":
         np.save(out, x.numpy())
     else:
@@ -172,13 +180,56 @@ def list_() -> None:
 
     width = max(len(name) for reg in ALL.values() for name in reg.names()) + 1
     click.echo("presets:")
+    times = _runtimes()
     for name in list_presets():
-        click.echo(f"  {name:<{width}} {describe_preset(name)}")
+        click.echo(f"  {name:<{width}} {describe_preset(name)} {_runtime_text(name, times)}")
     for kind, reg in ALL.items():
         click.echo(f"{kind}:")
         for name in reg.names():
             text = _metric_line(name) if reg is METRICS else reg.summary(name)
             click.echo(f"  {name:<{width}} {text}")
+
+
+RUNTIMES = "runtimes.json"      # beside the presets: benchmarks/preset_times.py writes it
+
+
+def _runtimes() -> dict:
+    """{preset: measurement} from the presets' runtimes.json ({} when absent or unreadable)."""
+    from gankit.config import PRESET_DIR
+
+    try:
+        presets = json.loads((PRESET_DIR / RUNTIMES).read_text()).get("presets", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return presets if isinstance(presets, dict) else {}
+
+
+def _runtime_text(name: str, times: dict) -> str:
+    """'~4 min on one core (measured)': the preset's steps x the measured CPU seconds per
+    step; 'not measured' without an entry; a note when the preset file changed since."""
+    import hashlib
+
+    from gankit.config import PRESET_DIR, TrainConfig, load_yaml
+
+    entry = times.get(name)
+    try:
+        per_step = float(entry["cpu_seconds_per_step"])
+    except (TypeError, KeyError, ValueError):
+        return "run time not measured"
+    train = load_yaml(PRESET_DIR / f"{name}.yaml").get("train")
+    steps = (train if isinstance(train, dict) else {}).get("steps", TrainConfig().steps)
+    minutes = steps * per_step / 60
+    if minutes < 1:
+        text = "<1 min"
+    elif minutes < 120:
+        text = f"~{minutes:.0f} min"
+    elif minutes < 48 * 60:
+        text = f"~{minutes / 60:.0f} h"
+    else:
+        text = f"~{minutes / 60 / 24:.0f} days"
+    sha = hashlib.sha256((PRESET_DIR / f"{name}.yaml").read_bytes()).hexdigest()
+    changed = "" if entry.get("preset_sha256") in (None, sha) else "; the preset changed since"
+    return f"{text} on one core (measured{changed})"
 
 
 def _metric_line(name: str) -> str:
@@ -202,9 +253,17 @@ def _metric_line(name: str) -> str:
               help="Resize inputs to SIZE px (default: the size the run trained at).")
 def translate(run, input_dir, direction, out_dir, size) -> None:
     """Translate a folder of images with a CycleGAN or pix2pix RUN."""
+    import warnings
+
     from gankit.translate import SHEET, translate_folder
 
-    n = translate_folder(run, input_dir, direction, out_dir, size=size)
+    with warnings.catch_warnings(record=True) as caught:    # skipped files, unusual inputs:
+        warnings.simplefilter("always")                     # one line each
+        try:
+            n = translate_folder(run, input_dir, direction, out_dir, size=size)
+        finally:
+            for w in caught:
+                click.echo(f"gankit: warning: {w.message}", err=True)
     click.echo(f"translated {n} images into {out_dir} (side by side: {out_dir / SHEET})")
 
 
@@ -286,6 +345,8 @@ def _report(run, quiet: bool = False, as_json: bool = False) -> None:
     figures = sorted(p.name for p in (run.path / "plots").glob("*.png"))
     if figures:
         click.echo(f"  figures in {run.path / 'plots'}: {', '.join(figures)}")
+    else:
+        click.echo(f"  figures: none drawn (log.figures=false); gankit plot {run.path} draws them")
     click.echo(f"  next: gankit sample {run.path} --out samples.png | gankit eval {run.path} | "
                f"gankit resume {run.path} --steps N")
 

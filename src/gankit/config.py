@@ -40,6 +40,7 @@ class OptimConfig(Strict):
     schedule: Literal["constant", "linear", "cosine"] = "constant"
     decay_start: float = Field(0.0, ge=0, lt=1)   # fraction of the run before decay begins
     warmup_steps: int = Field(0, ge=0)
+    min_lr: float = Field(0.0, ge=0)               # floor of a decaying rate (linear, cosine)
     grad_clip: float | None = Field(None, gt=0)    # max global grad norm
 
     @field_validator("betas")
@@ -84,6 +85,8 @@ class LogConfig(Strict):
     progress: bool = True
     # without a terminal (a pipe, nohup, a notebook): one progress line every N seconds
     progress_seconds: float = Field(10.0, gt=0)
+    # the final figures of the run's view; false for sweeps (``gankit plot RUN`` draws them later)
+    figures: bool = True
 
 
 class EvalConfig(Strict):

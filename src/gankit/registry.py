@@ -78,6 +78,8 @@ OBJECTIVES = Registry("objective", {
     "cgan": "gankit.objectives.conditional:CGAN",
     "acgan": "gankit.objectives.conditional:ACGAN",
     "infogan": "gankit.objectives.infogan:InfoGAN",
+    "began": "gankit.objectives.began:BEGAN",
+    "unrolled": "gankit.objectives.unrolled:Unrolled",
 })
 
 NETWORKS = Registry("network", {
@@ -85,6 +87,7 @@ NETWORKS = Registry("network", {
     "translation": "gankit.nn.translation:TranslationFamily",
     "dcgan": "gankit.nn.dcgan:DCGANFamily",
     "infogan": "gankit.nn.infogan:InfoGANFamily",
+    "began": "gankit.nn.began:BEGANFamily",
 })
 
 DATASETS = Registry("dataset", {

@@ -3,11 +3,19 @@
 Only the translator is rebuilt, from the run's config and newest intact checkpoint (EMA
 weights when the run kept them); the training data need not be present any more. Each input
 image is decoded like the training data (shorter side resized to the training size, centre
-crop, 1 or 3 channels) and written as PNG under the same relative name.
+crop, 1 or 3 channels) and written under the same relative name and extension.
+
+Inputs unlike the translator's training domain (say a white-background digit for a model
+trained on white-on-black MNIST strokes) are translated, with one warning naming them: each
+input's mean intensity, border intensity and contrast (``image_features``) is compared with
+the range of the same numbers over the held-out images of that domain (``domain_ranges``;
+computed from the data on first use and kept in the run folder as ``domain-stats.json``, so
+later checks need no data).
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -20,6 +28,7 @@ from gankit.core.roles import build_nets
 from gankit.core.step import Latent
 from gankit.data import folder as folder_mod
 from gankit.errors import CheckpointError, GankitError
+from gankit.fileio import atomic_write
 from gankit.log import note
 from gankit.plots.common import upscale_for
 from gankit.plots.translation import VIEW_PX, tile
@@ -78,15 +87,103 @@ def _save_images(images: torch.Tensor, paths: list[Path]) -> None:
 SHEET = "translation-sheet.png"      # the first inputs beside their translations
 SHEET_ROWS = 16
 
+DOMAIN_STATS = "domain-stats.json"  # run folder: each direction's training-input ranges
+REFERENCE_N = 2000                  # held-out images behind a domain's ranges (at most)
+QUANTILES = (0.005, 0.995)          # a domain's range of a feature: 99 % of its images
+TOLERANCE = 0.1                     # and this much more on either side (intensities in [0, 1])
+FEATURES = ("mean intensity", "border intensity", "contrast")
+SHOWN = 5                           # suspicious inputs named in the warning
 
-@torch.no_grad()
+
+class UnlikeTrainingDomainWarning(UserWarning):
+    """Some inputs of ``gankit translate`` differ from the translator's training domain."""
+
+
+def image_features(x: torch.Tensor) -> np.ndarray:
+    """Per image of ``x`` (N, C, S, S) in [-1, 1], as (N, 3) float64 in [0, 1]: the mean
+    intensity, the mean intensity of the outer ring of max(1, S // 14) pixels (2 px at 28: the
+    background), and the contrast (standard deviation of the intensity); intensity is the
+    mean over channels mapped to [0, 1]."""
+    v = (x.detach().float().cpu().mean(1) + 1) / 2                       # (N, S, S)
+    side = min(v.shape[-2:])
+    w = max(1, side // 14)
+    ring = torch.ones(v.shape[-2:], dtype=torch.bool)
+    ring[w:-w, w:-w] = False
+    flat = v.flatten(1)
+    return torch.stack([flat.mean(1), v[:, ring].mean(1), flat.std(1, correction=0)],
+                       1).double().numpy()
+
+
+def feature_ranges(features: np.ndarray) -> list[list[float]]:
+    """[[lo, hi]] per feature column of (N, 3) ``features``: the ``QUANTILES`` range."""
+    q = np.quantile(features, QUANTILES, axis=0)                          # (2, 3)
+    return [[float(lo), float(hi)] for lo, hi in q.T]
+
+
+def unlike(features: np.ndarray, ranges: list[list[float]]) -> list[str]:
+    """For each row of ``features`` (N, 3): '' when every feature lies within its range
+    widened by ``TOLERANCE``, else what lies outside, e.g. 'border intensity 1.00, training
+    0.00-0.01'."""
+    out = []
+    for row in features:
+        bad = [f"{name} {v:.2f}, training {lo:.2f}-{hi:.2f}"
+               for name, v, (lo, hi) in zip(FEATURES, row, ranges)
+               if not lo - TOLERANCE <= v <= hi + TOLERANCE]
+        out.append("; ".join(bad))
+    return out
+
+
+def domain_ranges(run_path: Path, direction: str) -> dict | None:
+    """The training domain of ``direction``'s inputs (domain A for AtoB, B for BtoA) as
+    ``{"ranges": [[lo, hi]] per FEATURES, "n": images, "source": description}``: read from
+    the run's ``domain-stats.json``, else computed from up to REFERENCE_N held-out images of
+    the run's data set and saved there. None (with a note) when the data cannot be read."""
+    run = RunDir.open(run_path)
+    cache = run.path / DOMAIN_STATS
+    try:
+        kept = json.loads(cache.read_text()) if cache.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        kept = {}
+    if isinstance(kept.get(direction), dict) and len(kept[direction].get("ranges", ())) == 3:
+        return kept[direction]
+    cfg = run.read_config()
+    key = "a" if direction == "AtoB" else "b"
+    try:
+        with warnings.catch_warnings():           # the run reported skipped files already
+            warnings.simplefilter("ignore")
+            held = DATASETS.get(cfg.data.name).build(cfg.data, seed=cfg.seed).heldout()
+            parts, n = [], 0
+            for batch in held.batches(256):
+                if n >= REFERENCE_N:
+                    break
+                part = batch[key][:REFERENCE_N - n]
+                if len(part):
+                    parts.append(image_features(part))
+                    n += len(part)
+    except (GankitError, OSError) as e:
+        note(f"inputs not compared with the training domain ({' '.join(str(e).split())})")
+        return None
+    if not parts:
+        note(f"inputs not compared with the training domain (no held-out {key.upper()} images)")
+        return None
+    stats = {"ranges": feature_ranges(np.concatenate(parts)), "n": n,
+             "source": f"{held.description}, domain {key.upper()}"}
+    try:
+        atomic_write(cache, (json.dumps(kept | {direction: stats}, indent=1) + "\n").encode())
+    except OSError:
+        pass                                      # a read-only run folder: computed each time
+    return stats
+
+
 def translate_folder(run_path: Path, input_dir: Path, direction: str, out_dir: Path,
                      size: int | None = None) -> int:
     """Translate every image under ``input_dir`` into ``out_dir`` under the same relative
     name and extension, and write ``translation-sheet.png`` (inputs beside translations);
     returns how many were translated. ``size``: the side images are resized to (default:
     the training size; the translators are convolutional, so other sizes run, with a note).
-    Unusable files are skipped and reported in one warning; GankitError when none is left."""
+    Unusable files are skipped and reported in one warning; inputs unlike the training
+    domain (``domain_ranges``) are translated and named in one UnlikeTrainingDomainWarning.
+    GankitError when no usable image is left."""
     net, (channels, trained, _) = load_translator(Path(run_path), direction)
     size = size or trained
     if size != trained:
@@ -95,8 +192,9 @@ def translate_folder(run_path: Path, input_dir: Path, direction: str, out_dir: P
     if not entries:
         raise GankitError(f"no image files ({', '.join(folder_mod.IMAGE_EXTENSIONS)}) in "
                           f"{input_dir}")
+    domain = domain_ranges(Path(run_path), direction)
     out_dir = Path(out_dir)
-    written, skipped, sheet = 0, {}, ([], [])
+    written, skipped, sheet, odd = 0, {}, ([], []), []
     for start in range(0, len(entries), BATCH):
         arrays, paths = [], []
         for entry in entries[start:start + BATCH]:
@@ -109,7 +207,11 @@ def translate_folder(run_path: Path, input_dir: Path, direction: str, out_dir: P
         if not arrays:
             continue
         x = torch.from_numpy(np.stack(arrays)).float() / 127.5 - 1     # (n, C, S, S)
-        y = net(x)
+        if domain is not None:
+            odd += [(p.relative_to(out_dir).as_posix(), why)
+                    for p, why in zip(paths, unlike(image_features(x), domain["ranges"])) if why]
+        with torch.no_grad():
+            y = net(x)
         _save_images(y, paths)
         written += len(paths)
         room = SHEET_ROWS - sum(len(t) for t in sheet[0])
@@ -119,6 +221,12 @@ def translate_folder(run_path: Path, input_dir: Path, direction: str, out_dir: P
         detail = ", ".join(f"{n} {r}" for r, n in sorted(skipped.items()))
         warnings.warn(f"skipped {sum(skipped.values())} of {len(entries)} files in "
                       f"{input_dir}: {detail}", folder_mod.SkippedFilesWarning, stacklevel=2)
+    if odd:
+        named = ", ".join(f"{name} ({why})" for name, why in odd[:SHOWN])
+        more = f" and {len(odd) - SHOWN} more" if len(odd) > SHOWN else ""
+        warnings.warn(f"{len(odd)} of {written} inputs look unlike the {direction} translator's "
+                      f"training inputs ({domain['source']}), translated anyway: {named}{more}",
+                      UnlikeTrainingDomainWarning, stacklevel=2)
     if written == 0:
         raise GankitError(f"no usable image in {input_dir}")
     inputs, outputs = torch.cat(sheet[0]), torch.cat(sheet[1])

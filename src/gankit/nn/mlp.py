@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
-from gankit.core.roles import CriticRole, GeneratorRole
+from gankit.errors import ConfigError
+from gankit.core.roles import AutoencoderRole, CriticRole, GeneratorRole
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh,
                "elu": nn.ELU}
@@ -87,9 +88,44 @@ def build_critic(p: MLPParams, info: DataInfo, role: CriticRole) -> nn.Module:
                      role.num_classes)     # no batch norm: per sample whatever the role asks
 
 
+class MLPAutoencoder(nn.Module):
+    """BEGAN's discriminator for vector data (Berthelot et al. 2017, with MLPs for the convs):
+    x (B, *shape) -> its reconstruction (B, *shape) through a code (B, code_dim).
+
+    Encoder and decoder are ``depth`` hidden layers of ``hidden`` units each (``act``); the
+    code and the output are linear. ``encode``: (B, *shape) -> (B, code_dim); ``decode``:
+    the inverse."""
+
+    def __init__(self, shape: tuple[int, ...], hidden: int, depth: int, act: str,
+                 code_dim: int):
+        super().__init__()
+        self.shape, size = shape, math.prod(shape)
+        self.encoder = mlp([size] + [hidden] * depth + [code_dim], act)
+        self.decoder = mlp([code_dim] + [hidden] * depth + [size], act)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x.flatten(1))                            # (B, code_dim)
+
+    def decode(self, h: Tensor) -> Tensor:
+        return self.decoder(h).view(h.shape[0], *self.shape)         # (B, *shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+
+def build_autoencoder(p: MLPParams, info: DataInfo, role: AutoencoderRole) -> nn.Module:
+    """D's width, depth and activation (``d_hidden``, ``d_depth``, ``d_activation``) on each
+    side of a ``role.code_dim`` code. Raises ConfigError when the role asks for no code."""
+    if role.code_dim <= 0:
+        raise ConfigError("the mlp autoencoder needs a code size (code_dim > 0)")
+    return MLPAutoencoder(info.shape, p.d_hidden, p.d_depth, p.d_activation, role.code_dim)
+
+
 class MLPFamily:
-    """Fully connected G and D (toy problems; Goodfellow 2014 MNIST MLP with tanh output)."""
+    """Fully connected G and D (toy problems; Goodfellow 2014 MNIST MLP with tanh output);
+    D as an autoencoder for BEGAN."""
 
     Params = MLPParams
     data_kinds = ("toy1d", "toy2d", "image")
-    builders = {GeneratorRole: build_generator, CriticRole: build_critic}
+    builders = {GeneratorRole: build_generator, CriticRole: build_critic,
+                AutoencoderRole: build_autoencoder}

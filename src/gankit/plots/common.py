@@ -69,7 +69,9 @@ def save(fig, path: Path) -> Path:
 # Readable titles for logged keys (others are shown as they are logged).
 TITLES = {"modes": "modes captured", "hq_fraction": "high-quality samples (fraction)",
           "kl": "reverse KL of mode histogram (nats)", "W1_estimate": "critic's W1 estimate",
-          "gp": "gradient penalty", "nll": "held-out NLL (nats)"}
+          "gp": "gradient penalty", "nll": "held-out NLL (nats)",
+          "M_global": "M_global (convergence)", "k_t": "k_t (equilibrium control)",
+          "L(": "autoencoder L1 error L(.)"}
 
 
 def upscale_for(side: int, target: int = 48) -> int:
@@ -89,11 +91,13 @@ def plot_series(ax, pts: list[tuple[int, float]], label: str | None = None) -> N
     ax.plot(*zip(*pts), marker="o" if len(pts) < 20 else None, markersize=4, label=label)
 
 
-def curves(rows: list[dict], path: Path, prefixes=("loss/", "D(", "D_", "W1")) -> Path | None:
+def curves(rows: list[dict], path: Path,
+           prefixes=("loss/", "D(", "D_", "W1", "L(", "M_global", "k_t")) -> Path | None:
     """Loss and score curves over steps from metrics.jsonl rows: one panel per loss, each on
     its own scale (a weighted generator loss does not flatten the others); the
     discriminator's outputs together (with the D = 1/2 line when they are probabilities);
-    the critic's W1 estimate on its own."""
+    the critic's W1 estimate on its own; BEGAN's reconstruction errors L(x), L(G(z))
+    together, its M_global and k_t each on its own."""
     keys = sorted({k for r in rows for k in r if k.startswith(prefixes) and series(rows, k)})
     if not keys:
         return None
@@ -101,7 +105,9 @@ def curves(rows: list[dict], path: Path, prefixes=("loss/", "D(", "D_", "W1")) -
     scores = [k for k in keys if k.startswith(("D(", "D_"))]
     if scores:
         panels.append(("discriminator outputs", scores))
-    panels += [(TITLES.get(k, k), [k]) for k in keys if k.startswith("W1")]
+    if recon := [k for k in keys if k.startswith("L(")]:
+        panels.append((TITLES["L("], recon))
+    panels += [(TITLES.get(k, k), [k]) for k in keys if k.startswith(("W1", "M_global", "k_t"))]
     ncols = min(4, len(panels))
     nrows = -(-len(panels) // ncols)
     fig, ax = figure(ncols, nrows, 3.2)

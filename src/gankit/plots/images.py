@@ -2,31 +2,38 @@
 class-conditional grids, InfoGAN code traversals and nearest training images.
 
 Images arrive as float tensors (N, C, H, W) in [-1, 1]. Grids are written with Pillow at the
-images' own resolution (exact pixels, small files); figures with labels use matplotlib.
+images' own resolution (exact pixels, small files), zoomed to >= 48 px per image; figures with
+labels use matplotlib. Sample grids of class-conditional models group the images one class per
+row block, labelled in a margin (``by_class``).
 What ``final_plots`` draws depends on the model's capabilities (``gankit.core.capabilities``):
 "labels" gives one row per class, "codes" the InfoGAN traversals, "latent" interpolations.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
 from torch import Tensor
 
 from gankit.core import capabilities as caps
 from gankit.data.base import make_generator
 from gankit.plots.common import Figure, curves, draw_figures, figure, save, upscale_for
+from gankit.plots.reconstruction import FIGURE as RECONSTRUCTION
 
 PAD = 2                 # pixels between grid cells
 MIN_CELL = 48           # saved sample grids show each image at least this many pixels wide
 HEADER = 16             # pixels of the title strip above a saved sample grid
 SEED = 777              # noise for the final figures (separate from training and fixed noise)
 NN_REFERENCE = 10000    # training images searched for nearest neighbours
+LABEL_PX = 14           # font size (pixels) of the class labels beside a conditional grid
+ROW_LABELS_KEY = "gankit:row_labels"   # PNG text chunk: a grid's row labels as a JSON list
 
 
 # ------------------------------------------------------------------ pure helpers
@@ -54,21 +61,96 @@ def pil_image(grid: np.ndarray) -> Image.Image:
     return Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
 
 
-def save_grid(x: Tensor, path: Path, ncol: int | None = None, title: str = "") -> Path:
+def save_grid(x: Tensor, path: Path, ncol: int | None = None, title: str = "",
+              row_labels: list[str] | tuple[str, ...] = ()) -> Path:
     """A grid of images (N, C, H, W) in [-1, 1] as a PNG: each image zoomed (nearest) to at
-    least MIN_CELL pixels, with ``title`` in a strip of HEADER pixels above when given."""
+    least MIN_CELL pixels, with ``title`` in a strip of HEADER pixels above when given.
+
+    ``row_labels`` (one string per grid row, "" for none) are written in a margin left of the
+    rows, and kept as a JSON list in the PNG text chunk ``ROW_LABELS_KEY``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     scale = upscale_for(x.shape[-1], MIN_CELL)
     pic = pil_image(make_grid(x, ncol)).convert("RGB")
     pic = pic.resize((pic.width * scale, pic.height * scale), Image.Resampling.NEAREST)
+    if row_labels:
+        pic = _label_rows(pic, list(row_labels), cell=x.shape[-2] * scale, pad=PAD * scale)
     if title:
         framed = Image.new("RGB", (pic.width, pic.height + HEADER), "white")
         framed.paste(pic, (0, HEADER))
         ImageDraw.Draw(framed).text((PAD * scale, 2), title, fill="black")
         pic = framed
-    pic.save(path)
+    if row_labels and path.suffix.lower() == ".png":
+        meta = PngInfo()
+        meta.add_text(ROW_LABELS_KEY, json.dumps(list(row_labels)))
+        pic.save(path, pnginfo=meta)
+    else:
+        pic.save(path)
     return path
+
+
+def _label_rows(pic: Image.Image, labels: list[str], cell: int, pad: int) -> Image.Image:
+    """``pic`` (a zoomed grid, rows of ``cell`` px between ``pad`` px gaps) with a white
+    margin on its left holding each row's label, right-aligned and centred on its row."""
+    font = ImageFont.load_default(size=LABEL_PX)
+    probe = ImageDraw.Draw(pic)
+    boxes = [probe.textbbox((0, 0), t, font=font) for t in labels]
+    width = max(b[2] - b[0] for b in boxes) + 3 * pad
+    out = Image.new("RGB", (pic.width + width, pic.height), "white")
+    out.paste(pic, (width, 0))
+    draw = ImageDraw.Draw(out)
+    for r, (text, (x0, y0, x1, y1)) in enumerate(zip(labels, boxes)):
+        centre = pad + r * (cell + pad) + cell / 2
+        draw.text((width - 2 * pad - (x1 - x0) - x0, centre - (y1 + y0) / 2), text,
+                  fill="black", font=font)
+    return out
+
+
+def class_label(k: int, names: tuple[str, ...] = ()) -> str:
+    """A class's row label: 'y=3', or 'y=1 Trouser' when the data name it otherwise."""
+    name = names[k] if k < len(names) else str(k)
+    return f"y={k}" if name == str(k) else f"y={k} {name}"
+
+
+def by_class(x: Tensor, labels: Tensor, names: tuple[str, ...] = (),
+             max_cols: int | None = None) -> tuple[Tensor, int, list[str]]:
+    """Images (N, C, H, W) and their labels (N,) regrouped one class per block of rows, in
+    class order (each class's images in their given order): returns the cells
+    (R * ncol, C, H, W) with white fillers closing each class's last row, ``ncol``, and one
+    label per row (``class_label`` on a class's first row, "" on the rows it continues on).
+
+    ``ncol`` is the largest class count, at most ``max_cols`` (default: 10, or sqrt(N) when
+    larger). ValueError when the counts of images and labels differ."""
+    labels = torch.as_tensor(labels).flatten().cpu()
+    if len(labels) != len(x):
+        raise ValueError(f"{len(x)} images but {len(labels)} labels")
+    classes = sorted(int(k) for k in labels.unique())
+    groups = [x[labels == k] for k in classes]
+    max_cols = max_cols or max(10, math.ceil(math.sqrt(len(x))))
+    ncol = min(max_cols, max(len(g) for g in groups))
+    filler = torch.ones_like(x[:1])                                     # white
+    cells, rows = [], []
+    for k, g in zip(classes, groups):
+        nrow = math.ceil(len(g) / ncol)
+        cells += [g, filler.expand(nrow * ncol - len(g), *x.shape[1:])]
+        rows += [class_label(k, names)] + [""] * (nrow - 1)
+    return torch.cat(cells), ncol, rows
+
+
+def class_samples(trainer, n: int, seed: int) -> tuple[Tensor, Tensor]:
+    """``n`` samples of a class-conditional model (capability "labels") for a picture, and
+    their labels (n,) int64: the n split over the K classes (the first n mod K classes get
+    one more), each class drawn with ``trainer.sample(n_k, seed)`` under ``fixed_label``, so
+    the classes share their noise z column by column. Images (n, C, H, W) in [-1, 1]."""
+    k = trainer.data.info.num_classes
+    xs, ys = [], []
+    for c in range(k):
+        m = n // k + (c < n % k)
+        if m:
+            with trainer.fixed_label(c):
+                xs.append(trainer.sample(m, seed=seed))
+            ys.append(torch.full((m,), c, dtype=torch.int64))
+    return torch.cat(xs), torch.cat(ys)
 
 
 def lerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
@@ -138,10 +220,21 @@ def labelled_grid(x: Tensor, ncol: int, path: Path, title: str, row_labels=(),
 class ImageView:
     """Samples and diagnostics for ``DataInfo.kind == "image"``."""
 
-    def save_samples(self, x: Tensor, path: Path, trainer=None) -> Path:
+    def save_samples(self, x: Tensor, path: Path, trainer=None,
+                     labels: Tensor | int | None = None) -> Path:
+        """A grid of ``x`` (N, C, H, W) under a 'step N, images seen' title. With ``labels``
+        (class-conditional models: the class of each image (N,), or one class for all) the
+        images are grouped one class per row block, each block labelled with its class
+        (``by_class``; names from the data when they declare them)."""
         title = (f"step {trainer.c.step}, {trainer.c.images_seen:,} real images seen"
                  if trainer is not None else "")
-        return save_grid(x, path, title=title)
+        if labels is None:
+            return save_grid(x, path, title=title)
+        if isinstance(labels, int):
+            labels = torch.full((len(x),), labels, dtype=torch.int64)
+        names = tuple(trainer.data.info.class_names) if trainer is not None else ()
+        cells, ncol, rows = by_class(x, labels, names)
+        return save_grid(cells, path, ncol, title=title, row_labels=rows)
 
     def final_plots(self, trainer, folder: Path, rows: list[dict]) -> list[Path]:
         side = int(trainer.data.info.shape[-1])
@@ -157,6 +250,7 @@ class ImageView:
                    frozenset({caps.SAMPLES, caps.CODES})),
             Figure("nearest_training", lambda t, f, r: self.neighbours(
                 t, f / "nearest_training.png")),
+            RECONSTRUCTION,
         ]
         return draw_figures(figures, trainer, folder, rows)
 

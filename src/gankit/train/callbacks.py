@@ -9,6 +9,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from gankit.core import capabilities as caps
 from gankit.run import RunDir
 from gankit.train.trainer import Callback, Trainer, every
 
@@ -55,7 +56,9 @@ class MetricsLogger(Callback):
 
 
 class SampleGrids(Callback):
-    """Fixed-noise samples at the slides' steps, through the data kind's view."""
+    """Fixed-noise samples at the slides' steps, through the data kind's view (with each
+    image's label for class-conditional models); a view with a ``snapshot(trainer, folder)``
+    method also keeps its data of that step under ``snapshots/`` (e.g. the 1-D strip)."""
 
     def __init__(self, run: RunDir, view):
         self.run, self.view = run, view
@@ -69,9 +72,16 @@ class SampleGrids(Callback):
         self.save(trainer)
 
     def save(self, trainer):
-        x = trainer.generate(trainer.fixed_inputs).float().cpu()
-        self.view.save_samples(x, self.run.sub("samples") / f"step-{trainer.c.step:08d}.png",
-                               trainer=trainer)
+        inputs = trainer.fixed_inputs
+        x = trainer.generate(inputs).float().cpu()
+        path = self.run.sub("samples") / f"step-{trainer.c.step:08d}.png"
+        if caps.LABELS in trainer.objective.offers:         # the grid says each image's class
+            self.view.save_samples(x, path, trainer=trainer, labels=inputs["y"].cpu())
+        else:
+            self.view.save_samples(x, path, trainer=trainer)
+        snapshot = getattr(self.view, "snapshot", None)     # a view's data for later figures
+        if snapshot is not None:
+            snapshot(trainer, self.run.sub("snapshots"))
 
 
 class Checkpointer(Callback):

@@ -36,15 +36,18 @@ def lr_factor(cfg: OptimConfig, step: int, total: int) -> float:
 
     A pure function of the step, so resuming needs no scheduler object to restore.
     ``linear`` is CycleGAN's: constant for ``decay_start * total`` steps, then linear to 0.
+    A decay stops at ``min_lr`` (an absolute rate: users of the BEGAN reference code,
+    carpedm20/BEGAN-tensorflow issue 19, report collapse once the rate has decayed too far).
     """
     warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
     start = cfg.decay_start * total
     if cfg.schedule == "constant" or step < start:
         return warm
     frac = (step - start) / max(1.0, total - start)
+    floor = min(1.0, cfg.min_lr / cfg.lr)
     if cfg.schedule == "linear":
-        return warm * max(0.0, 1.0 - frac)
-    return warm * 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
+        return warm * max(floor, 1.0 - frac)
+    return warm * max(floor, 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac))))
 
 
 class EMA:
