@@ -32,6 +32,7 @@ KNOWN = {"steps", "batch_size", "d_steps", "ema_beta", "device", "amp", "nan_pol
          "clip", "gp_weight", "side", "spacing", "turns", "mean", "threads", "reuse_fakes"}
 KNOWN |= {"q_hidden", "leak"}                                  # model: infogan
 KNOWN |= {"min_lr"}                                            # optim: learning-rate floor
+KNOWN |= {"figures", "real_label"}                             # log; sigmoid games' smoothing
 
 unknown_key = st.tuples(st.sampled_from(SECTIONS), name.filter(lambda n: n not in KNOWN)).map(
     lambda t: f"{t[0]}.{t[1]}".lstrip(".") + "=1")

@@ -6,10 +6,10 @@ from typing import Literal
 
 from gankit.objectives import functional as L
 from gankit.objectives.base import ObjectiveParams
-from gankit.objectives.gan import AdversarialObjective, SigmoidGame
+from gankit.objectives.gan import AdversarialObjective, SigmoidGame, SigmoidGameParams
 
 
-class MinimaxParams(ObjectiveParams):
+class MinimaxParams(SigmoidGameParams):
     name: Literal["minimax"] = "minimax"
 
 
@@ -27,7 +27,7 @@ class Minimax(SigmoidGame):
         return L.g_loss_saturating(fake_out)
 
 
-class NonSaturatingParams(ObjectiveParams):
+class NonSaturatingParams(SigmoidGameParams):
     name: Literal["nonsaturating"] = "nonsaturating"
 
 

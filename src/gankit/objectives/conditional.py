@@ -23,8 +23,7 @@ from gankit.core import capabilities as caps
 from gankit.core.roles import CriticRole, GeneratorRole
 from gankit.errors import ConfigError
 from gankit.objectives import functional as L
-from gankit.objectives.base import ObjectiveParams
-from gankit.objectives.gan import GANObjective
+from gankit.objectives.gan import GANObjective, SigmoidGameParams
 
 
 def require_labels(name: str, info) -> int:
@@ -58,7 +57,7 @@ class _Labelled(GANObjective):
 
 
 
-class CGANParams(ObjectiveParams):
+class CGANParams(SigmoidGameParams):
     name: Literal["cgan"] = "cgan"
 
 
@@ -83,7 +82,7 @@ class CGAN(_Labelled):
         inputs, fake = self.fakes_for_D(ctx, real.shape[0])
         D = self.nets["D"]
         real_out, fake_out = D(real, y), D(fake, inputs["y"])
-        loss = L.d_loss_bce(real_out, fake_out)
+        loss = L.d_loss_bce(real_out, fake_out, self.params.real_label)
         return loss, {"loss/D": loss.detach(), "D(x)": self.score(real_out),
                       "D(G(z))": self.score(fake_out)}
 
@@ -93,7 +92,7 @@ class CGAN(_Labelled):
         return loss, {"loss/G": loss.detach()}
 
 
-class ACGANParams(ObjectiveParams):
+class ACGANParams(SigmoidGameParams):
     name: Literal["acgan"] = "acgan"
     aux_weight: float = Field(1.0, ge=0)     # weight of the class log-likelihood L_C
     # D's classifier also fits the labels of generated images (the paper). Off: D classifies
@@ -131,7 +130,7 @@ class ACGAN(_Labelled):
         inputs, fake = self.fakes_for_D(ctx, real.shape[0])
         D = self.nets["D"]
         real_out, fake_out = D(real), D(fake)                  # (B, 1 + K)
-        adv = L.d_loss_bce(real_out[:, 0], fake_out[:, 0])
+        adv = L.d_loss_bce(real_out[:, 0], fake_out[:, 0], self.params.real_label)
         cls_real = F.cross_entropy(real_out[:, 1:], y)
         cls_fake = F.cross_entropy(fake_out[:, 1:], inputs["y"])
         cls = cls_real + cls_fake if self.params.fake_class_loss else cls_real

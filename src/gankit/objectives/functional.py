@@ -22,9 +22,17 @@ def value_function(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return -F.softplus(-real_logits).mean() - F.softplus(fake_logits).mean()
 
 
-def d_loss_bce(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """-V(D, G): the discriminator ascends V by descending this."""
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+def d_loss_bce(real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
+    """-V(D, G): the discriminator ascends V by descending this.
+
+    ``real_label`` t < 1 is one-sided label smoothing (Salimans et al. 2016, section 3.4): the
+    real images' target is t and the fakes' stays 0, so D is not pushed to overconfident
+    logits on real data:  -E_x[t log D(x) + (1 - t) log(1 - D(x))] - E_z[log(1 - D(G(z)))].
+    Logits (B,) or (B, 1); returns a scalar (nats)."""
+    real = F.softplus(-real_logits)                             # -log D(x)
+    if real_label != 1.0:
+        real = real_label * real + (1.0 - real_label) * F.softplus(real_logits)
+    return real.mean() + F.softplus(fake_logits).mean()
 
 
 def g_loss_saturating(fake_logits: Tensor) -> Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
 from gankit.core import capabilities as caps
@@ -137,10 +138,17 @@ class AdversarialObjective(GANObjective):
         return loss, {"loss/G": loss.detach()}
 
 
+class SigmoidGameParams(ObjectiveParams):
+    """Options of every game on D(x) = sigmoid(logit)."""
+
+    # one-sided label smoothing (Salimans et al. 2016, section 3.4): real target, e.g. 0.9
+    real_label: float = Field(1.0, gt=0.5, le=1.0)
+
+
 class SigmoidGame(AdversarialObjective):
     """Games on D(x) = sigmoid(logit): the logs and pictures show probabilities."""
 
     critic_is_probability: ClassVar[bool] = True
 
     def d_terms(self, real_out, fake_out):
-        return L.d_loss_bce(real_out, fake_out)
+        return L.d_loss_bce(real_out, fake_out, self.params.real_label)

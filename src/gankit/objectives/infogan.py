@@ -12,11 +12,10 @@ from torch import Tensor, nn
 from gankit.core import capabilities as caps
 from gankit.core.roles import CriticRole, GeneratorRole
 from gankit.objectives import functional as L
-from gankit.objectives.base import ObjectiveParams
-from gankit.objectives.gan import GANObjective
+from gankit.objectives.gan import GANObjective, SigmoidGameParams
 
 
-class InfoGANParams(ObjectiveParams):
+class InfoGANParams(SigmoidGameParams):
     name: Literal["infogan"] = "infogan"
     categorical: int = Field(10, ge=0, le=1000)   # size of the categorical code (0: none)
     continuous: int = Field(2, ge=0, le=64)       # continuous codes ~ U[-1, 1]
@@ -136,7 +135,7 @@ class InfoGAN(GANObjective):
         inputs, fake = self.fakes_for_D(ctx, real.shape[0])     # no graph into G
         D = self.nets["D"]
         real_out, fake_out = D(real), D(fake)                     # (B, 1 + q_dim)
-        adv = L.d_loss_bce(real_out[:, 0], fake_out[:, 0])
+        adv = L.d_loss_bce(real_out[:, 0], fake_out[:, 0], self.params.real_label)
         info, logs = self.info_loss(self.q_out(fake, fake_out, ctx.rng), inputs)
         loss = adv + self.params.info_weight * info
         return loss, logs | {"loss/D": loss.detach(), "loss/info": info.detach(),

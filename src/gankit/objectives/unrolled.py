@@ -16,13 +16,13 @@ from torch import Tensor
 from gankit.core.roles import CriticRole, GeneratorRole, Role
 from gankit.core.step import StepContext
 from gankit.objectives import functional as L
-from gankit.objectives.base import ObjectiveParams, Scalars
-from gankit.objectives.gan import SigmoidGame
+from gankit.objectives.base import Scalars
+from gankit.objectives.gan import SigmoidGame, SigmoidGameParams
 
 STEP_BATCH = "unrolled/step_batch"   # scratch key: the D step's (real batch, noise)
 
 
-class UnrolledParams(ObjectiveParams):
+class UnrolledParams(SigmoidGameParams):
     name: Literal["unrolled"] = "unrolled"
     unrolling_steps: int = Field(5, ge=0, le=10)      # K; 0 is the plain GAN
     # "step": every inner step (and G's loss) reads the D step's real batch and noise, as the

@@ -7,8 +7,8 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from gankit.objectives import functional as L
 from gankit.core.roles import CriticRole, GeneratorRole
+from gankit.objectives import functional as L
 from gankit.objectives.base import ObjectiveParams
 from gankit.objectives.gan import AdversarialObjective
 
