@@ -279,3 +279,9 @@ def test_reconstruction_figure_and_curves_are_drawn(kind, data_root, tmp_path, m
     assert (run.path / "plots" / "reconstruction.png").stat().st_size > 0
     assert (run.path / "plots" / "losses.png").exists()
     assert {common.TITLES["M_global"], common.TITLES["k_t"], common.TITLES["L("]} <= set(titles)
+
+
+def test_critic_map_says_it_shows_the_reconstruction_error(tmp_path):
+    from gankit.plots.toy import critic_label
+    trainer = Trainer(toy_config(), tmp_path)
+    assert critic_label(trainer) == "reconstruction error L(x)"

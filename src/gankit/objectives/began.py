@@ -76,6 +76,7 @@ class BEGAN(GANObjective):
     Params = BEGANParams
     data_kinds: ClassVar[tuple[str, ...]] = ("toy2d", "image")
     critic_is_probability: ClassVar[bool] = False
+    critic_label: ClassVar[str] = "reconstruction error L(x)"      # what the critic map shows
     smoke_config: ClassVar[dict[str, Any]] = {"objective": {"code_dim": 4}}
 
     def __init__(self, params, nets, latent, info, options: PhaseOptions = PhaseOptions()):

@@ -38,6 +38,11 @@ def critic_values(trainer, x: torch.Tensor) -> torch.Tensor:
 
 
 def critic_label(trainer) -> str:
+    """What the critic map shows: an objective may name it (``critic_label``), e.g. BEGAN's
+    reconstruction error; else D(x) for probabilities and "critic D(x)" for raw values."""
+    named = getattr(trainer.objective, "critic_label", None)
+    if named:
+        return named
     return "D(x)" if trainer.objective.critic_is_probability else "critic D(x)"
 
 
