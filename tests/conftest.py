@@ -29,8 +29,7 @@ def stand_in_inception_weights(tmp_path_factory) -> Path:
 class FakeInception:
     """A cheap stand-in for the FID Inception extractor, for tests of the metric plumbing
     (work sharing, best checkpoint), not of the network: fixed random projections of the
-    8x8-average-pooled RGB image (B, 3, H, W) to pool3 (B, 2048) and logits (B, 1008).
-    ``calls`` counts images seen."""
+    8x8-average-pooled RGB image (B, 3, H, W) to pool3 (B, 2048) and logits (B, 1008)."""
 
     device = "cpu"
 
@@ -39,14 +38,12 @@ class FakeInception:
         g = torch.Generator().manual_seed(0)
         self.w_pool3 = torch.randn(3 * 8 * 8, 2048, generator=g)
         self.w_logits = torch.randn(3 * 8 * 8, 1008, generator=g) * 0.1
-        self.calls = 0
 
     def __call__(self, images):
         import torch.nn.functional as F
         x = images.float() if images.dtype.is_floating_point else images.float() / 255
         x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x                 # (B, 3, H, W)
         x = F.adaptive_avg_pool2d(x, 8).flatten(1)                           # (B, 192)
-        self.calls += len(x)
         return x @ self.w_pool3, x @ self.w_logits
 
     def protocol(self) -> dict:
