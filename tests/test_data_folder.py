@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from gankit.data import decode as decode_mod
 from gankit.data import folder
 from gankit.data.folder import ImageFolder, SkippedFilesWarning, load_folder
 from gankit.errors import DataError
@@ -133,8 +134,9 @@ def test_no_usable_image_is_a_clear_error(tmp_path):
 
 def test_disk_cache_built_once_and_reused(messy, tmp_path, monkeypatch):
     calls = []
-    real = folder._decode
-    monkeypatch.setattr(folder, "_decode", lambda *a: calls.append(a[0]) or real(*a))
+    real = decode_mod.decode_image
+    monkeypatch.setattr(decode_mod, "decode_image",
+                        lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     with pytest.warns(SkippedFilesWarning):
         first = load_folder(messy, size=16, memory_budget=1)
     assert isinstance(first.images, np.memmap) and first.images.shape == (6, 3, 16, 16)

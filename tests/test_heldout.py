@@ -18,6 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
+from gankit.data import decode as decode_mod
 from gankit.data import folder as folder_mod
 from gankit.data import idx, toy
 from gankit.data import translation as T
@@ -277,8 +278,9 @@ def test_folder_memmap_caches_keep_the_parts_apart(labelled_folder, tmp_path, mo
     caches = sorted((tmp_path / "cache" / "folders").iterdir())
     assert len(caches) == 2                                       # one per part, both kept
     decoded = []
-    real = folder_mod._decode
-    monkeypatch.setattr(folder_mod, "_decode", lambda *a: decoded.append(a[0]) or real(*a))
+    real = decode_mod.decode_image
+    monkeypatch.setattr(decode_mod, "decode_image",
+                        lambda *a, **k: decoded.append(a[0]) or real(*a, **k))
     again = build("folder", **params)
     again_held = again.heldout()
     assert decoded == [] and sorted((tmp_path / "cache" / "folders").iterdir()) == caches

@@ -1,8 +1,9 @@
-"""A folder of images (PNG, JPEG, WebP, BMP) as a data set, optionally labelled by sub-folder.
+"""A folder of images as a data set, optionally labelled by sub-folder.
 
-Every image is decoded once: brought to ``channels`` (1 = grayscale, 3 = RGB), its shorter side
-resized to ``size`` and centre-cropped to ``size`` x ``size``, and stored in a uint8 cache
-(N, C, size, size). Files that cannot be used (empty, truncated, corrupt, not an image) are
+Every image is decoded once by the shared decoder (:mod:`gankit.data.decode`: which files,
+16-bit, transparency on white, palette, CMYK, EXIF orientation): brought to ``channels``
+(1 = grayscale, 3 = RGB), its shorter side resized to ``size`` and centre-cropped to ``size`` x
+``size``, and stored in a uint8 cache (N, C, size, size). Files that cannot be used (empty, truncated, corrupt, not an image) are
 skipped and reported in one warning; they never stop the load.
 
 When the cache would exceed ``memory_budget`` bytes it is written once to disk as a raw uint8
@@ -37,18 +38,16 @@ from typing import ClassVar, Literal, TypeVar
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
+from gankit.data import decode as decode_mod
 from gankit.data.base import HeldOut
+from gankit.data.decode import IMAGE_EXTENSIONS, is_image_name
 from gankit.data.download import cache_root
 from gankit.data.images import ImageSet, ImageTensorSource, heldout_of_set, source_from_set
 from gankit.errors import DataError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")  # decoders Pillow may use: no exotic plugins
-_HIGH_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _CACHE_VERSION = 1
 _CHUNK = 256  # files handed to the thread pool at a time: bounds decoded-but-unwritten images
 DEFAULT_MEMORY_BUDGET = 4 << 30
@@ -77,8 +76,7 @@ def _image_files(folder: Path) -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [Path(dirpath, f) for f in sorted(filenames)
-                  if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
+        found += [Path(dirpath, f) for f in sorted(filenames) if is_image_name(f)]
     return found
 
 
@@ -124,8 +122,7 @@ def scan_folder(folder: str | os.PathLike[str]) -> tuple[list[_Entry], tuple[str
     except OSError as e:
         raise DataError(f"cannot list image folder {root}: {e.strerror or e}") from e
     subdirs = sorted(p for p in children if p.is_dir() and not p.name.startswith("."))
-    top_files = [p for p in children
-                 if p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS)]
+    top_files = [p for p in children if p.is_file() and is_image_name(p.name)]
     classes = tuple(p.name for p in subdirs) if subdirs and not top_files else ()
     if classes:
         groups = [(i, _image_files(d)) for i, d in enumerate(subdirs)]
@@ -143,64 +140,11 @@ def scan_folder(folder: str | os.PathLike[str]) -> tuple[list[_Entry], tuple[str
     return entries, classes
 
 
-def _high_depth_to_l(img: Image.Image) -> Image.Image:
-    """16-bit / 32-bit / float grayscale to 8-bit; Pillow's convert("L") would clip instead."""
-    arr = np.asarray(img, dtype=np.float64)
-    peak = float(arr.max(initial=0))
-    if img.mode == "F":
-        scale = 255.0 if peak <= 1.0 else 1.0        # float images are 0..1 or already 0..255
-    elif img.mode.startswith("I;16") or peak > 255:
-        scale = 255.0 / 65535.0                       # 16-bit range
-    else:
-        scale = 1.0                                   # an "I" image that only uses 8 bits
-    return Image.fromarray(np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8), "L")
-
-
-def _to_mode(img: Image.Image, channels: int) -> Image.Image:
-    """Any Pillow mode to "L" or "RGB"; transparency is composited onto white."""
-    if img.mode in _HIGH_DEPTH:
-        img = _high_depth_to_l(img)
-    if img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    has_alpha = img.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in img.info
-    if has_alpha:
-        rgba = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    if img.mode not in ("L", "RGB"):
-        img = img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, 1, ...: via RGB, which all support
-    target = "L" if channels == 1 else "RGB"
-    return img if img.mode == target else img.convert(target)
-
-
-def _decode(path: Path, size: int, channels: int) -> np.ndarray:
-    """One file to uint8 (C, size, size): shorter side resized to ``size``, centre-cropped."""
-    with Image.open(path, formats=_FORMATS) as img:
-        # JPEG only: let libjpeg decode at the smallest 1/2^k scale still >= size (much faster).
-        img.draft("L" if channels == 1 else "RGB", (size, size))
-        img.load()
-        img = ImageOps.exif_transpose(img)  # phone photos store their rotation in EXIF
-        img = _to_mode(img, channels)
-        img = ImageOps.fit(img, (size, size), Image.Resampling.BICUBIC)
-        arr = np.asarray(img, dtype=np.uint8)
-    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)  # (C, size, size)
-
-
 def _try_decode(entry: _Entry, size: int, channels: int) -> tuple[np.ndarray | None, str]:
-    """The decoded image, or None and why it was skipped."""
-    if entry.size == 0:
-        return None, "empty"
-    try:
-        return _decode(entry.path, size, channels), ""
-    except UnidentifiedImageError:
-        return None, "not an image"
-    # Pillow's plugins raise many exception types on malformed input (OSError, SyntaxError,
-    # ValueError, struct.error, IndexError, DecompressionBombError, ...); one bad file must
-    # never stop the load, so anything that is an Exception counts as a corrupt file.
-    except Exception as e:  # noqa: BLE001
-        reason = "truncated" if isinstance(e, EOFError) or "truncated" in str(e) else "corrupt"
-        if isinstance(e, PermissionError):
-            reason = "unreadable"
-        return None, reason
+    """One file to uint8 (C, size, size) by the shared decoder, or None and why it was
+    skipped (:func:`gankit.data.decode.try_decode`)."""
+    read = partial(decode_mod.decode_image, channels=channels, size=size)
+    return decode_mod.try_decode(read, entry.path, entry.size)
 
 
 def _decode_into(entries: list[_Entry], out: np.ndarray, size: int, channels: int,

@@ -31,17 +31,17 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
+from gankit.data import decode
 from gankit.data import folder as folder_mod
 from gankit.data.base import DataInfo, HeldOut, generator_state, lazy_heldout, make_generator
 from gankit.data.folder import DEFAULT_HOLDOUT, MAX_HOLDOUT, percent, split_by_path
@@ -459,29 +459,19 @@ class PairedFolderParams(_FolderParams):
     swap: bool = False          # B -> A (e.g. facades' photo|label images: --direction BtoA)
 
 
+def _read_halves(path: Path, size: int, channels: tuple[int, int]) -> np.ndarray:
+    """One side-by-side A|B file to uint8 (C_a + C_b, size, size), each half by the shared
+    decoder's rules (:mod:`gankit.data.decode`)."""
+    img = decode.open_image(path)
+    w, h = img.size
+    halves = [img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, w, h))]
+    return np.concatenate([decode.to_array(half, c, size) for half, c in zip(halves, channels)])
+
+
 def _decode_halves(entry, size: int, channels: tuple[int, int]) -> tuple[np.ndarray | None, str]:
     """One side-by-side A|B file to uint8 (C_a + C_b, size, size), or None and why not."""
-    if entry.size == 0:
-        return None, "empty"
-    try:
-        with Image.open(entry.path, formats=folder_mod._FORMATS) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            w, h = img.size
-            halves = [img.crop((0, 0, w // 2, h)), img.crop((w // 2, 0, w, h))]
-            arrs = []
-            for half, c in zip(halves, channels):
-                half = folder_mod._to_mode(half, c)
-                half = ImageOps.fit(half, (size, size), Image.Resampling.BICUBIC)
-                arr = np.asarray(half, dtype=np.uint8)
-                arrs.append(arr[None] if c == 1 else arr.transpose(2, 0, 1))
-        return np.concatenate(arrs, 0), ""
-    except UnidentifiedImageError:
-        return None, "not an image"
-    # as in gankit.data.folder: Pillow raises many exception types on malformed files, and
-    # one bad file must never stop the load
-    except Exception as e:  # noqa: BLE001
-        return None, "truncated" if "truncated" in str(e) or isinstance(e, EOFError) else "corrupt"
+    return decode.try_decode(partial(_read_halves, size=size, channels=channels), entry.path,
+                             entry.size)
 
 
 def _decode_pair(pair, size: int, channels: tuple[int, int]) -> tuple[np.ndarray | None, str]:

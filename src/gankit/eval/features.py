@@ -14,16 +14,17 @@ import os
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from gankit.data.decode import IMAGE_EXTENSIONS, decode_image, is_image_name, try_decode
 from gankit.errors import GankitError
 from gankit.eval.inception import InceptionFeatures, cache_dir
 from gankit.metrics.fid import feature_statistics
 
-IMAGE_EXTENSIONS = {".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"}
 CACHE_VERSION = 1
 
 
@@ -46,27 +47,25 @@ class Features:
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name (as pytorch-fid does)."""
+    """Image files directly in ``folder`` (not below: as pytorch-fid), sorted by name; which
+    names count is the shared decoder's rule (:func:`gankit.data.decode.is_image_name`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise GankitError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
-                   and p.is_file())
+    files = sorted(p for p in folder.iterdir() if is_image_name(p.name) and p.is_file())
     if not files:
-        raise GankitError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}")
+        raise GankitError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
     return files
 
 
 def load_image(path: Path) -> torch.Tensor:
-    """One image file -> uint8 RGB (3, H, W)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            arr = np.asarray(img.convert("RGB"))                        # (H, W, 3)
-    except (OSError, UnidentifiedImageError) as e:
-        raise GankitError(f"cannot read image {path}: {e}") from e
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)               # (3, H, W)
+    """One image file -> uint8 RGB (3, H, W) at its own size, decoded by the rules every
+    gankit reader shares (:mod:`gankit.data.decode`: 16-bit, alpha on white, EXIF, ...).
+    GankitError naming the file when it cannot be decoded."""
+    arr, why = try_decode(partial(decode_image, channels=3), Path(path))
+    if arr is None:
+        raise GankitError(f"cannot read image {path}: {why}")
+    return torch.from_numpy(arr)                                       # (3, H, W)
 
 
 def to_uint8_images(x: torch.Tensor) -> torch.Tensor:

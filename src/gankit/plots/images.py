@@ -24,6 +24,7 @@ from torch import Tensor
 
 from gankit.core import capabilities as caps
 from gankit.data.base import make_generator
+from gankit.data.decode import decode_image
 from gankit.plots.common import Figure, curves, draw_figures, figure, save, upscale_for
 from gankit.plots.reconstruction import FIGURE as RECONSTRUCTION
 
@@ -264,8 +265,7 @@ class ImageView:
         strips, steps = [], []
         scale = upscale_for(side, MIN_CELL)
         for f in files:
-            with Image.open(f) as im:
-                grid = np.asarray(im.convert("RGB"))
+            grid = decode_image(f, channels=3).transpose(1, 2, 0)      # (H, W, 3)
             # the top row of cells, below the title strip (save_grid's layout)
             strips.append(grid[HEADER:HEADER + scale * (side + 2 * PAD)])
             steps.append(int(re.findall(r"\d+", f.stem)[0]))
