@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 from gankit.data import decode as decode_mod
-from gankit.data import folder
 from gankit.data.folder import ImageFolder, SkippedFilesWarning, load_folder
 from gankit.errors import DataError
 

@@ -8,8 +8,9 @@ skipped and reported in one warning; they never stop the load.
 
 When the cache would exceed ``memory_budget`` bytes it is written once to disk as a raw uint8
 file read through a numpy memmap, under ``<GANKIT_CACHE>/folders/<key>/``. The key hashes the
-folder's path, every file's relative name, size and mtime, the target size and channels, and
-which part of a held-out split it holds, so the cache is reused exactly while nothing that
+folder's path, every file's relative name and *bytes* (:mod:`gankit.contentkey`; names, sizes
+and times alone repeat across archives), the decoder's version, the target size and channels,
+and which part of a held-out split it holds, so the cache is reused exactly while nothing that
 would change it has changed, and the training and held-out parts never share a cache.
 
 Held-out split: a file is held out when a hash of its path relative to the folder falls in the
@@ -41,6 +42,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
+from gankit.contentkey import content_key
 from gankit.data import decode as decode_mod
 from gankit.data.base import HeldOut
 from gankit.data.decode import IMAGE_EXTENSIONS, is_image_name
@@ -48,7 +50,7 @@ from gankit.data.download import cache_root
 from gankit.data.images import ImageSet, ImageTensorSource, heldout_of_set, source_from_set
 from gankit.errors import DataError
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2      # 2: keyed by file contents and the decoder version
 _CHUNK = 256  # files handed to the thread pool at a time: bounds decoded-but-unwritten images
 DEFAULT_MEMORY_BUDGET = 4 << 30
 DEFAULT_HOLDOUT = 0.1    # share of a folder's files held out by name (FolderParams.holdout)
@@ -68,7 +70,6 @@ class _Entry:
     rel: str
     label: int
     size: int
-    mtime_ns: int
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -136,7 +137,7 @@ def scan_folder(folder: str | os.PathLike[str]) -> tuple[list[_Entry], tuple[str
             except OSError:
                 continue  # vanished or dangling link: nothing to decode or to key on
             entries.append(_Entry(path, path.relative_to(root).as_posix(), label,
-                                  st.st_size, st.st_mtime_ns))
+                                  st.st_size))
     return entries, classes
 
 
@@ -170,15 +171,12 @@ def _decode_into(entries: list[_Entry], out: np.ndarray, size: int, channels: in
 
 def _cache_key(root: Path, entries: list[_Entry], classes: tuple[str, ...],
                size: int, channels: int, subset: str | None) -> str:
-    digest = hashlib.sha256()
-    head = {"v": _CACHE_VERSION, "root": str(root.resolve()), "size": size,
-            "channels": channels, "classes": list(classes)}
-    if subset is not None:   # absent for a whole folder: caches written before splits stay valid
-        head["subset"] = subset
-    digest.update(json.dumps(head, sort_keys=True).encode())
-    for e in entries:
-        digest.update(f"\n{e.rel}\0{e.size}\0{e.mtime_ns}\0{e.label}".encode())
-    return digest.hexdigest()[:32]
+    """Key of a decoded-image cache: the files' bytes, names and labels, the decoder's rules
+    and the target shape (:func:`gankit.contentkey.content_key`)."""
+    head = {"v": _CACHE_VERSION, "decoder": decode_mod.DECODER_VERSION,
+            "root": str(root.resolve()), "size": size, "channels": channels,
+            "classes": list(classes), "subset": subset}
+    return content_key(head, [(f"{e.rel}\0{e.label}", e.path) for e in entries])
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

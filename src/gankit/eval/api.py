@@ -16,7 +16,7 @@ import torch
 from gankit.errors import GankitError
 from gankit.eval import features as feat
 from gankit.eval.features import Features
-from gankit.eval.inception import InceptionFeatures, load_inception, resolve_weights
+from gankit.eval.inception import InceptionFeatures, load_inception, resolve_weights, sha256_file
 from gankit.eval.metrics import BY_PART
 from gankit.metrics import fid as fidmath
 
@@ -29,12 +29,14 @@ _EXTRACTORS: dict[tuple, InceptionFeatures] = {}
 
 def get_extractor(weights: str | os.PathLike | None = None, *, resize: str = "pytorch-fid",
                   device: str = "cpu", fast: bool = True) -> InceptionFeatures:
-    """The Inception feature extractor, loaded once per process per (weights, resize, device)."""
+    """The Inception feature extractor, loaded once per process per (weights *content*,
+    resize, device): a weights file replaced in place is loaded again."""
     path = resolve_weights(weights)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, resize, str(device), fast)
+    sha = sha256_file(path)                    # ~0.1 s for the 95 MB file
+    key = (sha, resize, str(device), fast)
     if key not in _EXTRACTORS:
-        _EXTRACTORS[key] = load_inception(path, resize=resize, device=device, fast=fast)
+        _EXTRACTORS[key] = load_inception(path, resize=resize, device=device, fast=fast,
+                                          sha256=sha)
     return _EXTRACTORS[key]
 
 

@@ -2,14 +2,13 @@
 
 Images reach the network as uint8 RGB (what a PNG holds), so a folder of saved samples and the
 same samples fed from memory give the same features. Folder results are cached under
-``$GANKIT_CACHE/stats`` (default ``~/.cache/gankit/stats``) keyed by the folder's content
-fingerprint (file names, sizes, mtimes) and the protocol (weights SHA-256, resize mode).
+``$GANKIT_CACHE/stats`` (default: the user cache folder) keyed by the folder's content (every
+image's name and bytes, :mod:`gankit.contentkey`), the decoder's rules and the protocol
+(weights SHA-256, resize mode): a stale entry is never used.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import zipfile
 from collections.abc import Callable, Iterator
@@ -20,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit.data.decode import IMAGE_EXTENSIONS, decode_image, is_image_name, try_decode
+from gankit.contentkey import content_key
+from gankit.data.decode import DECODER_VERSION, IMAGE_EXTENSIONS, decode_image, is_image_name, try_decode
 from gankit.errors import GankitError
 from gankit.eval.inception import InceptionFeatures, cache_dir
 from gankit.metrics.fid import feature_statistics
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2       # 2: keyed by file contents and the decoder version
 
 
 @dataclass
@@ -126,19 +126,12 @@ def generator_features(sample_fn: Callable[[int], torch.Tensor], n: int,
 # ----------------------------------------------------------------------------- cache
 
 
-def folder_fingerprint(folder: str | os.PathLike) -> str:
-    """SHA-256 of the image files' names, sizes and mtimes (cheap; changes when files do)."""
-    digest = hashlib.sha256()
-    for p in list_images(folder):
-        st = p.stat()
-        digest.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
-def _cache_key(fingerprint: str, protocol: dict) -> str:
-    blob = json.dumps({"v": CACHE_VERSION, "folder": fingerprint, "protocol": protocol},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+def _cache_key(files: list[Path], protocol: dict) -> str:
+    """Key of a folder's cached features and statistics: the images' names (they fix the
+    order of the features) and bytes, the decoder's rules and the feature protocol (weights
+    SHA-256, resize mode): :func:`gankit.contentkey.content_key`."""
+    settings = {"v": CACHE_VERSION, "decoder": DECODER_VERSION, "protocol": protocol}
+    return content_key(settings, [(p.name, p) for p in files])
 
 
 def stats_cache_dir() -> Path:
@@ -167,7 +160,7 @@ def folder_features(folder: str | os.PathLike, extractor: InceptionFeatures, *,
     folder = Path(folder)
     files = list_images(folder)
     protocol = {**extractor.protocol(), "source": str(folder.resolve())}
-    key = _cache_key(folder_fingerprint(folder), extractor.protocol())
+    key = _cache_key(files, extractor.protocol())
     path = stats_cache_dir() / f"{key}-features.npz"
     cached = _read_cache(path) if use_cache and path.is_file() else None
     if cached is not None and "pool3" in cached:
@@ -194,13 +187,14 @@ def folder_statistics(folder: str | os.PathLike, extractor: InceptionFeatures, *
                       ) -> tuple[np.ndarray, np.ndarray, int, dict]:
     """(mu, sigma, n, protocol) of the folder's pool3 features, from the cache when possible."""
     folder = Path(folder)
-    key = _cache_key(folder_fingerprint(folder), extractor.protocol())
+    files = list_images(folder)
+    key = _cache_key(files, extractor.protocol())
     protocol = {**extractor.protocol(), "source": str(folder.resolve())}
     path = stats_cache_dir() / f"{key}-stats.npz"
     cached = _read_cache(path) if use_cache and path.is_file() else None
     if cached is not None and {"mu", "sigma", "n"} <= cached.keys():
         return cached["mu"], cached["sigma"], int(cached["n"]), {**protocol, "cached": True}
-    feats = extract(_folder_batches(list_images(folder), batch_size), extractor, progress)
+    feats = extract(_folder_batches(files, batch_size), extractor, progress)
     mu, sigma = feats.statistics()
     if use_cache:
         _store_stats(key, feats)

@@ -19,7 +19,6 @@ as float, clipped to [0, 255].
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gankit.contentkey import file_sha256 as sha256_file
 from gankit.errors import GankitError
 
 FID_WEIGHTS_URL = (
@@ -260,14 +260,6 @@ def cache_dir() -> Path:
     return cache_root()
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _how_to_provide() -> str:
     return (f"pass --inception-weights PATH (gankit eval, gankit fid), set "
             f"eval.inception_weights=PATH (training) or {WEIGHTS_ENV}=PATH to a copy of "
@@ -440,21 +432,13 @@ class InceptionFeatures:
         }
 
 
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def _cached_sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        _SHA_CACHE[key] = sha256_file(path)
-    return _SHA_CACHE[key]
-
-
 def load_inception(weights: str | os.PathLike | None = None, *, resize: str = "pytorch-fid",
                    device: str = "cpu", fast: bool = True,
-                   download: bool = True) -> InceptionFeatures:
-    """Resolve, load and wrap the FID Inception network (see :func:`resolve_weights`)."""
+                   download: bool = True, sha256: str | None = None) -> InceptionFeatures:
+    """Resolve, load and wrap the FID Inception network (see :func:`resolve_weights`).
+    ``sha256``: the weights file's, when the caller hashed it already (it goes into every
+    statistics protocol and cache key, so it is always the hash of the bytes loaded)."""
     path = resolve_weights(weights, download=download)
-    net = load_network(path)
-    return InceptionFeatures(net, _cached_sha256(path), resize=resize, device=device, fast=fast)
+    sha256 = sha256 or sha256_file(path)
+    return InceptionFeatures(load_network(path), sha256, resize=resize, device=device,
+                             fast=fast)
