@@ -173,7 +173,7 @@ def evaluate(run_path: Path | str, metrics: list[str] | None = None, n: int = 10
               | {"protocol": described})
     if save:
         name = f"eval-{'best-' if best else ''}{trainer.c.step:08d}.json"
-        atomic_write(run.path / name, (json.dumps(result) + "\n").encode())
+        atomic_write(run.path / name, (json.dumps(result, allow_nan=False) + "\n").encode())
     return result
 
 

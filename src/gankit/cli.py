@@ -291,7 +291,7 @@ def fid(a, b, inception_weights, fid_method, save_stats, resize, batch_size) -> 
 
     result = fid_between(a, b, weights=inception_weights, save_stats=save_stats, resize=resize,
                          batch_size=batch_size, fid_method=fid_method)
-    click.echo(json.dumps(result))
+    _echo_json(result)
 
 
 def _metrics_help() -> str:
@@ -318,7 +318,14 @@ def eval_(run, metrics, n, seed, best, inception_weights, fid_method) -> None:
     names = None if metrics is None else [m.strip() for m in metrics.split(",") if m.strip()]
     result = api.evaluate(run, names, n, seed, best=best, inception_weights=inception_weights,
                           fid_method=fid_method, save=True)
-    click.echo(json.dumps(result))
+    _echo_json(result)
+
+
+def _echo_json(obj) -> None:
+    """Print ``obj`` as one line of strict JSON: metric values are checked finite before
+    they get here (gankit.metrics.finite), and ``allow_nan=False`` makes sure no NaN or
+    Infinity token (not JSON) is ever printed."""
+    click.echo(json.dumps(obj, allow_nan=False))
 
 
 def _report(run, quiet: bool = False, as_json: bool = False) -> None:
@@ -333,7 +340,8 @@ def _report(run, quiet: bool = False, as_json: bool = False) -> None:
         last |= r
     last = {k: v for k, v in last.items() if not k.startswith("lr/")}
     if as_json:
-        click.echo(json.dumps(last))
+        from gankit.run import _jsonable       # metrics.jsonl's convention: NaN -> "nan"
+        _echo_json({k: _jsonable(v) for k, v in last.items()})
         return
     skip = {"step", "images_seen", "seconds", "skipped_updates"}
     scores = "  ".join(f"{k} {short(v)}" for k, v in last.items()

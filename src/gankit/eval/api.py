@@ -95,6 +95,8 @@ def fid_between(a: str | os.PathLike, b: str | os.PathLike, *,
 
     Returns ``{"fid": float, "protocol": {...}}``. ``fid_method="svd"`` gives the same value
     in seconds instead of the 20-90 s of pytorch-fid's ``sqrtm`` (see gankit.metrics.fid).
+    Raises GankitError for unusable paths, incomparable protocols, and (NonFiniteError)
+    statistics holding NaN or infinite values, naming the path.
     """
     a, b = Path(a), Path(b)
     if save_stats is not None and _is_stats_file(a):
@@ -112,7 +114,9 @@ def fid_between(a: str | os.PathLike, b: str | os.PathLike, *,
     if known:
         fidmath.warn_if_few_samples(min(known))
     split = reference_split or prot_a.get("reference_split")
-    return {"fid": fidmath.frechet_distance(mu_a, sig_a, mu_b, sig_b, method=fid_method),
+    value = fidmath.frechet_distance(mu_a, sig_a, mu_b, sig_b, method=fid_method,
+                                     names=(str(a), str(b)))
+    return {"fid": value,
             "protocol": {"metric": "fid", "fid_method": fid_method, **protocol, "n_real": n_a,
                          "n_generated": n_b, "reference_split": split, "real": str(a),
                          "generated": str(b)}}

@@ -26,6 +26,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
+from gankit.metrics.finite import check_finite
 
 SIZE = 28
 META_KEY = "gankit_classifier"
@@ -148,6 +149,7 @@ def load_classifier(name: str, device: str | torch.device = "cpu") -> SmallCNN:
 def classify(model: SmallCNN, images: Tensor, batch: int = 1000) -> tuple[Tensor, Tensor]:
     """(features (N, D), logits (N, K)) for images in [-1, 1], computed in chunks on the
     model's device; results on CPU."""
+    check_finite("images to classify", images)
     device = next(model.parameters()).device
     feats, logits = [], []
     for i in range(0, len(images), batch):

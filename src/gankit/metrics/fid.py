@@ -29,6 +29,7 @@ from scipy import linalg
 from scipy.linalg import lapack
 
 from gankit.errors import GankitError
+from gankit.metrics.finite import check_finite, check_values
 
 MIN_RECOMMENDED_SAMPLES = 2048
 IMAG_TOLERANCE = 1e-3
@@ -39,11 +40,14 @@ class FIDWarning(UserWarning):
     """FID computed from too few samples to be comparable with published numbers."""
 
 
-def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and (unbiased, N-1) covariance of features (N, D), in float64."""
+def feature_statistics(features: np.ndarray,
+                       what: str = "features") -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (unbiased, N-1) covariance of features (N, D), in float64. GankitError for
+    fewer than 2 vectors; NonFiniteError naming ``what`` when a value is NaN or infinite."""
     feats = np.asarray(features, dtype=np.float64)
     if feats.ndim != 2 or feats.shape[0] < 2:
         raise GankitError(f"need at least 2 feature vectors of shape (N, D), got {feats.shape}")
+    check_finite(what, feats)
     return feats.mean(axis=0), np.cov(feats, rowvar=False)            # (D,), (D, D)
 
 
@@ -90,14 +94,21 @@ def _trace_sqrt_product_svd(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     return float(linalg.svdvals(r1.T @ r2).sum())
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6,
-                     method: str = "sqrtm") -> float:
-    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2); see the module notes."""
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6, method: str = "sqrtm",
+                     names: tuple[str, str] = ("the first", "the second")) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2); see the module notes.
+
+    mu (D,), sigma (D, D). Raises GankitError when the shapes disagree, NonFiniteError
+    (naming ``names[i]``'s mu or sigma) when an input holds NaN / inf, which would otherwise
+    keep ``sqrtm`` busy for many minutes, or when the result is not finite."""
     mu1, mu2 = (np.atleast_1d(np.asarray(m, np.float64)) for m in (mu1, mu2))
     s1, s2 = (np.atleast_2d(np.asarray(s, np.float64)) for s in (sigma1, sigma2))
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
         raise GankitError(f"FID statistics do not match: mu {mu1.shape} vs {mu2.shape}, "
                           f"sigma {s1.shape} vs {s2.shape}")
+    for name, (mu, sigma) in zip(names, ((mu1, s1), (mu2, s2))):
+        check_finite(f"FID statistics of {name}: mu", mu)
+        check_finite(f"FID statistics of {name}: sigma", sigma)
     diff = mu1 - mu2
     if method == "sqrtm":
         tr_covmean = float(np.trace(_sqrtm_product(s1, s2, eps)))
@@ -105,16 +116,18 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6,
         tr_covmean = _trace_sqrt_product_svd(s1, s2)
     else:
         raise GankitError(f"unknown FID method {method!r}; use one of {', '.join(FID_METHODS)}")
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+    fid = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+    return check_values("fid", {"fid": fid})["fid"]
 
 
 def fid_from_features(real: np.ndarray, generated: np.ndarray, *, method: str = "sqrtm",
                       protocol: dict | None = None) -> dict:
     """FID between two feature sets (N, D); the result records the protocol used."""
-    mu1, s1 = feature_statistics(real)
-    mu2, s2 = feature_statistics(generated)
+    mu1, s1 = feature_statistics(real, "real features")
+    mu2, s2 = feature_statistics(generated, "generated features")
     warn_if_few_samples(min(len(real), len(generated)))
-    return {"fid": frechet_distance(mu1, s1, mu2, s2, method=method),
+    return {"fid": frechet_distance(mu1, s1, mu2, s2, method=method,
+                                    names=("the real features", "the generated features")),
             "protocol": {**(protocol or {}), "metric": "fid", "fid_method": method,
                          "n_real": int(len(real)), "n_generated": int(len(generated))}}
 
@@ -128,6 +141,8 @@ def save_stats(path: str | os.PathLike, mu: np.ndarray, sigma: np.ndarray, *,
     path = Path(path)
     if path.suffix != ".npz":
         raise GankitError(f"statistics files must end in .npz: {path}")
+    check_finite(f"statistics to save in {path}: mu", mu)
+    check_finite(f"statistics to save in {path}: sigma", sigma)
     path.parent.mkdir(parents=True, exist_ok=True)
     extra = {}
     if n is not None:

@@ -11,6 +11,7 @@ import numpy as np
 from scipy.special import rel_entr, softmax
 
 from gankit.errors import GankitError
+from gankit.metrics.finite import check_finite, check_values
 
 
 def class_probabilities(logits: np.ndarray) -> np.ndarray:
@@ -30,6 +31,8 @@ def inception_score(logits: np.ndarray | None = None, *, probs: np.ndarray | Non
     """Inception Score from logits (N, C) or probabilities (N, C)."""
     if (logits is None) == (probs is None):
         raise GankitError("inception_score needs exactly one of logits or probs")
+    check_finite("Inception Score " + ("logits" if probs is None else "probabilities"),
+                 logits if probs is None else probs)
     p = np.asarray(probs, dtype=np.float64) if probs is not None else class_probabilities(logits)
     if p.ndim != 2 or len(p) < splits:
         raise GankitError(f"Inception Score needs (N, C) predictions with N >= splits={splits}, "
@@ -37,6 +40,8 @@ def inception_score(logits: np.ndarray | None = None, *, probs: np.ndarray | Non
     n = len(p)
     # Chunk boundaries i*N//splits, as in the original OpenAI implementation.
     scores = [_split_score(p[i * n // splits:(i + 1) * n // splits]) for i in range(splits)]
-    return {"is_mean": float(np.mean(scores)), "is_std": float(np.std(scores)),
+    result = check_values("is", {"is_mean": float(np.mean(scores)),
+                                 "is_std": float(np.std(scores))})
+    return {**result,
             "protocol": {**(protocol or {}), "metric": "inception_score", "splits": splits,
                          "n_generated": int(len(p))}}

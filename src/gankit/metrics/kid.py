@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from gankit.errors import GankitError
+from gankit.metrics.finite import check_finite, check_values
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None,
@@ -42,6 +43,8 @@ def kernel_inception_distance(real: np.ndarray, generated: np.ndarray, *, subset
     y = np.asarray(generated, dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise GankitError(f"KID needs two (N, D) feature sets, got {x.shape} and {y.shape}")
+    check_finite("KID real features", x)
+    check_finite("KID generated features", y)
     m = min(subset_size, len(x), len(y))
     if m < 2:
         raise GankitError(f"KID needs at least 2 samples per set, got {len(x)} and {len(y)}")
@@ -51,7 +54,9 @@ def kernel_inception_distance(real: np.ndarray, generated: np.ndarray, *, subset
         xi = rng.choice(len(x), m, replace=False)
         yi = rng.choice(len(y), m, replace=False)
         values[s] = mmd2_unbiased(x[xi], y[yi], degree=degree, gamma=gamma, coef0=coef0)
-    return {"kid_mean": float(values.mean()), "kid_std": float(values.std()),
+    result = check_values("kid", {"kid_mean": float(values.mean()),
+                                  "kid_std": float(values.std())})
+    return {**result,
             "protocol": {**(protocol or {}), "metric": "kid", "subsets": subsets,
                          "subset_size": m, "kernel": f"poly(degree={degree}, coef0={coef0}, "
                          f"gamma={'1/d' if gamma is None else gamma})", "seed": seed,

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from gankit.core import capabilities as caps
+from gankit.metrics.finite import check_finite
 from gankit.metrics.protocol import EvalOptions, Metric
 
 BATCH = 1024
@@ -19,6 +20,7 @@ BATCH = 1024
 
 def mean_nll(log_likelihoods: torch.Tensor) -> float:
     """-mean of per-example log-likelihoods (n,) in nats, in float64."""
+    check_finite("log-likelihoods of held-out examples", log_likelihoods)
     return float(-log_likelihoods.double().mean())
 
 

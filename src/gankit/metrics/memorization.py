@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from gankit.errors import GankitError
+from gankit.metrics.finite import check_finite
 
 DEFAULT_CHUNK = 512
 
@@ -21,6 +22,7 @@ def _flat(a: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(a), dtype=torch.float64)
     if t.ndim < 2 or t.shape[0] == 0:
         raise GankitError(f"{name} must be a non-empty batch (N, ...), got {tuple(t.shape)}")
+    check_finite(name, t)
     return t.reshape(t.shape[0], -1)                                   # (N, D)
 
 

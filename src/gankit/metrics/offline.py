@@ -51,9 +51,9 @@ STACKED_MODES = 1000
 # ================================================================= pure functions
 def classifier_frechet_distance(real_features: np.ndarray, fake_features: np.ndarray) -> float:
     """Fréchet distance between Gaussian fits of two feature sets (N, D) (float64)."""
-    mu1, s1 = feature_statistics(real_features)
-    mu2, s2 = feature_statistics(fake_features)
-    return frechet_distance(mu1, s1, mu2, s2)
+    mu1, s1 = feature_statistics(real_features, "real classifier features")
+    mu2, s2 = feature_statistics(fake_features, "generated classifier features")
+    return frechet_distance(mu1, s1, mu2, s2, names=("the real images", "the generated images"))
 
 
 def class_histogram(labels: np.ndarray, num_classes: int) -> np.ndarray:

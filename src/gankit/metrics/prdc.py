@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from gankit.errors import GankitError
+from gankit.metrics.finite import check_finite
 
 DEFAULT_CHUNK = 1024
 
@@ -27,6 +28,7 @@ def _as_tensor(features: np.ndarray, name: str) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(features, dtype=np.float64))
     if t.ndim != 2:
         raise GankitError(f"{name} features must be (N, D), got {tuple(t.shape)}")
+    check_finite(f"{name} features", t)
     return t
 
 

@@ -42,6 +42,7 @@ from torch import Tensor
 
 from gankit.core import capabilities as caps
 from gankit.errors import ConfigError, GankitError
+from gankit.metrics.finite import check_finite, check_values
 from gankit.registry import DATASETS, METRICS, OBJECTIVES
 
 Direction = Literal["min", "max"]
@@ -278,7 +279,8 @@ def describe_keys(keys: dict[str, Direction | None]) -> str:
 def run_metric(m: type[Metric], trainer, n: int, seed: int | None = None,
                options: EvalOptions | None = None) -> dict[str, float]:
     """``m.evaluate`` after checking that it applies, and that it returned exactly its
-    declared keys (a mismatch is a bug in the metric: RuntimeError)."""
+    declared keys (a mismatch is a bug in the metric: RuntimeError), each a finite number
+    (NonFiniteError, ``gankit.metrics.finite``, otherwise)."""
     facts = RunFacts.from_config(trainer.cfg)
     reason = m.check(facts)
     if reason:
@@ -288,7 +290,7 @@ def run_metric(m: type[Metric], trainer, n: int, seed: int | None = None,
     if set(values) != set(declared):
         raise RuntimeError(f"metric {m.name!r} returned {sorted(values)} but declares "
                            f"{sorted(declared)}")
-    return values
+    return check_values(m.name, values)
 
 
 def evaluate_metrics(trainer, names: Sequence[str], n: int, seed: int | None = None,
@@ -337,9 +339,13 @@ def shared(key: tuple, compute: Callable[[], Any]) -> Any:
 
 
 def generated_samples(trainer, n: int, seed: int, batch: int = 1024) -> Tensor:
-    """``trainer.sample(n, seed, batch)`` (n, *shape) on the CPU, shared within an evaluation."""
-    return shared(("samples", id(trainer), n, seed, batch),
-                  lambda: trainer.sample(n, seed=seed, batch=batch))
+    """``trainer.sample(n, seed, batch)`` (n, *shape) on the CPU, shared within an evaluation;
+    NonFiniteError when the generator gave NaN or infinite values (no metric can use them)."""
+    def draw() -> Tensor:
+        x = trainer.sample(n, seed=seed, batch=batch)
+        check_finite(f"the generator's samples (n={n}, seed={seed})", x)
+        return x
+    return shared(("samples", id(trainer), n, seed, batch), draw)
 
 
 # Statistics of real data depend only on the data source and how they are computed (feature

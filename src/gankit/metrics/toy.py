@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gankit.metrics.finite import check_finite
 from gankit.metrics.protocol import (Direction, EvalOptions, Metric, RunFacts,
                                      generated_samples)
 from gankit.registry import DATASETS
@@ -20,6 +21,7 @@ def mode_metrics(samples: np.ndarray, modes: np.ndarray, std: float,
     """Mode metrics of samples (n, 2) against mode centres (m, 2) of standard deviation std:
     ``{"modes": captured modes (int), "hq_fraction": in [0, 1], "kl": nats}``."""
     samples = np.asarray(samples, dtype=np.float64)                       # (n, 2)
+    check_finite("samples", samples)
     modes = np.asarray(modes, dtype=np.float64)                           # (m, 2)
     d2 = ((samples[:, None, :] - modes[None, :, :]) ** 2).sum(-1)         # (n, m)
     nearest = d2.argmin(1)

@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from gankit.errors import GankitError
+from gankit.log import note
 from gankit.metrics import protocol
+from gankit.metrics.finite import NonFiniteError
 from gankit.train.checkpoint import save_checkpoint
 from gankit.train.trainer import Callback, Trainer, every
 
@@ -175,12 +177,25 @@ class EvaluationCallback(Callback):
         sharded = getattr(trainer, "sharded_sampling", contextlib.nullcontext)
         with sharded(), protocol.shared_samples():
             for fn in self.metrics:
-                values |= fn(trainer, self.n)
+                values |= self._run(fn, trainer)
         self.last_step = trainer.c.step
         self.logger.write(trainer, values)
         if self.tracker:
             self._track(trainer, values)
         return values
+
+    def _run(self, fn: MetricFn, trainer) -> dict[str, Any]:
+        """``fn(trainer, n)``; a registered metric whose samples or values are not finite
+        (a diverged generator) is logged as NaN with one note, and training goes on (NaN is
+        never a best value)."""
+        try:
+            return fn(trainer, self.n)
+        except NonFiniteError as e:
+            if not hasattr(fn, "metric"):
+                raise
+            note(f"step {trainer.c.step}: {e}")
+            facts = protocol.RunFacts.from_config(trainer.cfg)
+            return {key: float("nan") for key in fn.metric.keys(facts)}
 
     def _track(self, trainer, values: dict[str, Any]) -> None:
         t = self.tracker
