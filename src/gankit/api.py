@@ -23,7 +23,6 @@ from torch import Tensor
 
 from gankit.config import RunConfig, incompatible_keys
 from gankit.errors import CheckpointError, GankitError
-from gankit.fileio import atomic_write
 from gankit.log import note
 from gankit.plots import VIEWS
 from gankit.registry import METRICS
@@ -148,7 +147,7 @@ def evaluate(run_path: Path | str, metrics: list[str] | None = None, n: int = 10
     ``{"step", [checkpoint], values..., "protocol": {metric: how it measured}}``.
 
     ``seed`` None takes each metric's fixed seed. ``save`` also writes
-    ``eval-[best-]STEP.json`` into the run folder. Raises ConfigError before loading anything
+    ``eval-[best-]STEP.json`` into the run folder (:func:`save_evaluation`). Raises ConfigError before loading anything
     when a metric is unknown or does not apply to the run (its data and objective), and
     GankitError when a metric lacks what it needs (e.g. the Inception weights)."""
     from gankit.metrics import protocol
@@ -172,9 +171,20 @@ def evaluate(run_path: Path | str, metrics: list[str] | None = None, n: int = 10
     result = ({"step": trainer.c.step} | ({"checkpoint": "best"} if best else {}) | values
               | {"protocol": described})
     if save:
-        name = f"eval-{'best-' if best else ''}{trainer.c.step:08d}.json"
-        atomic_write(run.path / name, (json.dumps(result, allow_nan=False) + "\n").encode())
+        save_evaluation(run_path, result)
     return result
+
+
+def save_evaluation(run_path: Path | str, result: dict[str, Any]) -> Path:
+    """Write an ``evaluate`` result into the run folder as ``eval-[best-]STEP.json`` (strict
+    JSON), or as ``eval-...-2.json``, ``-3``, ... when an earlier, different result holds
+    that name (``gankit.outputs.keep_both``: nothing is overwritten); returns the path."""
+    from gankit.outputs import keep_both
+
+    run = RunDir.open(run_path)
+    best = "best-" if result.get("checkpoint") == "best" else ""
+    data = (json.dumps(result, allow_nan=False) + "\n").encode()
+    return keep_both(run.path / f"eval-{best}{int(result['step']):08d}.json", data)
 
 
 def _best_trainer(run: RunDir, run_path: Path, cfg: RunConfig) -> Trainer:

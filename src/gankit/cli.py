@@ -122,7 +122,8 @@ def _flags(quiet: bool, as_json: bool) -> list[str]:
 @click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Output file: .png (picture; class-conditional models: the N split over "
-                   "the classes, rows labelled by class), .npy or .npz (raw samples).")
+                   "the classes, rows labelled by class), .npy or .npz (raw samples). Not "
+                   "inside RUN; an existing file is replaced (and the command says so).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
 @click.option("--label", type=click.IntRange(min=0),
@@ -136,9 +137,14 @@ def sample(run, n, out, seed, best, label) -> None:
     from gankit.plots import VIEWS
     from gankit.plots.images import class_samples
 
+    from gankit.outputs import refuse_overlap, write_via
+
     suffix = out.suffix.lower()
     if suffix not in (".png", ".npy", ".npz"):
         raise GankitError(f"--out must end in .png, .npy or .npz, not {out.suffix or '(none)'}")
+    refuse_overlap(out, {"the run folder": run})
+    if out.is_dir():
+        raise GankitError(f"--out {out} is a folder; name the file to write")
     _, trainer, _ = load_trainer(run, best=best)
     labelled = suffix == ".png" and caps.LABELS in trainer.objective.offers
     with trainer.fixed_label(label):
@@ -146,15 +152,18 @@ def sample(run, n, out, seed, best, label) -> None:
             x, labels = class_samples(trainer, n, seed)
         else:
             x, labels = trainer.sample(n, seed=seed), label
-    out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".png":
-        VIEWS.get(trainer.data.info.kind)().save_samples(
-            x, out, trainer=trainer, **({"labels": labels} if labelled else {}))
+        def write(tmp):
+            VIEWS.get(trainer.data.info.kind)().save_samples(
+                x, tmp, trainer=trainer, **({"labels": labels} if labelled else {}))
     elif suffix == ".npy":
-        np.save(out, x.numpy())
+        def write(tmp):
+            np.save(tmp, x.numpy())
     else:
-        np.savez(out, samples=x.numpy())
-    click.echo(f"wrote {n} samples to {out}")
+        def write(tmp):
+            np.savez(tmp, samples=x.numpy())
+    replaced = write_via(out, write)
+    click.echo(f"wrote {len(x)} samples to {out}" + (" (replaced the existing file)" * replaced))
 
 
 @cli.command()
@@ -247,8 +256,9 @@ def _metric_line(name: str) -> str:
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB",
               show_default=True, help="AtoB uses the A->B translator (pix2pix runs: AtoB only).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
-              help="Output folder: one image per input, same relative name and extension, and "
-                   "translation-sheet.png (inputs beside translations).")
+              help="Output folder, new or empty and not inside --input or RUN: one image per "
+                   "input, same relative name and extension (.png appended where Pillow cannot "
+                   "write the format), and translation-sheet.png (inputs beside translations).")
 @click.option("--size", type=click.IntRange(min=8, max=4096),
               help="Resize inputs to SIZE px (default: the size the run trained at).")
 def translate(run, input_dir, direction, out_dir, size) -> None:
@@ -281,7 +291,9 @@ fid_method_option = click.option(
 @click.argument("b", type=click.Path(path_type=Path))
 @weights_option
 @fid_method_option
-@click.option("--save-stats", type=click.Path(path_type=Path), help="Write A's mu/sigma .npz.")
+@click.option("--save-stats", type=click.Path(path_type=Path),
+              help="Write A's mu/sigma .npz (not A or B, nor inside them; an existing file is "
+                   "replaced, and the command says so on stderr).")
 @click.option("--resize", type=click.Choice(["pytorch-fid", "clean"]), default="pytorch-fid",
               show_default=True, help="pytorch-fid bilinear resize, or clean-fid PIL bicubic.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True)
@@ -289,9 +301,12 @@ def fid(a, b, inception_weights, fid_method, save_stats, resize, batch_size) -> 
     """FID between A and B (image folders or .npz statistics), as one JSON object."""
     from gankit.eval.api import fid_between
 
+    replacing = save_stats is not None and save_stats.is_file()
     result = fid_between(a, b, weights=inception_weights, save_stats=save_stats, resize=resize,
                          batch_size=batch_size, fid_method=fid_method)
     _echo_json(result)
+    if replacing:
+        click.echo(f"gankit: replaced the existing {save_stats}", err=True)
 
 
 def _metrics_help() -> str:
@@ -312,13 +327,15 @@ def _metrics_help() -> str:
 def eval_(run, metrics, n, seed, best, inception_weights, fid_method) -> None:
     """Evaluate RUN's generator against its training data; prints one JSON object (values,
     then how each metric measured them under "protocol") and saves it as eval-STEP.json in
-    the run folder."""
+    the run folder (eval-STEP-2.json, ... when an earlier, different result is there)."""
     from gankit import api
 
     names = None if metrics is None else [m.strip() for m in metrics.split(",") if m.strip()]
     result = api.evaluate(run, names, n, seed, best=best, inception_weights=inception_weights,
-                          fid_method=fid_method, save=True)
+                          fid_method=fid_method)
+    path = api.save_evaluation(run, result)
     _echo_json(result)
+    click.echo(f"gankit: saved {path}", err=True)
 
 
 def _echo_json(obj) -> None:

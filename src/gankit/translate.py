@@ -2,8 +2,9 @@
 
 Only the translator is rebuilt, from the run's config and newest intact checkpoint (EMA
 weights when the run kept them); the training data need not be present any more. Each input
-image is decoded like the training data (shorter side resized to the training size, centre
-crop, 1 or 3 channels) and written under the same relative name and extension.
+image is decoded like the training data (:mod:`gankit.data.decode`: shorter side resized to
+the training size, centre crop, 1 or 3 channels) and written under the same relative name and
+extension into a new or empty output folder apart from the inputs (:mod:`gankit.outputs`).
 
 Inputs unlike the translator's training domain (say a white-background digit for a model
 trained on white-on-black MNIST strokes) are translated, with one warning naming them: each
@@ -27,6 +28,7 @@ from gankit.core import capabilities as caps
 from gankit.core.roles import build_nets
 from gankit.core.step import Latent
 from gankit.data import folder as folder_mod
+from gankit import outputs
 from gankit.errors import CheckpointError, GankitError
 from gankit.fileio import atomic_write
 from gankit.log import note
@@ -71,17 +73,28 @@ def load_translator(run_path: Path, direction: str) -> tuple[torch.nn.Module, tu
     return net.eval(), tuple(shape)
 
 
-def _save_images(images: torch.Tensor, paths: list[Path]) -> None:
+def output_name(rel: str) -> str:
+    """The output of the input ``rel`` (a relative POSIX path): the same name and extension
+    when Pillow writes that format, else the name with ``.png`` appended (``x.gif`` ->
+    ``x.gif.png``), so that different inputs never share an output (``same.jpg``,
+    ``same.png``)."""
+    fmt = Image.registered_extensions().get(Path(rel).suffix.lower())
+    return rel if fmt in Image.SAVE else rel + ".png"
+
+
+def _save_images(images: torch.Tensor, paths: list[Path]) -> int:
     """(N, C, H, W) in [-1, 1] -> one file per path, in the format its extension names
-    (grayscale for 1 channel); an extension Pillow cannot write becomes ``.png``."""
+    (grayscale for 1 channel); the number written. GankitError naming a file that cannot
+    be written."""
     arr = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
     for x, path in zip(arr, paths):
         path.parent.mkdir(parents=True, exist_ok=True)
         pic = Image.fromarray(x[0]) if x.shape[0] == 1 else Image.fromarray(x.transpose(1, 2, 0))
         try:
             pic.save(path)
-        except (ValueError, OSError):       # no writer for this extension (or mode)
-            pic.save(path.with_suffix(".png"))
+        except (ValueError, OSError) as e:
+            raise GankitError(f"cannot write {path}: {e}") from e
+    return len(paths)
 
 
 SHEET = "translation-sheet.png"      # the first inputs beside their translations
@@ -178,22 +191,27 @@ def domain_ranges(run_path: Path, direction: str) -> dict | None:
 def translate_folder(run_path: Path, input_dir: Path, direction: str, out_dir: Path,
                      size: int | None = None) -> int:
     """Translate every image under ``input_dir`` into ``out_dir`` under the same relative
-    name and extension, and write ``translation-sheet.png`` (inputs beside translations);
-    returns how many were translated. ``size``: the side images are resized to (default:
+    name and extension (:func:`output_name`), and write ``translation-sheet.png`` (inputs
+    beside translations); returns how many were translated, which is how many image files
+    were written. ``out_dir`` must be new or empty and apart from the input folder and the
+    run folder, and no two inputs may share an output name (GankitError otherwise, before
+    any work; :mod:`gankit.outputs`). ``size``: the side images are resized to (default:
     the training size; the translators are convolutional, so other sizes run, with a note).
     Unusable files are skipped and reported in one warning; inputs unlike the training
     domain (``domain_ranges``) are translated and named in one UnlikeTrainingDomainWarning.
     GankitError when no usable image is left."""
-    net, (channels, trained, _) = load_translator(Path(run_path), direction)
-    size = size or trained
-    if size != trained:
-        note(f"translating at {size} px; the model was trained at {trained} px")
+    out_dir = Path(out_dir)
+    outputs.check_new_folder(out_dir, {"the input folder": input_dir, "the run folder": run_path})
     entries, _ = folder_mod.scan_folder(input_dir)
     if not entries:
         raise GankitError(f"no image files ({', '.join(folder_mod.IMAGE_EXTENSIONS)}) in "
                           f"{input_dir}")
+    names = outputs.one_to_one([e.rel for e in entries], output_name, reserved=[SHEET])
+    net, (channels, trained, _) = load_translator(Path(run_path), direction)
+    size = size or trained
+    if size != trained:
+        note(f"translating at {size} px; the model was trained at {trained} px")
     domain = domain_ranges(Path(run_path), direction)
-    out_dir = Path(out_dir)
     written, skipped, sheet, odd = 0, {}, ([], []), []
     for start in range(0, len(entries), BATCH):
         arrays, paths = [], []
@@ -203,7 +221,7 @@ def translate_folder(run_path: Path, input_dir: Path, direction: str, out_dir: P
                 skipped[reason] = skipped.get(reason, 0) + 1
                 continue
             arrays.append(arr)
-            paths.append(out_dir / Path(entry.rel))
+            paths.append(out_dir / names[entry.rel])
         if not arrays:
             continue
         x = torch.from_numpy(np.stack(arrays)).float() / 127.5 - 1     # (n, C, S, S)
@@ -212,8 +230,7 @@ def translate_folder(run_path: Path, input_dir: Path, direction: str, out_dir: P
                     for p, why in zip(paths, unlike(image_features(x), domain["ranges"])) if why]
         with torch.no_grad():
             y = net(x)
-        _save_images(y, paths)
-        written += len(paths)
+        written += _save_images(y, paths)
         room = SHEET_ROWS - sum(len(t) for t in sheet[0])
         sheet[0].append(x[:room])
         sheet[1].append(y[:room])
@@ -229,7 +246,7 @@ def translate_folder(run_path: Path, input_dir: Path, direction: str, out_dir: P
                       UnlikeTrainingDomainWarning, stacklevel=2)
     if written == 0:
         raise GankitError(f"no usable image in {input_dir}")
-    inputs, outputs = torch.cat(sheet[0]), torch.cat(sheet[1])
-    tile([inputs, outputs], upscale_for(size, VIEW_PX), rows=SHEET_ROWS,
+    shown_in, shown_out = torch.cat(sheet[0]), torch.cat(sheet[1])
+    tile([shown_in, shown_out], upscale_for(size, VIEW_PX), rows=SHEET_ROWS,
          labels=["input", direction]).save(out_dir / SHEET)
     return written

@@ -30,6 +30,7 @@ from scipy.linalg import lapack
 
 from gankit.errors import GankitError
 from gankit.metrics.finite import check_finite, check_values
+from gankit.outputs import write_via
 
 MIN_RECOMMENDED_SAMPLES = 2048
 IMAG_TOLERANCE = 1e-3
@@ -149,10 +150,9 @@ def save_stats(path: str | os.PathLike, mu: np.ndarray, sigma: np.ndarray, *,
         extra["n"] = np.asarray(int(n), dtype=np.int64)
     if protocol is not None:
         extra["protocol_json"] = np.asarray(json.dumps(protocol, sort_keys=True))
-    # Write to a temporary name first so an interrupted save never leaves a half file.
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64), **extra)
-    os.replace(tmp, path)
+    # all of the file or none of it (gankit.outputs, rule 4)
+    write_via(path, lambda tmp: np.savez(tmp, mu=np.asarray(mu, np.float64),
+                                         sigma=np.asarray(sigma, np.float64), **extra))
     return path
 
 
