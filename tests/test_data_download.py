@@ -1,9 +1,11 @@
-"""Data root resolution and the download path, against a loopback HTTP server (no network)."""
+"""Data root resolution (platformdirs) and the download path (pooch), against a loopback HTTP
+server (no network)."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import threading
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from gankit.data import download as dl
 from gankit.data.download import Remote, data_root, download, ensure_file
 from gankit.errors import DataError
+from gankit.fileio import current_umask
 
 PAYLOAD = b"gankit test payload\n" * 1000
 PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()
@@ -58,7 +61,6 @@ def online(monkeypatch):
     monkeypatch.delenv("GANKIT_OFFLINE", raising=False)
     for var in ("no_proxy", "NO_PROXY"):  # a configured HTTP proxy must not see loopback traffic
         monkeypatch.setenv(var, "127.0.0.1,localhost")
-    dl._VERIFIED.clear()
 
 
 def test_data_root_precedence(monkeypatch, tmp_path):
@@ -87,6 +89,7 @@ def test_download_success(server, tmp_path):
     assert path == tmp_path / "sub" / "file.bin"
     assert path.read_bytes() == PAYLOAD
     assert [p.name for p in path.parent.iterdir()] == ["file.bin"]  # no temp file left
+    assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # not pooch's private 0600
 
 
 def test_wrong_md5_rejected_and_not_left_behind(server, tmp_path):
@@ -107,7 +110,7 @@ def test_mirror_fallback(server, tmp_path):
 
 
 def test_dropped_connection_is_a_clean_failure(server, tmp_path):
-    with pytest.raises(DataError, match="closed after 100 of"):
+    with pytest.raises(DataError, match=r"IncompleteRead\(100 bytes read"):
         download(Remote("file.bin", PAYLOAD_MD5, (f"{server}/short/",)), tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -141,18 +144,17 @@ def test_ensure_file_uses_existing_and_rejects_corrupt(monkeypatch, tmp_path):
         ensure_file(remote, tmp_path)
 
 
-def test_md5_verification_is_cached(monkeypatch, tmp_path):
-    path = tmp_path / "f"
+def test_a_file_replaced_with_the_same_size_and_time_is_checked_again(tmp_path):
+    """The check reads the bytes every time: no memo keyed by size and modification time."""
+    path = tmp_path / "file.bin"
     path.write_bytes(PAYLOAD)
-    calls = []
-    real = dl.md5sum
-    monkeypatch.setattr(dl, "md5sum", lambda p: calls.append(p) or real(p))
-    assert dl.verify_md5(path, PAYLOAD_MD5)
-    assert dl.verify_md5(path, PAYLOAD_MD5)
-    assert len(calls) == 1
-    path.write_bytes(PAYLOAD + b"x")  # new size: verified again
-    assert not dl.verify_md5(path, PAYLOAD_MD5)
-    assert len(calls) == 2
+    remote = Remote("file.bin", PAYLOAD_MD5, ())
+    assert ensure_file(remote, tmp_path, allow_download=False) == path
+    stamp = path.stat()
+    path.write_bytes(PAYLOAD[:-1] + b"?")                     # same size
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # same time
+    with pytest.raises(DataError, match="does not match its published MD5"):
+        ensure_file(remote, tmp_path, allow_download=False)
 
 
 def _shared_data() -> Path | None:
