@@ -254,7 +254,7 @@ def _fold_one(m: BasicConv2d) -> None:
 
 
 def cache_dir() -> Path:
-    """User cache folder: ``$GANKIT_CACHE`` or ``~/.cache/gankit`` (shared with the data code)."""
+    """``$GANKIT_CACHE`` or ``<user cache>/gankit`` (platformdirs; shared with the data code)."""
     from gankit.data.download import cache_root
 
     return cache_root()
