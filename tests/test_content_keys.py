@@ -42,7 +42,7 @@ def fid(a: Path, b: Path, cache: bool = True) -> float:
     return eval_api.fid_between(a, b, fid_method="svd", use_cache=cache)["fid"]
 
 
-def test_fid_cache_tells_same_looking_folders_apart(tmp_path, fake_inception):
+def test_fid_cache_tells_same_looking_folders_apart(tmp_path, small_inception):
     x, y = bmp_folder(tmp_path / "x", 0), bmp_folder(tmp_path / "y", 1)
     a = bmp_folder(tmp_path / "a", 2)
     assert listing(x) == listing(y)                       # names, sizes, mtimes: all the same
@@ -54,7 +54,7 @@ def test_fid_cache_tells_same_looking_folders_apart(tmp_path, fake_inception):
     assert x_a != pytest.approx(y_a)
 
 
-def test_fid_cache_sees_a_file_rewritten_in_place(tmp_path, fake_inception):
+def test_fid_cache_sees_a_file_rewritten_in_place(tmp_path, small_inception):
     x, a = bmp_folder(tmp_path / "x", 0), bmp_folder(tmp_path / "a", 2)
     before = fid(x, a)
     bmp_folder(tmp_path / "x", 5)                         # new pixels, same names/sizes/mtimes

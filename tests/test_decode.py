@@ -133,7 +133,7 @@ def fid(a: Path, b: Path) -> float:
     return eval_api.fid_between(a, b, fid_method="svd", use_cache=False)["fid"]
 
 
-def test_fid_of_sixteen_bit_folders(tmp_path, fake_inception):
+def test_fid_of_sixteen_bit_folders(tmp_path, small_inception):
     pics = gray_pictures()
     eight = write(tmp_path / "eight", pics)
     sixteen = write(tmp_path / "sixteen", [p.astype(np.uint16) * 257 for p in pics])
@@ -143,7 +143,7 @@ def test_fid_of_sixteen_bit_folders(tmp_path, fake_inception):
     assert fid(sixteen, white) == pytest.approx(fid(eight, white), rel=1e-9)
 
 
-def test_fid_of_transparent_pictures_composites_on_white(tmp_path, fake_inception):
+def test_fid_of_transparent_pictures_composites_on_white(tmp_path, small_inception):
     pics = rgba_with_transparent_corners()
     rgba = write(tmp_path / "rgba", pics)
     flat = write(tmp_path / "flat", [on_white(p) for p in pics])
@@ -152,7 +152,7 @@ def test_fid_of_transparent_pictures_composites_on_white(tmp_path, fake_inceptio
     assert fid(rgba, black) > 1
 
 
-def test_fid_command_on_sixteen_bit_folder(tmp_path, fake_inception):
+def test_fid_command_on_sixteen_bit_folder(tmp_path, small_inception):
     from cli_runner import run_cli
     pics = gray_pictures()
     eight = write(tmp_path / "eight", pics)
