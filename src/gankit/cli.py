@@ -69,8 +69,10 @@ def train(preset, steps, seed, out, overrides, device, nproc, quiet, as_json) ->
         note(optim_note)                       # which optimizer settings, from where
     out = out or default_run_path(preset)
     if nproc > 1:       # refuse what rank 0 would refuse before starting the processes
+        from gankit.config import check_networks
         from gankit.train import distributed
         distributed.local_batch_size(cfg.train.batch_size, nproc)
+        check_networks(cfg, nproc)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise GankitError(f"{out} is not empty; choose another --out, or continue it with "
                               f"`gankit resume {out}`")

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from gankit.data import folder as folder_mod
@@ -47,6 +47,7 @@ from gankit.data.base import DataInfo, HeldOut, generator_state, lazy_heldout, m
 from gankit.data.folder import DEFAULT_HOLDOUT, MAX_HOLDOUT, percent, split_by_path
 from gankit.data.images import ImageTensorSource, fit_size, other_split, uint8_to_unit
 from gankit.errors import DataError
+from gankit.params import Channels, Params
 
 SPLIT_SEED = 0   # the demo domains are a property of the data set, not of the run's seed
 
@@ -257,8 +258,7 @@ def fashion_edges(split: Literal["train", "test"] = "train", root: str | None = 
     return {"a": edge_map(data.images, threshold), "b": data.images, "y": data.labels}
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Params(Params):
     flip: bool = False
     n_examples: int = Field(64, ge=1, le=1024)   # held-out examples for sample pages
 
@@ -351,8 +351,8 @@ class _FolderParams(_Params):
     path: str
     size: int = Field(256, ge=8, le=1024)             # crop fed to the networks
     load_size: int | None = Field(None, ge=8, le=2048)  # decode size (null: = size, no jitter)
-    channels: Literal[1, 3] = 3                       # domain A (and B unless channels_b)
-    channels_b: Literal[1, 3] | None = None
+    channels: Channels = 3                            # domain A (and B unless channels_b)
+    channels_b: Channels | None = None
     flip: bool = True
     # without test sub-folders: share of the training files held out by name (never trained on)
     holdout: float = Field(DEFAULT_HOLDOUT, ge=0, le=MAX_HOLDOUT)

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from gankit.config import RunConfig
 from gankit.core import capabilities as caps
-from gankit.core.roles import Role, build_nets
+from gankit.core.roles import Role, build_nets, check_batch
 from gankit.core.step import FunctionalNet, Latent, Phase, PhaseOptions, StepContext
 from gankit.data.base import make_generator
 from gankit.errors import CheckpointError, ConfigError, GankitError
@@ -79,7 +79,10 @@ class Trainer:
         obj_cls = OBJECTIVES.get(cfg.objective.name)
         latent = Latent.of_model(cfg.model)
         self.roles: dict[str, Role] = obj_cls.roles(cfg.objective, info, latent)
-        nets = build_nets(NETWORKS.get(cfg.model.name), cfg.model, info, self.roles)
+        family = NETWORKS.get(cfg.model.name)
+        check_batch(family, cfg.model, info, self.roles, self.local_batch,
+                    f"train.batch_size={cfg.train.batch_size} ({self.local_batch} per process)")
+        nets = build_nets(family, cfg.model, info, self.roles)
         self.nets = nn.ModuleDict(nets).to(self.device)
         self._prepare_nets(self.roles)
         options = PhaseOptions(d_steps=cfg.train.d_steps, reuse_fakes=cfg.train.reuse_fakes)
