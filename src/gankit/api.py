@@ -193,16 +193,18 @@ def resume(run_path: Path | str, steps: int | None = None, overrides: list[str] 
     """Continue the run in ``run_path`` from its newest intact checkpoint, exactly as if it
     had never stopped; ``steps`` trains that many more steps; ``overrides`` (``key=value``)
     may change only run length, logging and evaluation (CheckpointError names other keys).
-    GankitError when the run already finished its steps."""
-    from gankit.config import apply_overrides, validate
+
+    The learning-rate schedules keep their end when the length changes (``resume_config``):
+    a finished run extended continues at the rates its schedules ended with, as a run that
+    never stopped would past its planned end; the rates it continues with are printed.
+    GankitError when the run already finished its steps; ConfigError when the extension
+    would run at learning rate 0 (a schedule decayed to 0 that ``train.schedule_steps``
+    does not move)."""
     run = RunDir.open(run_path)
-    raw = run.read_config().to_dict()
-    cfg = validate(apply_overrides(raw, list(overrides)))
     done = 0
     if ckpt.list_checkpoints(run.checkpoints):
         done = int(ckpt.newest_intact(run.checkpoints)[1]["counters"]["step"])
-    if steps is not None:
-        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": done + steps})})
+    cfg = resume_config(run.read_config(), done, steps, overrides)
     with distributed.session(resolve_device(cfg.train.device)) as dist:
         run, trainer, skipped = load_trainer(run_path, cfg)
         for msg in skipped if dist.is_main else ():
@@ -213,9 +215,45 @@ def resume(run_path: Path | str, steps: int | None = None, overrides: list[str] 
         if dist.is_main:
             run.write_config(cfg)
             run.truncate_metrics(trainer.c.step)
-        note(f"resuming {run.path} at step {trainer.c.step} of {cfg.train.steps}")
+        note(f"resuming {run.path} at step {trainer.c.step} of {cfg.train.steps}; "
+             f"{rates_text(trainer)}")
         _fit(trainer, run)
     return run
+
+
+def resume_config(saved: RunConfig, done: int, steps: int | None,
+                  overrides: list[str] = ()) -> RunConfig:
+    """The config a resume trains with: ``saved`` (the run folder's) with ``overrides``, and
+    with ``steps`` more steps than the ``done`` ones when given.
+
+    The rule for a run whose length changes: its schedules keep their end. When
+    ``train.steps`` differs from the saved one, ``train.schedule_steps`` is pinned to the
+    saved length (unless it was set already, or the overrides set it: ``=N`` moves the end
+    to step N, ``=null`` spreads the schedules over the new length, the rate then jumping to
+    where a run planned that long would be). ConfigError for invalid or non-resumable keys."""
+    from gankit.config import apply_overrides, parse_override, validate
+
+    raw = apply_overrides(saved.to_dict(), list(overrides))
+    if not isinstance(raw.get("train"), dict):
+        return validate(raw)                     # says what is wrong with it
+    if steps is not None:
+        raw["train"]["steps"] = done + steps
+    given = any(parse_override(o)[0] == ["train", "schedule_steps"] for o in overrides)
+    if raw["train"].get("steps") != saved.train.steps and not given \
+            and saved.train.schedule_steps is None:
+        raw["train"]["schedule_steps"] = saved.train.steps
+    return validate(raw)
+
+
+def rates_text(trainer: Trainer) -> str:
+    """'learning rate G 3e-05, D 3e-05 (the schedules ended at step 60; they stay at their
+    final rates)': each phase's rate at the trainer's step."""
+    rates = ", ".join(f"{ph} {trainer.lr(ph):.3g}" for ph in trainer.optims)
+    end = trainer.cfg.train.schedule_end
+    past = trainer.c.step >= end and any(o.schedule != "constant"
+                                         for o in trainer.cfg.optim.values())
+    return f"learning rate {rates}" + (f" (the schedules ended at step {end}; they stay at "
+                                       "their final rates)" if past else "")
 
 
 def _fit(trainer: Trainer, run: RunDir, until: int | None = None) -> None:

@@ -55,6 +55,9 @@ class OptimConfig(Strict):
 
 class TrainConfig(Strict):
     steps: int = Field(2000, gt=0)                  # generator updates
+    # The step where learning-rate schedules end (decay_start is a fraction of it); null:
+    # train.steps. Extending a finished run keeps it, so the rate stays where it ended.
+    schedule_steps: int | None = Field(None, gt=0)
     batch_size: int = Field(256, gt=0, le=65536)
     d_steps: int = Field(1, gt=0, le=100)           # k of Algorithm 1 / n_critic
     ema_beta: float | None = Field(None, gt=0, lt=1)
@@ -75,6 +78,11 @@ class TrainConfig(Strict):
     # CPU threads for this process (0: torch's default). Small models run fastest on one:
     # extra OpenMP threads spin-wait whenever the machine is busy.
     threads: int = Field(0, ge=0, le=1024)
+
+    @property
+    def schedule_end(self) -> int:
+        """The step where the learning-rate schedules end (``schedule_steps`` or ``steps``)."""
+        return self.schedule_steps or self.steps
 
 
 class LogConfig(Strict):
@@ -334,8 +342,25 @@ def validate(raw: dict[str, Any]) -> RunConfig:
     if cfg.train.reuse_fakes and not objective.can_reuse_fakes:
         raise ConfigError(f"invalid config: train.reuse_fakes: the {cfg.objective.name} "
                           "objective does not reuse the D step's samples")
+    check_schedules(cfg)
     check_networks(cfg)
     return cfg
+
+
+def check_schedules(cfg: RunConfig) -> None:
+    """ConfigError (one line) when training goes past the end of a schedule that decays to
+    learning rate 0 (``min_lr`` 0): those steps would not change the phase's networks."""
+    end, steps = cfg.train.schedule_end, cfg.train.steps
+    if steps <= end:
+        return
+    flat = [f"optim.{ph}" for ph, o in cfg.optim.items()
+            if o.schedule != "constant" and o.min_lr == 0]
+    if flat:
+        raise ConfigError(
+            f"invalid config: train.steps={steps} runs past train.schedule_steps={end}, where "
+            f"the {' and '.join(flat)} schedules have decayed to learning rate 0: the last "
+            f"{steps - end} steps would train nothing there; give the schedules a later end "
+            f"(train.schedule_steps={steps} re-spreads the decay over all {steps} steps)")
 
 
 def check_networks(cfg: RunConfig, world: int = 1) -> None:
@@ -457,8 +482,10 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-# Keys that may differ when a run is resumed: its length and what it logs.
-RESUMABLE_CHANGES = ("train.steps", "train.device", "train.threads", "log.", "eval.")
+# Keys that may differ when a run is resumed: its length (and the end of its schedules) and
+# what it logs.
+RESUMABLE_CHANGES = ("train.steps", "train.schedule_steps", "train.device", "train.threads",
+                     "log.", "eval.")
 
 
 def incompatible_keys(old: RunConfig, new: RunConfig) -> list[str]:

@@ -181,9 +181,11 @@ class Trainer:
         return self.draw_real() if phase.real == "fresh" else ctx.shared_batch()
 
     def lr(self, phase: str) -> float:
-        """The learning rate of ``phase`` at the current step (schedule and roll-backs)."""
+        """The learning rate of ``phase`` at the current step (schedule, ending at
+        ``train.schedule_end``, and roll-backs)."""
         cfg = self.cfg.optim[phase]
-        return cfg.lr * self.c.lr_scale * lr_factor(cfg, self.c.step, self.cfg.train.steps)
+        return cfg.lr * self.c.lr_scale * lr_factor(cfg, self.c.step,
+                                                    self.cfg.train.schedule_end)
 
     def functional(self, net: str) -> FunctionalNet:
         """A differentiable copy of ``net`` under its phase's optimizer rule (StepContext)."""
