@@ -21,6 +21,10 @@ def cli() -> None:
 _device_option = click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]),
     help="Where to train (train.device; auto: CUDA, else MPS, else CPU).")
+_model_device_option = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
+    show_default=True, help="Where to run the model (auto: CUDA, else MPS, else CPU); any "
+    "device loads any run, whatever it trained on.")
 _output_options = [
     click.option("--quiet", is_flag=True, help="Print only errors (no progress, no summary)."),
     click.option("--json", "as_json", is_flag=True,
@@ -129,11 +133,13 @@ def _flags(quiet: bool, as_json: bool) -> list[str]:
 @click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
 @click.option("--label", type=click.IntRange(min=0),
               help="Class-conditional models: draw this class only.")
-def sample(run, n, out, seed, best, label) -> None:
-    """Draw N samples from RUN's generator (EMA weights when the run keeps them)."""
+@_model_device_option
+def sample(run, n, out, seed, best, label, device) -> None:
+    """Draw N samples from RUN's generator (EMA weights when the run keeps them); needs only
+    the run folder."""
     import numpy as np
 
-    from gankit.api import load_trainer
+    from gankit.api import load_model
     from gankit.core import capabilities as caps
     from gankit.plots import VIEWS
     from gankit.plots.images import class_samples
@@ -141,17 +147,17 @@ def sample(run, n, out, seed, best, label) -> None:
     suffix = out.suffix.lower()
     if suffix not in (".png", ".npy", ".npz"):
         raise GankitError(f"--out must end in .png, .npy or .npz, not {out.suffix or '(none)'}")
-    _, trainer, _ = load_trainer(run, best=best)
-    labelled = suffix == ".png" and caps.LABELS in trainer.objective.offers
-    with trainer.fixed_label(label):
+    _, model = load_model(run, best=best, device=device)
+    labelled = suffix == ".png" and caps.LABELS in model.objective.offers
+    with model.fixed_label(label):
         if labelled and label is None:       # a picture: the n split over the classes
-            x, labels = class_samples(trainer, n, seed)
+            x, labels = class_samples(model, n, seed)
         else:
-            x, labels = trainer.sample(n, seed=seed), label
+            x, labels = model.sample(n, seed=seed), label
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".png":
-        VIEWS.get(trainer.data.info.kind)().save_samples(
-            x, out, trainer=trainer, **({"labels": labels} if labelled else {}))
+        VIEWS.get(model.data.info.kind)().save_samples(
+            x, out, trainer=model, **({"labels": labels} if labelled else {}))
     elif suffix == ".npy":
         np.save(out, x.numpy())
     else:
@@ -161,14 +167,14 @@ def sample(run, n, out, seed, best, label) -> None:
 
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
-def plot(run) -> None:
-    """Redraw RUN's figures into its plots/ folder from the newest checkpoint and metrics."""
-    from gankit.api import load_trainer
-    from gankit.plots import VIEWS
+@_model_device_option
+def plot(run, device) -> None:
+    """Redraw RUN's figures into its plots/ folder from the newest checkpoint and metrics;
+    needs only the run folder (figures of real data are skipped, with a note, when the
+    data cannot be read)."""
+    from gankit import api
 
-    run_dir, trainer, _ = load_trainer(run)
-    view = VIEWS.get(trainer.data.info.kind)()
-    for path in view.final_plots(trainer, run_dir.sub("plots"), run_dir.read_metrics()):
+    for path in api.plot(run, device=device):
         click.echo(str(path))
 
 
@@ -311,15 +317,17 @@ def _metrics_help() -> str:
 @click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
 @weights_option
 @fid_method_option
-def eval_(run, metrics, n, seed, best, inception_weights, fid_method) -> None:
-    """Evaluate RUN's generator against its training data; prints one JSON object (values,
-    then how each metric measured them under "protocol") and saves it as eval-STEP.json in
-    the run folder."""
+@_model_device_option
+def eval_(run, metrics, n, seed, best, inception_weights, fid_method, device) -> None:
+    """Evaluate RUN's generator; prints one JSON object (values, then how each metric
+    measured them under "protocol") and saves it as eval-STEP.json in the run folder. Needs
+    only the run folder, except metrics that compare with real data (they read the run's
+    data)."""
     from gankit import api
 
     names = None if metrics is None else [m.strip() for m in metrics.split(",") if m.strip()]
     result = api.evaluate(run, names, n, seed, best=best, inception_weights=inception_weights,
-                          fid_method=fid_method, save=True)
+                          fid_method=fid_method, save=True, device=device)
     click.echo(json.dumps(result))
 
 
