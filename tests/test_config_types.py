@@ -178,3 +178,13 @@ def test_the_trainer_checks_what_validation_cannot_know(tmp_path):
                             "--set", "objective=acgan", "--set", "train.reuse_fakes=false",
                             "--set", "train.batch_size=1", *(f"--set={o}" for o in TINY)],
                  "train.batch_size=1 (1 per process): the dcgan network's D needs at least 2")
+
+
+def test_a_saved_config_reads_back_as_it_was(tmp_path):
+    """A string that YAML 1.2 would read as a float (a folder named 1e5) is written quoted."""
+    from gankit.run import RunDir
+
+    cfg = build_config("dcgan-folder", ["data.path=1e5x", "optim.G.lr=1e-4"])
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": "1e5"})})
+    run = RunDir.create(tmp_path / "run", cfg)
+    assert run.read_config() == cfg

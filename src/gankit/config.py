@@ -4,7 +4,10 @@ A config is plain data. Presets (``gankit/presets/*.yaml``) are small dicts that
 defaults below; ``--set key=value`` overrides are applied to that dict; then the sections that
 name a registered variant (``data``, ``model``, ``objective``) are validated by that variant's
 own ``Params`` model, and the objective fills in what it recommends (k / n_critic, optimizers).
-Unknown keys are errors everywhere.
+Unknown keys are errors everywhere, and values are what they say (``gankit.params``: strict
+types; YAML is read with YAML 1.2's floats, so ``1e-4`` is a float and ``1e3`` is not an
+integer). What the networks require of the data and the batch is checked here too
+(``check_networks``), before anything is built.
 """
 
 from __future__ import annotations
@@ -211,15 +214,26 @@ class _Loader(yaml.SafeLoader):
     a strict float field refuses)."""
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."))
+class _Dumper(yaml.SafeDumper):
+    """The safe dumper with the same float rule, so that a string such as ``1e5`` (a folder
+    name) is written quoted and reads back as a string."""
+
+
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."))
 
 
 def parse_yaml(text: str) -> Any:
     """``text`` as YAML (safe: plain data only), floats as in YAML 1.2 (``_Loader``)."""
     return yaml.load(text, Loader=_Loader)     # noqa: S506 - a SafeLoader subclass
+
+
+def dump_yaml(data: Any) -> str:
+    """``data`` as YAML that ``parse_yaml`` reads back unchanged (keys in their order)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False)
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
