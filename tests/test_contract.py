@@ -230,6 +230,9 @@ def test_trains_plots_evaluates_and_resumes(name, kind, data_root, tmp_path, mon
             assert torch.equal(p, b.nets[net].state_dict()[key]), f"{name}: {net}.{key}"
             assert torch.equal(p.cpu(), full["nets"][net][key]), f"{name}: {net}.{key} vs api"
     assert json.dumps(a.c.images_seen) == json.dumps(b.c.images_seen)
+    # inference needs only the run folder: its model samples as the trainer that made it
+    _, model = api.load_model(tmp_path / "run", device="cpu")
+    assert torch.equal(model.sample(4, seed=5), a.sample(4, seed=5)), f"{name} on {kind}"
 
 
 # ----------------------------------------------------------------------------- families
