@@ -228,8 +228,9 @@ def evaluate(run_path: Path | str, metrics: list[str] | None = None, n: int = 10
 
 
 def _best_trainer(run: RunDir, run_path: Path, cfg: RunConfig) -> Trainer:
+    state = _best_state(run, run_path)
     trainer = Trainer(cfg, run.checkpoints)
-    trainer.load(_best_state(run, run_path))
+    trainer.load(state)
     return trainer
 
 
