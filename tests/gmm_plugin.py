@@ -11,13 +11,14 @@ import math
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import Tensor, nn
 
 from gankit.core import capabilities as caps
 from gankit.core.roles import DensityRole
 from gankit.core.step import Phase
 from gankit.objectives.base import Objective, ObjectiveParams
+from gankit.params import Params
 from gankit.registry import NETWORKS, OBJECTIVES
 
 
@@ -44,8 +45,7 @@ class GaussianMixture(nn.Module):
         return self.means[k] + self.log_std[k].exp() * eps
 
 
-class GMMParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GMMParams(Params):
     name: Literal["gmm"] = "gmm"
     components: int = Field(8, gt=0, le=1000)
 

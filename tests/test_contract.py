@@ -230,6 +230,9 @@ def test_trains_plots_evaluates_and_resumes(name, kind, data_root, tmp_path, mon
             assert torch.equal(p, b.nets[net].state_dict()[key]), f"{name}: {net}.{key}"
             assert torch.equal(p.cpu(), full["nets"][net][key]), f"{name}: {net}.{key} vs api"
     assert json.dumps(a.c.images_seen) == json.dumps(b.c.images_seen)
+    # inference needs only the run folder: its model samples as the trainer that made it
+    _, model = api.load_model(tmp_path / "run", device="cpu")
+    assert torch.equal(model.sample(4, seed=5), a.sample(4, seed=5)), f"{name} on {kind}"
 
 
 # ----------------------------------------------------------------------------- families
@@ -237,9 +240,9 @@ INFOS = {"toy": DataInfo("toy2d", (2,)), "image": DataInfo("image", (1, 28, 28),
          "rgb32": DataInfo("image", (3, 32, 32), num_classes=10)}
 
 
-def probe_role(role_type):
-    """A typical spec of each role type and a call that checks the built net's shapes."""
-    B = 3
+def probe_role(role_type, B: int = 3):
+    """A typical spec of each role type and a call that checks the built net's shapes on a
+    batch of ``B``."""
     if role_type is R.GeneratorRole:
         role = R.GeneratorRole(z_dim=5, code_dim=2, num_classes=10)
         return role, lambda net, info: net(torch.randn(B, 7), torch.arange(B)).shape == (B, *info.shape)
@@ -278,6 +281,36 @@ def test_every_family_builds_every_role_it_registers(family):
             assert call(nets["net"], info), f"{family} {role.kind} on {info.shape}"
             built += 1
         assert built, f"{family} built its {role.kind} for none of {list(INFOS)}"
+
+
+@pytest.mark.parametrize("family", NETWORKS.names())
+def test_every_family_trains_on_the_batch_it_declares(family):
+    """A family's ``min_batch(params, info, role)`` is true: its nets run a training-mode
+    forward on that many samples, and (when it asks for more than 1) fail on fewer."""
+    fam = NETWORKS.get(family)
+    params = fam.Params.model_validate({"name": family})
+    declared = getattr(fam, "min_batch", lambda p, info, role: 1)
+    for role_type in fam.builders:
+        for info in INFOS.values():
+            role, _ = probe_role(role_type)
+            variants = [role] + ([R.CriticRole(out_dim=role.out_dim, per_sample=True)]
+                                 if role_type is R.CriticRole else [])
+            if family == "translation" and role_type is R.CriticRole:
+                variants = [R.CriticRole(reads=("a",)), R.CriticRole(reads=("a",), per_sample=True)]
+            for role in variants:
+                try:
+                    net = R.build_nets(fam, params, info, {"net": role})["net"].train()
+                except ConfigError:
+                    continue
+                n = declared(params, info, role)
+                labels = role_type is not R.TranslatorRole and getattr(role, "num_classes", 0)
+                run = lambda b: net(torch.randn(b, *(  # noqa: E731
+                    (role.in_dim,) if role_type is R.GeneratorRole else info.shape)),
+                    *([torch.arange(b) % 10] if labels else []))
+                run(n)
+                if n > 1:
+                    with pytest.raises(ValueError, match="more than 1 value per channel"):
+                        run(n - 1)
 
 
 def test_a_family_refuses_roles_it_cannot_build():

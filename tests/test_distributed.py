@@ -222,7 +222,9 @@ def test_nproc_launches_the_same_command_under_torchrun():
 def test_cli_resumes_a_one_process_run_with_nproc_2(tmp_path):
     from gankit import api
     out = tmp_path / "run"
-    api.train(build_config(None, TOY + ["train.steps=2", "log.every=1", "log.sample_at=[]"]), out)
+    api.train(build_config(None, TOY + ["train.steps=2", "log.every=1", "log.sample_at=[]",
+                                        "optim.G.schedule=constant",    # extended 2 more steps
+                                        "optim.D.schedule=constant"]), out)
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
     r = subprocess.run([sys.executable, "-m", "gankit", "resume", str(out), "--steps", "2",
                         "--nproc", "2", "--device", "cpu"],

@@ -109,11 +109,11 @@ def tiny_ring(tmp_path):
 
 
 def test_eval_of_a_nan_generator_exits_2_and_writes_no_json(tmp_path, monkeypatch):
-    from gankit.train.trainer import Trainer
+    from gankit.train.model import Sampling          # the trainer's and the run folder's
     run = tiny_ring(tmp_path)
     code, out, err = run_cli(["eval", str(run.path), "--metrics", "toy2d", "--n", "50"])
     assert code == 0 and np.isfinite(json.loads(out)["kl"])
-    monkeypatch.setattr(Trainer, "sample", lambda self, n, seed=0, batch=1024:
+    monkeypatch.setattr(Sampling, "sample", lambda self, n, seed=0, batch=1024:
                         torch.full((n, 2), NAN))
     code, out, err = run_cli(["eval", str(run.path), "--metrics", "toy2d", "--n", "50"])
     assert code == 2 and out == "" and err.count("\n") == 1

@@ -197,7 +197,7 @@ def test_eval_refuses_a_metric_that_does_not_apply_before_any_work(tmp_path, mon
 
     def no_loading(*args, **kwargs):
         raise AssertionError("the run was loaded before its metrics were checked")
-    monkeypatch.setattr(api, "load_trainer", no_loading)
+    monkeypatch.setattr(api, "load_model", no_loading)
     code, out, err = run_cli(["eval", str(run), "--metrics", "toy2d,mnist", "--n", "100"])
     assert (code, out) == (2, "")
     assert err == ("gankit: error: metric 'mnist' does not apply to this run: it needs MNIST or "

@@ -349,17 +349,16 @@ def folders(tmp_path):
 
 
 def straight_and_resumed(cfg, out: Path):
-    """A 4-step run in one go, and the same run trained 2 steps then resumed for 2."""
+    """A 4-step run in one go, and the same run stopped after 2 steps then resumed."""
     from gankit import api
     from gankit.train.trainer import Trainer
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         straight = Trainer(cfg)
         straight.fit()
-        half = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 2}),
-                                      "log": cfg.log.model_copy(update={"figures": False})})
-        run = api.train(half, out)
-        resumed = api.resume(run.path, steps=2, overrides=["log.figures=true"])
+        half = cfg.model_copy(update={"log": cfg.log.model_copy(update={"figures": False})})
+        run = api.train(half, out, until=2)
+        resumed = api.resume(run.path, overrides=["log.figures=true"])
         _, trainer, _ = api.load_trainer(resumed.path)
     assert trainer.c.step == 4
     for name, net in straight.nets.items():

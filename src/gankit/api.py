@@ -1,4 +1,5 @@
-"""The Python API: ``train``, ``resume``, ``sample``, ``evaluate``, ``load_trainer``.
+"""The Python API: ``train``, ``resume``, ``sample``, ``plot``, ``evaluate``, ``load_model``,
+``load_trainer``.
 
 The CLI, benchmarks and notebooks share these; each raises ``gankit.errors.GankitError``
 subclasses (ConfigError, DataError, CheckpointError) with a one-line message for a user's
@@ -31,7 +32,8 @@ from gankit.train import checkpoint as ckpt
 from gankit.train import distributed
 from gankit.train.callbacks import Checkpointer, MetricsLogger, ProgressBar, SampleGrids
 from gankit.train.evaluation import EvaluationCallback
-from gankit.train.trainer import Trainer, resolve_device
+from gankit.train.model import Model, load_data_info, resolve_device, run_data, save_data_info
+from gankit.train.trainer import Trainer
 
 
 def callbacks_for(run: RunDir, trainer: Trainer) -> list:
@@ -72,9 +74,17 @@ def train(cfg: RunConfig, out: Path | str, until: int | None = None) -> RunDir:
         # role combination stops here with nothing written.
         trainer = Trainer(cfg, out / "checkpoints")
         prepare_metrics(cfg)                          # e.g. the Inception weights, found now
-        run = _on_main(dist, lambda: RunDir.create(out, cfg), out) or RunDir(out)
+        run = _on_main(dist, lambda: _create(out, cfg, trainer), out) or RunDir(out)
         note(f"run folder: {run.path}")
         _fit(trainer, run, until)
+    return run
+
+
+def _create(out: Path, cfg: RunConfig, trainer: Trainer) -> RunDir:
+    """The new run folder: its config and the description of its data (``DATA_INFO``), so
+    that sampling, figures and evaluation later need only the folder."""
+    run = RunDir.create(out, cfg)
+    save_data_info(run.path, trainer.data.info)
     return run
 
 
@@ -127,29 +137,69 @@ def load_trainer(run_path: Path | str, cfg: RunConfig | None = None,
     return run, trainer, skipped
 
 
+def load_model(run_path: Path | str, best: bool = False,
+               device: str = "auto") -> tuple[RunDir, Model]:
+    """(run folder, model): a run's networks for inference (``gankit.train.model``) from its
+    newest intact checkpoint, or with ``best`` from ``checkpoints/best.safetensors``, on
+    ``device`` ("auto": CUDA, else MPS, else CPU; any device loads any run). Needs only the
+    run folder, wherever it now lives: not the training data, nor the device it trained on.
+    GankitError when the folder is not a run or ``device`` is missing, CheckpointError when
+    it has no (fitting) checkpoint, DataUnavailable for an older run folder without its data
+    description whose data cannot be read."""
+    run = RunDir.open(run_path)
+    cfg = run.read_config()
+    where = resolve_device(device, "--device")
+    if best:
+        state = _best_state(run, run_path)
+    elif not ckpt.list_checkpoints(run.checkpoints):
+        raise CheckpointError(f"{run_path} has no checkpoint yet (it stopped before its first); "
+                              f"train it on with `gankit resume {run_path}`")
+    else:
+        _, state, skipped = ckpt.newest_intact(run.checkpoints)
+        for msg in skipped:
+            note(f"skipped {msg}")
+    model = Model(cfg, run_data(run.path, cfg, where), where)
+    model.load_model_state(state)
+    return run, model
+
+
 def sample(run_path: Path | str, n: int = 64, seed: int = 0, best: bool = False,
-           label: int | None = None) -> Tensor:
+           label: int | None = None, device: str = "auto") -> Tensor:
     """``n`` samples of a run's generator (its EMA weights when kept) as a float32 CPU tensor
     (n, *data shape) (images in [-1, 1]); ``best`` uses the best checkpoint; ``label`` draws
-    that class only (class-conditional models; ConfigError otherwise). The same seed gives
-    the same samples."""
-    trainer = load_trainer(run_path, best=best)[1]
-    with trainer.fixed_label(label):
-        return trainer.sample(n, seed=seed)
+    that class only (class-conditional models; ConfigError otherwise); ``device`` as
+    ``load_model`` (the run folder alone is needed). The same seed gives the same samples
+    on the same device."""
+    model = load_model(run_path, best=best, device=device)[1]
+    with model.fixed_label(label):
+        return model.sample(n, seed=seed)
+
+
+def plot(run_path: Path | str, device: str = "auto") -> list[Path]:
+    """Redraw a run's figures into its ``plots/`` folder from its newest checkpoint and
+    metrics (the run folder alone is needed; ``device`` as ``load_model``); returns the files
+    written. Figures that show real data are skipped with a one-line note when the data
+    cannot be read."""
+    run, model = load_model(run_path, device=device)
+    view = VIEWS.get(model.data.info.kind)()
+    return view.final_plots(model, run.sub("plots"), run.read_metrics())
 
 
 def evaluate(run_path: Path | str, metrics: list[str] | None = None, n: int = 10000,
              seed: int | None = None,
              best: bool = False, inception_weights: str | Path | None = None,
-             fid_method: str = "sqrtm", save: bool = False) -> dict[str, Any]:
+             fid_method: str = "sqrtm", save: bool = False,
+             device: str = "auto") -> dict[str, Any]:
     """Registered ``metrics`` (``gankit list``; None: every one that applies to the run) of a
     run's generator on ``n`` samples:
     ``{"step", [checkpoint], values..., "protocol": {metric: how it measured}}``.
 
     ``seed`` None takes each metric's fixed seed. ``save`` also writes
-    ``eval-[best-]STEP.json`` into the run folder (:func:`save_evaluation`). Raises ConfigError before loading anything
-    when a metric is unknown or does not apply to the run (its data and objective), and
-    GankitError when a metric lacks what it needs (e.g. the Inception weights)."""
+    ``eval-[best-]STEP.json`` into the run folder (:func:`save_evaluation`). The model runs on ``device`` from the run
+    folder alone (``load_model``); only metrics that compare with real data read them.
+    Raises ConfigError before loading anything when a metric is unknown or does not apply to
+    the run (its data and objective), GankitError when a metric lacks what it needs (e.g.
+    the Inception weights), DataUnavailable when it needs real data that cannot be read."""
     from gankit.metrics import protocol
 
     facts = protocol.RunFacts.from_config(RunDir.open(run_path).read_config())
@@ -166,9 +216,9 @@ def evaluate(run_path: Path | str, metrics: list[str] | None = None, n: int = 10
     protocol.check_applicable(names, facts)
     for name in names:
         protocol.metric(name).prepare(options)
-    run, trainer, _ = load_trainer(run_path, best=best)
-    values, described = protocol.evaluate_metrics(trainer, names, n, seed, options)
-    result = ({"step": trainer.c.step} | ({"checkpoint": "best"} if best else {}) | values
+    run, model = load_model(run_path, best=best, device=device)
+    values, described = protocol.evaluate_metrics(model, names, n, seed, options)
+    result = ({"step": model.c.step} | ({"checkpoint": "best"} if best else {}) | values
               | {"protocol": described})
     if save:
         save_evaluation(run_path, result)
@@ -188,31 +238,39 @@ def save_evaluation(run_path: Path | str, result: dict[str, Any]) -> Path:
 
 
 def _best_trainer(run: RunDir, run_path: Path, cfg: RunConfig) -> Trainer:
+    state = _best_state(run, run_path)
+    trainer = Trainer(cfg, run.checkpoints)
+    trainer.load(state)
+    return trainer
+
+
+def _best_state(run: RunDir, run_path: Path | str) -> dict[str, Any]:
+    """The state in ``checkpoints/best.safetensors``; CheckpointError when there is none."""
     from gankit.train.evaluation import BEST_NAME
 
     path = run.checkpoints / BEST_NAME
     if not path.exists():
         raise CheckpointError(f"{run_path} has no best checkpoint ({BEST_NAME} is kept when "
                               "training sets eval.best_metric)")
-    trainer = Trainer(cfg, run.checkpoints)
-    trainer.load(ckpt.load_checkpoint(path))
-    return trainer
+    return ckpt.load_checkpoint(path)
 
 
 def resume(run_path: Path | str, steps: int | None = None, overrides: list[str] = ()) -> RunDir:
     """Continue the run in ``run_path`` from its newest intact checkpoint, exactly as if it
     had never stopped; ``steps`` trains that many more steps; ``overrides`` (``key=value``)
     may change only run length, logging and evaluation (CheckpointError names other keys).
-    GankitError when the run already finished its steps."""
-    from gankit.config import apply_overrides, validate
+
+    The learning-rate schedules keep their end when the length changes (``resume_config``):
+    a finished run extended continues at the rates its schedules ended with, as a run that
+    never stopped would past its planned end; the rates it continues with are printed.
+    GankitError when the run already finished its steps; ConfigError when the extension
+    would run at learning rate 0 (a schedule decayed to 0 that ``train.schedule_steps``
+    does not move)."""
     run = RunDir.open(run_path)
-    raw = run.read_config().to_dict()
-    cfg = validate(apply_overrides(raw, list(overrides)))
     done = 0
     if ckpt.list_checkpoints(run.checkpoints):
         done = int(ckpt.newest_intact(run.checkpoints)[1]["counters"]["step"])
-    if steps is not None:
-        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": done + steps})})
+    cfg = resume_config(run.read_config(), done, steps, overrides)
     with distributed.session(resolve_device(cfg.train.device)) as dist:
         run, trainer, skipped = load_trainer(run_path, cfg)
         for msg in skipped if dist.is_main else ():
@@ -223,9 +281,47 @@ def resume(run_path: Path | str, steps: int | None = None, overrides: list[str] 
         if dist.is_main:
             run.write_config(cfg)
             run.truncate_metrics(trainer.c.step)
-        note(f"resuming {run.path} at step {trainer.c.step} of {cfg.train.steps}")
+            if load_data_info(run.path) is None:        # a run folder of an older gankit
+                save_data_info(run.path, trainer.data.info)
+        note(f"resuming {run.path} at step {trainer.c.step} of {cfg.train.steps}; "
+             f"{rates_text(trainer)}")
         _fit(trainer, run)
     return run
+
+
+def resume_config(saved: RunConfig, done: int, steps: int | None,
+                  overrides: list[str] = ()) -> RunConfig:
+    """The config a resume trains with: ``saved`` (the run folder's) with ``overrides``, and
+    with ``steps`` more steps than the ``done`` ones when given.
+
+    The rule for a run whose length changes: its schedules keep their end. When
+    ``train.steps`` differs from the saved one, ``train.schedule_steps`` is pinned to the
+    saved length (unless it was set already, or the overrides set it: ``=N`` moves the end
+    to step N, ``=null`` spreads the schedules over the new length, the rate then jumping to
+    where a run planned that long would be). ConfigError for invalid or non-resumable keys."""
+    from gankit.config import apply_overrides, parse_override, validate
+
+    raw = apply_overrides(saved.to_dict(), list(overrides))
+    if not isinstance(raw.get("train"), dict):
+        return validate(raw)                     # says what is wrong with it
+    if steps is not None:
+        raw["train"]["steps"] = done + steps
+    given = any(parse_override(o)[0] == ["train", "schedule_steps"] for o in overrides)
+    if raw["train"].get("steps") != saved.train.steps and not given \
+            and saved.train.schedule_steps is None:
+        raw["train"]["schedule_steps"] = saved.train.steps
+    return validate(raw)
+
+
+def rates_text(trainer: Trainer) -> str:
+    """'learning rate G 3e-05, D 3e-05 (the schedules ended at step 60; they stay at their
+    final rates)': each phase's rate at the trainer's step."""
+    rates = ", ".join(f"{ph} {trainer.lr(ph):.3g}" for ph in trainer.optims)
+    end = trainer.cfg.train.schedule_end
+    past = trainer.c.step >= end and any(o.schedule != "constant"
+                                         for o in trainer.cfg.optim.values())
+    return f"learning rate {rates}" + (f" (the schedules ended at step {end}; they stay at "
+                                       "their final rates)" if past else "")
 
 
 def _fit(trainer: Trainer, run: RunDir, until: int | None = None) -> None:

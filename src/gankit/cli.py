@@ -21,6 +21,10 @@ def cli() -> None:
 _device_option = click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]),
     help="Where to train (train.device; auto: CUDA, else MPS, else CPU).")
+_model_device_option = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
+    show_default=True, help="Where to run the model (auto: CUDA, else MPS, else CPU); any "
+    "device loads any run, whatever it trained on.")
 _output_options = [
     click.option("--quiet", is_flag=True, help="Print only errors (no progress, no summary)."),
     click.option("--json", "as_json", is_flag=True,
@@ -69,8 +73,10 @@ def train(preset, steps, seed, out, overrides, device, nproc, quiet, as_json) ->
         note(optim_note)                       # which optimizer settings, from where
     out = out or default_run_path(preset)
     if nproc > 1:       # refuse what rank 0 would refuse before starting the processes
+        from gankit.config import check_networks
         from gankit.train import distributed
         distributed.local_batch_size(cfg.train.batch_size, nproc)
+        check_networks(cfg, nproc)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise GankitError(f"{out} is not empty; choose another --out, or continue it with "
                               f"`gankit resume {out}`")
@@ -128,11 +134,13 @@ def _flags(quiet: bool, as_json: bool) -> list[str]:
 @click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
 @click.option("--label", type=click.IntRange(min=0),
               help="Class-conditional models: draw this class only.")
-def sample(run, n, out, seed, best, label) -> None:
-    """Draw N samples from RUN's generator (EMA weights when the run keeps them)."""
+@_model_device_option
+def sample(run, n, out, seed, best, label, device) -> None:
+    """Draw N samples from RUN's generator (EMA weights when the run keeps them); needs only
+    the run folder."""
     import numpy as np
 
-    from gankit.api import load_trainer
+    from gankit.api import load_model
     from gankit.core import capabilities as caps
     from gankit.plots import VIEWS
     from gankit.plots.images import class_samples
@@ -145,17 +153,17 @@ def sample(run, n, out, seed, best, label) -> None:
     refuse_overlap(out, {"the run folder": run})
     if out.is_dir():
         raise GankitError(f"--out {out} is a folder; name the file to write")
-    _, trainer, _ = load_trainer(run, best=best)
-    labelled = suffix == ".png" and caps.LABELS in trainer.objective.offers
-    with trainer.fixed_label(label):
+    _, model = load_model(run, best=best, device=device)
+    labelled = suffix == ".png" and caps.LABELS in model.objective.offers
+    with model.fixed_label(label):
         if labelled and label is None:       # a picture: the n split over the classes
-            x, labels = class_samples(trainer, n, seed)
+            x, labels = class_samples(model, n, seed)
         else:
-            x, labels = trainer.sample(n, seed=seed), label
+            x, labels = model.sample(n, seed=seed), label
     if suffix == ".png":
         def write(tmp):
-            VIEWS.get(trainer.data.info.kind)().save_samples(
-                x, tmp, trainer=trainer, **({"labels": labels} if labelled else {}))
+            VIEWS.get(model.data.info.kind)().save_samples(
+                x, tmp, trainer=model, **({"labels": labels} if labelled else {}))
     elif suffix == ".npy":
         def write(tmp):
             np.save(tmp, x.numpy())
@@ -168,14 +176,14 @@ def sample(run, n, out, seed, best, label) -> None:
 
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
-def plot(run) -> None:
-    """Redraw RUN's figures into its plots/ folder from the newest checkpoint and metrics."""
-    from gankit.api import load_trainer
-    from gankit.plots import VIEWS
+@_model_device_option
+def plot(run, device) -> None:
+    """Redraw RUN's figures into its plots/ folder from the newest checkpoint and metrics;
+    needs only the run folder (figures of real data are skipped, with a note, when the
+    data cannot be read)."""
+    from gankit import api
 
-    run_dir, trainer, _ = load_trainer(run)
-    view = VIEWS.get(trainer.data.info.kind)()
-    for path in view.final_plots(trainer, run_dir.sub("plots"), run_dir.read_metrics()):
+    for path in api.plot(run, device=device):
         click.echo(str(path))
 
 
@@ -324,15 +332,17 @@ def _metrics_help() -> str:
 @click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
 @weights_option
 @fid_method_option
-def eval_(run, metrics, n, seed, best, inception_weights, fid_method) -> None:
-    """Evaluate RUN's generator against its training data; prints one JSON object (values,
-    then how each metric measured them under "protocol") and saves it as eval-STEP.json in
-    the run folder (eval-STEP-2.json, ... when an earlier, different result is there)."""
+@_model_device_option
+def eval_(run, metrics, n, seed, best, inception_weights, fid_method, device) -> None:
+    """Evaluate RUN's generator; prints one JSON object (values, then how each metric
+    measured them under "protocol") and saves it as eval-STEP.json in the run folder
+    (eval-STEP-2.json, ... when an earlier, different result is there). Needs only the run
+    folder, except metrics that compare with real data (they read the run's data)."""
     from gankit import api
 
     names = None if metrics is None else [m.strip() for m in metrics.split(",") if m.strip()]
     result = api.evaluate(run, names, n, seed, best=best, inception_weights=inception_weights,
-                          fid_method=fid_method)
+                          fid_method=fid_method, device=device)
     path = api.save_evaluation(run, result)
     _echo_json(result)
     click.echo(f"gankit: saved {path}", err=True)

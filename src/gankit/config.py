@@ -4,12 +4,16 @@ A config is plain data. Presets (``gankit/presets/*.yaml``) are small dicts that
 defaults below; ``--set key=value`` overrides are applied to that dict; then the sections that
 name a registered variant (``data``, ``model``, ``objective``) are validated by that variant's
 own ``Params`` model, and the objective fills in what it recommends (k / n_critic, optimizers).
-Unknown keys are errors everywhere.
+Unknown keys are errors everywhere, and values are what they say (``gankit.params``: strict
+types; YAML is read with YAML 1.2's floats, so ``1e-4`` is a float and ``1e3`` is not an
+integer). What the networks require of the data and the batch is checked here too
+(``check_networks``), before anything is built.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,14 +22,15 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
                       model_validator)
 
 from gankit.errors import ConfigError, GankitError
+from gankit.params import FloatPair, Params
 from gankit.registry import DATASETS, NETWORKS, OBJECTIVES, Registry
 
 PRESET_DIR = Path(__file__).parent / "presets"
 DEFAULT_PRESET = "ring"
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+class Strict(Params):
+    model_config = ConfigDict(validate_assignment=True)     # and Params' strict rules
 
 
 class OptimConfig(Strict):
@@ -33,7 +38,7 @@ class OptimConfig(Strict):
 
     name: Literal["adam", "rmsprop", "sgd"] = "adam"
     lr: float = Field(2e-4, gt=0, le=10)
-    betas: tuple[float, float] = (0.5, 0.999)
+    betas: FloatPair = (0.5, 0.999)
     momentum: float = Field(0.0, ge=0, lt=1)
     eps: float = Field(1e-8, gt=0)
     weight_decay: float = Field(0.0, ge=0)
@@ -53,6 +58,9 @@ class OptimConfig(Strict):
 
 class TrainConfig(Strict):
     steps: int = Field(2000, gt=0)                  # generator updates
+    # The step where learning-rate schedules end (decay_start is a fraction of it); null:
+    # train.steps. Extending a finished run keeps it, so the rate stays where it ended.
+    schedule_steps: int | None = Field(None, gt=0)
     batch_size: int = Field(256, gt=0, le=65536)
     d_steps: int = Field(1, gt=0, le=100)           # k of Algorithm 1 / n_critic
     ema_beta: float | None = Field(None, gt=0, lt=1)
@@ -73,6 +81,11 @@ class TrainConfig(Strict):
     # CPU threads for this process (0: torch's default). Small models run fastest on one:
     # extra OpenMP threads spin-wait whenever the machine is busy.
     threads: int = Field(0, ge=0, le=1024)
+
+    @property
+    def schedule_end(self) -> int:
+        """The step where the learning-rate schedules end (``schedule_steps`` or ``steps``)."""
+        return self.schedule_steps or self.steps
 
 
 class LogConfig(Strict):
@@ -195,9 +208,37 @@ def describe_preset(name: str) -> str:
     return f"{first} [data: {source}; {steps} steps]"
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader reading floats as YAML 1.2 does: ``1e-4`` and ``3E5`` are floats
+    (YAML 1.1, PyYAML's default, wants a dot: ``1.0e-4``; ``1e-4`` would stay a string, which
+    a strict float field refuses)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """The safe dumper with the same float rule, so that a string such as ``1e5`` (a folder
+    name) is written quoted and reads back as a string."""
+
+
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    """``text`` as YAML (safe: plain data only), floats as in YAML 1.2 (``_Loader``)."""
+    return yaml.load(text, Loader=_Loader)     # noqa: S506 - a SafeLoader subclass
+
+
+def dump_yaml(data: Any) -> str:
+    """``data`` as YAML that ``parse_yaml`` reads back unchanged (keys in their order)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False)
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read config {path}: {str(e).splitlines()[0]}") from None
     if data is None:
@@ -225,7 +266,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part.strip() for part in key.split(".")):
         raise ConfigError(f"bad override {text!r}: expected key=value, e.g. train.steps=500")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = parse_yaml(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     return [p.strip() for p in key.split(".")], value
@@ -252,10 +293,25 @@ def _format_error(err: ValidationError) -> str:
     parts = []
     for e in err.errors()[:3]:
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = e["msg"].removeprefix("Value error, ") + _given(e)
         parts.append(f"{loc}: {msg}" if loc else msg)
     more = len(err.errors()) - 3
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _given(error: dict[str, Any]) -> str:
+    """What a strict type check was given, for its message: ', not the boolean true';
+    ', not 1000.0 (an integer is written without a dot or exponent: 1000)'."""
+    if not error["type"].endswith("_type"):
+        return ""
+    value = error.get("input")
+    if isinstance(value, bool):
+        return f", not the boolean {str(value).lower()}"
+    if isinstance(value, float) and error["type"] == "int_type" and value.is_integer():
+        return f", not {value!r} (an integer is written without a dot or exponent: {int(value)})"
+    if isinstance(value, (int, float, str)):
+        return f", not {value!r}"
+    return ""
 
 
 def validate(raw: dict[str, Any]) -> RunConfig:
@@ -300,7 +356,54 @@ def validate(raw: dict[str, Any]) -> RunConfig:
     if cfg.train.reuse_fakes and not objective.can_reuse_fakes:
         raise ConfigError(f"invalid config: train.reuse_fakes: the {cfg.objective.name} "
                           "objective does not reuse the D step's samples")
+    check_schedules(cfg)
+    check_networks(cfg)
     return cfg
+
+
+def check_schedules(cfg: RunConfig) -> None:
+    """ConfigError (one line) when training goes past the end of a schedule that decays to
+    learning rate 0 (``min_lr`` 0): those steps would not change the phase's networks."""
+    end, steps = cfg.train.schedule_end, cfg.train.steps
+    if steps <= end:
+        return
+    flat = [f"optim.{ph}" for ph, o in cfg.optim.items()
+            if o.schedule != "constant" and o.min_lr == 0]
+    if flat:
+        raise ConfigError(
+            f"invalid config: train.steps={steps} runs past train.schedule_steps={end}, where "
+            f"the {' and '.join(flat)} schedules have decayed to learning rate 0: the last "
+            f"{steps - end} steps would train nothing there; give the schedules a later end "
+            f"(train.schedule_steps={steps} re-spreads the decay over all {steps} steps)")
+
+
+def check_networks(cfg: RunConfig, world: int = 1) -> None:
+    """What the network family declares about a config, checked before anything is built:
+    the image shapes it supports (``check(params, info)``) and the per-process batch its
+    batch-norm nets need (``min_batch``; ``gankit.core.roles.check_batch``) with
+    ``train.batch_size`` split over ``world`` processes. The data as the config describes
+    them (the data set's ``describe(params)``); a data set that cannot describe itself, or
+    whose roles depend on what only its files tell (the classes of an image folder), is
+    checked when the trainer builds the networks. Raises ConfigError (one line)."""
+    from gankit.core.roles import check_batch
+    from gankit.core.step import Latent
+
+    describe = getattr(DATASETS.get(cfg.data.name), "describe", None)
+    if describe is None:
+        return
+    info = describe(cfg.data)
+    family = NETWORKS.get(cfg.model.name)
+    if getattr(family, "check", None) is not None:
+        family.check(cfg.model, info)
+    try:
+        roles = OBJECTIVES.get(cfg.objective.name).roles(cfg.objective, info,
+                                                         Latent.of_model(cfg.model))
+    except ConfigError:
+        return
+    batch = cfg.train.batch_size
+    where = (f"train.batch_size={batch}" if world == 1 else
+             f"train.batch_size={batch} over {world} processes is {batch // world} per process")
+    check_batch(family, cfg.model, info, roles, batch // world, where)
 
 
 # Keys added after runs were saved without them, whose new default would change what such a
@@ -393,8 +496,10 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-# Keys that may differ when a run is resumed: its length and what it logs.
-RESUMABLE_CHANGES = ("train.steps", "train.device", "train.threads", "log.", "eval.")
+# Keys that may differ when a run is resumed: its length (and the end of its schedules) and
+# what it logs.
+RESUMABLE_CHANGES = ("train.steps", "train.schedule_steps", "train.device", "train.threads",
+                     "log.", "eval.")
 
 
 def incompatible_keys(old: RunConfig, new: RunConfig) -> list[str]:

@@ -19,3 +19,8 @@ class CheckpointError(GankitError):
 
 class DataError(GankitError):
     """A data set that cannot be found, verified or read."""
+
+
+class DataUnavailable(DataError):
+    """Real data were needed (a metric against real images, a figure of training images)
+    but the run's data cannot be read any more (moved, changed, deleted)."""

@@ -6,12 +6,17 @@ one module plus one line here; nothing else switches on names. What each kind mu
 
 * ``OBJECTIVES``: a ``gankit.objectives.base.Objective`` subclass (phases, roles,
   capabilities, ``loss_<phase>``); checked by tests/test_contract.py.
-* ``NETWORKS``: a family with ``Params`` (pydantic, ``name``), ``data_kinds`` it takes and
+* ``NETWORKS``: a family with ``Params`` (with a ``name``), ``data_kinds`` it takes and
   ``builders`` {role type: builder} (``gankit.core.roles``), optionally
-  ``check(params, info)``.
+  ``check(params, info)`` (the data shapes it takes) and ``min_batch(params, info, role)``
+  (the per-process batch a net needs, e.g. 2 under a fully connected batch norm).
 * ``DATASETS``: a class with ``Params``, ``kind`` ("toy1d", "toy2d", "image", "paired",
   "unpaired") and ``build(params, seed=, device=)`` returning a data source
-  (``gankit.data.base.DataSource``, with ``heldout()``).
+  (``gankit.data.base.DataSource``, with ``heldout()``), optionally ``describe(params)``:
+  the ``DataInfo`` the config alone determines (kind, shape), for checks at validation.
+
+Every ``Params`` derives from ``gankit.params.Params`` (unknown keys forbidden, values checked
+strictly: a boolean is not a number, a float not an integer).
 * ``METRICS``: a metric of the protocol in ``gankit.metrics.protocol``.
 
 Plug-ins and tests add entries with ``register(name, target)``.

@@ -8,9 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from gankit.config import RunConfig
+from gankit.config import RunConfig, dump_yaml
 from gankit.errors import GankitError
 from gankit.fileio import atomic_write
 
@@ -70,7 +68,7 @@ class RunDir:
         return run
 
     def write_config(self, cfg: RunConfig) -> None:
-        atomic_write(self.config_path, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
+        atomic_write(self.config_path, dump_yaml(cfg.to_dict()).encode())
 
     def read_config(self) -> RunConfig:
         from gankit.config import from_saved, load_yaml

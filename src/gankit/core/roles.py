@@ -127,3 +127,26 @@ def build_nets(family: Any, params: Any, info: DataInfo,
     if check is not None:           # a family-wide check of the data (e.g. supported sizes)
         check(params, info)
     return {name: builders[type(role)](params, info, role) for name, role in roles.items()}
+
+
+
+def check_batch(family: Any, params: Any, info: DataInfo, roles: Mapping[str, Role],
+                per_process: int, where: str) -> None:
+    """ConfigError (one line) when a process would train some net of ``roles`` on fewer
+    samples than the family declares it needs, with ``min_batch(params, info, role) -> int``
+    (a family that declares nothing takes any batch). Batch norm (Ioffe & Szegedy 2015)
+    divides by a variance over the batch and the map: one value per channel (a batch of one
+    through a fully connected batch norm, or a 1x1 map) has none, and torch stops with
+    "Expected more than 1 value per channel". ``where`` says where ``per_process`` comes from
+    ('train.batch_size=1')."""
+    declared = getattr(family, "min_batch", None)
+    if declared is None:
+        return
+    need = {name: declared(params, info, role) for name, role in roles.items()}
+    short = [name for name, n in need.items() if n > per_process]
+    if short:
+        most = max(need[name] for name in short)
+        raise ConfigError(f"{where}: the {params.name} network's {' and '.join(short)} "
+                          f"{'needs' if len(short) == 1 else 'need'} at least {most} samples "
+                          "per process (batch norm over single values per channel); use a "
+                          "larger train.batch_size")

@@ -11,7 +11,7 @@ by name, or fixed fresh draws of a toy distribution), for likelihoods and train-
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,12 +23,43 @@ from gankit.errors import DataError
 
 @dataclass(frozen=True)
 class DataInfo:
-    """What networks and plots need to know about the data."""
+    """What networks and plots need to know about the data.
+
+    A run keeps it in its folder (``gankit.train.model``), so that sampling, figures and
+    metrics of generated samples need no data: ``to_state`` / ``from_state`` turn it into
+    tensors and JSON-able values and back (subclasses included)."""
 
     kind: str                       # "toy1d" | "toy2d" | "image" | "paired" | "unpaired" | "text"
     shape: tuple[int, ...]          # one sample, e.g. (2,) or (1, 28, 28)
     num_classes: int = 0            # 0 when unlabelled
     class_names: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_state(self) -> dict[str, Any]:
+        """``{"type": class name, field: value}``: tuples as lists, tensors as they are."""
+        state: dict[str, Any] = {"type": type(self).__name__}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            state[f.name] = list(value) if isinstance(value, tuple) else value
+        return state
+
+    @staticmethod
+    def from_state(state: dict[str, Any]) -> "DataInfo":
+        """The info ``to_state`` described, of its class (DataInfo or a subclass, imported
+        already, e.g. by the data set's module). DataError for an unknown class."""
+        kind = {c.__name__: c for c in _subclasses(DataInfo)}.get(state.get("type"))
+        if kind is None:
+            raise DataError(f"unknown data description {state.get('type')!r}")
+        return kind(**kind.decode({f.name: state[f.name] for f in fields(kind)
+                                   if f.name in state}))
+
+    @classmethod
+    def decode(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Field values of a ``to_state`` back as the fields hold them (lists -> tuples)."""
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls] + [s for sub in cls.__subclasses__() for s in _subclasses(sub)]
 
 
 class DataSource(Protocol):

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from gankit.data.base import DataInfo
 from gankit.data.download import REMOTES, data_root, ensure_file
 from gankit.data.images import ImageParams, ImageSet, ImageTensorSource, split_source
 from gankit.errors import DataError
@@ -215,6 +216,13 @@ class CIFAR10:
     source: ClassVar[str] = "CIFAR-10 archive (170 MB download)"
 
     Params = CIFAR10Params
+
+    @classmethod
+    def describe(cls, params: CIFAR10Params) -> DataInfo:
+        """What the config says about the data: 3 x size x size images in 10 classes (none
+        with ``labels: false``; their names are read from the archive)."""
+        return DataInfo("image", (cls.channels, params.size, params.size),
+                        10 if params.labels else 0)
 
     @classmethod
     def build(cls, params: CIFAR10Params, *, seed: int, device="cpu") -> ImageTensorSource:

@@ -39,16 +39,17 @@ from typing import ClassVar, Literal, TypeVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from tqdm import tqdm
 
 from gankit.contentkey import content_key
 from gankit.data import decode as decode_mod
-from gankit.data.base import HeldOut
+from gankit.data.base import DataInfo, HeldOut
 from gankit.data.decode import IMAGE_EXTENSIONS, is_image_name
 from gankit.data.download import cache_root
 from gankit.data.images import ImageSet, ImageTensorSource, heldout_of_set, source_from_set
 from gankit.errors import DataError
+from gankit.params import Channels, Params
 
 _CACHE_VERSION = 2      # 2: keyed by file contents and the decoder version
 _CHUNK = 256  # files handed to the thread pool at a time: bounds decoded-but-unwritten images
@@ -347,13 +348,11 @@ def load_folder(
     )
 
 
-class FolderParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FolderParams(Params):
     name: Literal["folder"] = "folder"
     path: str
     size: int = Field(64, ge=8, le=1024)
-    channels: Literal[1, 3] = 3
+    channels: Channels = 3
     flip: bool = False
     labels: bool = True
     memory_budget_gib: float = Field(DEFAULT_MEMORY_BUDGET / 2**30, gt=0)
@@ -368,6 +367,12 @@ class ImageFolder:
     source: ClassVar[str] = "your image folder (data.path)"
 
     Params = FolderParams
+
+    @classmethod
+    def describe(cls, params: FolderParams) -> DataInfo:
+        """What the config says about the data: channels x size x size images (the classes
+        are the sub-folders: known once the folder is read)."""
+        return DataInfo("image", (params.channels, params.size, params.size))
 
     @classmethod
     def build(cls, params: FolderParams, *, seed: int, device="cpu") -> ImageTensorSource:

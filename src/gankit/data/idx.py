@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from gankit.data.base import DataInfo
 from gankit.data.download import REMOTES, data_root, ensure_file
 from gankit.data.images import ImageParams, ImageSet, ImageTensorSource, split_source
 from gankit.errors import DataError
@@ -119,6 +120,13 @@ class MNIST:
     source: ClassVar[str] = "MNIST files (12 MB download)"
 
     Params = MNISTParams
+
+    @classmethod
+    def describe(cls, params: MNISTParams) -> DataInfo:
+        """What the config says about the data: 1 x size x size images, 10 named classes
+        (none with ``labels: false``)."""
+        names = CLASS_NAMES[params.name] if params.labels else ()
+        return DataInfo("image", (cls.channels, params.size, params.size), len(names), names)
 
     @classmethod
     def build(cls, params: MNISTParams, *, seed: int, device="cpu") -> ImageTensorSource:

@@ -15,11 +15,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
 
 from gankit.data.base import (DataInfo, HeldOut, draw_indices, generator_state, lazy_heldout,
                               make_generator, take_rows)
 from gankit.errors import DataError
+from gankit.params import Params
 
 _RESIZE_CHUNK = 2048  # images per F.interpolate call: bounds the float temporary (~100 MB at 64px)
 
@@ -196,10 +196,8 @@ class ImageTensorSource:
         self.position = position
 
 
-class ImageParams(BaseModel):
+class ImageParams(Params):
     """Options shared by the image data sets (each builder adds its own ``name``)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     root: str | None = None
     split: Literal["train", "test"] = "train"

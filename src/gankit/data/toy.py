@@ -14,12 +14,13 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from scipy import stats
 from torch import Tensor
 
 from gankit.data.base import DataInfo, HeldOut, lazy_heldout, make_generator
 from gankit.errors import DataError
+from gankit.params import Params
 
 HELDOUT_SEED = 7001
 HELDOUT_SIZE = 10_000
@@ -28,8 +29,7 @@ HELDOUT_SIZE = 10_000
 _SEED_BITS = 2**32
 
 
-class ToyParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ToyParams(Params):
     name: str
 
 
@@ -37,11 +37,19 @@ class ToySource:
     """A sampler: subclasses implement ``draw(n, gen) -> (n, d)`` on the CPU."""
 
     source: ClassVar[str] = "built in"           # what a user needs for it (gankit list)
+    kind: ClassVar[str] = "toy2d"
+    shape: ClassVar[tuple[int, ...]] = (2,)      # one sample
 
     info: DataInfo
 
+    @classmethod
+    def describe(cls, params: ToyParams) -> DataInfo:
+        """What the config says about the data (all of it, for a toy): kind and shape."""
+        return DataInfo(cls.kind, cls.shape)
+
     def __init__(self, params: ToyParams, seed: int, device: torch.device | str = "cpu"):
         self.params, self.device = params, torch.device(device)
+        self.info = self.describe(params)
         self.seed = int(seed)
         self.gen = make_generator(seed)
         self._heldout = lazy_heldout(self._draw_heldout)
@@ -119,7 +127,6 @@ class Ring(Mixture2D):
         angles = torch.arange(params.n_modes, dtype=torch.float64) * 2 * math.pi / params.n_modes
         self.modes = (params.radius * torch.stack([angles.cos(), angles.sin()], 1)).float()
         self.std = params.std
-        self.info = DataInfo("toy2d", (2,))
 
 
 class GridParams(ToyParams):
@@ -142,7 +149,6 @@ class Grid(Mixture2D):
         gx, gy = torch.meshgrid(ticks, ticks, indexing="ij")
         self.modes = torch.stack([gx.flatten(), gy.flatten()], 1).float()   # (side^2, 2)
         self.std = params.std
-        self.info = DataInfo("toy2d", (2,))
 
 
 class SpiralParams(ToyParams):
@@ -168,7 +174,6 @@ class Spiral(ToySource):
         super().__init__(params, seed, device)
         self.std = max(params.std, 1e-3)
         self.modes = self._curve(torch.linspace(0, 1, 200))
-        self.info = DataInfo("toy2d", (2,))
 
     def _curve(self, t: Tensor) -> Tensor:
         theta = 2 * math.pi * self.params.turns * t + 0.5
@@ -192,12 +197,12 @@ class Gaussian1D(ToySource):
     """1-D Gaussian N(mean, std^2): the course-slide toy problem."""
 
     kind: ClassVar[str] = "toy1d"
+    shape: ClassVar[tuple[int, ...]] = (1,)
 
     Params = Gaussian1DParams
 
     def __init__(self, params: Gaussian1DParams, seed: int, device="cpu"):
         super().__init__(params, seed, device)
-        self.info = DataInfo("toy1d", (1,))
 
     def draw(self, n, gen):
         return self.params.mean + self.params.std * torch.randn(n, 1, generator=gen)

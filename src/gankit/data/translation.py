@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from gankit.data import decode
@@ -47,6 +47,7 @@ from gankit.data.base import DataInfo, HeldOut, generator_state, lazy_heldout, m
 from gankit.data.folder import DEFAULT_HOLDOUT, MAX_HOLDOUT, percent, split_by_path
 from gankit.data.images import ImageTensorSource, fit_size, other_split, uint8_to_unit
 from gankit.errors import DataError
+from gankit.params import Channels, Params
 
 SPLIT_SEED = 0   # the demo domains are a property of the data set, not of the run's seed
 
@@ -59,6 +60,24 @@ class TranslationInfo(DataInfo):
     shape_b: tuple[int, ...] = ()
     examples_a: Tensor | None = field(default=None, compare=False, repr=False)
     examples_b: Tensor | None = field(default=None, compare=False, repr=False)
+
+    def to_state(self) -> dict[str, Any]:
+        """As ``DataInfo.to_state``, the examples as uint8 (they were decoded from uint8
+        images, so ``decode`` restores them exactly, at a quarter of the size)."""
+        state = super().to_state()
+        for key in ("examples_a", "examples_b"):
+            if state[key] is not None:
+                state[key] = ((state[key].float() + 1) * 127.5).round().clamp(0, 255).to(
+                    torch.uint8)
+        return state
+
+    @classmethod
+    def decode(cls, values: dict[str, Any]) -> dict[str, Any]:
+        values = super().decode(values)
+        for key in ("examples_a", "examples_b"):
+            if values.get(key) is not None:
+                values[key] = to_float(values[key])
+        return values
 
 
 # ---------------------------------------------------------------- pure image maths
@@ -257,8 +276,7 @@ def fashion_edges(split: Literal["train", "test"] = "train", root: str | None = 
     return {"a": edge_map(data.images, threshold), "b": data.images, "y": data.labels}
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Params(Params):
     flip: bool = False
     n_examples: int = Field(64, ge=1, le=1024)   # held-out examples for sample pages
 
@@ -351,8 +369,8 @@ class _FolderParams(_Params):
     path: str
     size: int = Field(256, ge=8, le=1024)             # crop fed to the networks
     load_size: int | None = Field(None, ge=8, le=2048)  # decode size (null: = size, no jitter)
-    channels: Literal[1, 3] = 3                       # domain A (and B unless channels_b)
-    channels_b: Literal[1, 3] | None = None
+    channels: Channels = 3                            # domain A (and B unless channels_b)
+    channels_b: Channels | None = None
     flip: bool = True
     # without test sub-folders: share of the training files held out by name (never trained on)
     holdout: float = Field(DEFAULT_HOLDOUT, ge=0, le=MAX_HOLDOUT)

@@ -35,6 +35,9 @@ class InceptionMetric(Metric):
     offline = False               # the FID Inception weights are not shipped with gankit
     smoke_config: ClassVar[dict[str, Any]] = SMOKE_MNIST      # grey images are fed as RGB
     clipped_to_n: ClassVar[tuple[str, ...]] = ()              # settings that cannot exceed n
+    # compares with real images (then read from the run's data); the Inception Score does not,
+    # so it needs only the run folder
+    reads_real: ClassVar[bool] = True
 
     @classmethod
     def settings(cls, options: EvalOptions) -> dict[str, Any]:
@@ -66,7 +69,8 @@ class InceptionMetric(Metric):
     @classmethod
     def features(cls, trainer, n: int, seed: int | None,
                  options: EvalOptions) -> tuple[Features, Features]:
-        """Inception features of n real images (seed) and n generated ones (seed + 1)."""
+        """Inception features of n real images (seed; None unless ``reads_real``) and n
+        generated ones (seed + 1)."""
         from gankit.eval.api import feature_stats_for_generator, slices_of
 
         extractor = cls.extractor(trainer, options)
@@ -78,7 +82,8 @@ class InceptionMetric(Metric):
                                                extractor=extractor)
 
         real = per_source(trainer.data, ("inception", net, n, s),
-                          lambda: features_of(trainer.data.sample(n, s)))
+                          lambda: features_of(trainer.data.sample(n, s))) \
+            if cls.reads_real else None
         fake = shared(("inception", id(trainer), net, n, s + 1),
                       lambda: features_of(generated_samples(trainer, n, s + 1)))
         return real, fake
@@ -98,9 +103,11 @@ class InceptionMetric(Metric):
         settings = cls.settings(options)
         # what the computation really used: splits / subset sizes are clipped to n
         settings |= {k: min(settings[k], n) for k in cls.clipped_to_n}
-        return {**cls.extractor(trainer, options).protocol(), "n_real": n, "n_generated": n,
-                "seed_real": s, "seed_generated": s + 1,
-                "reference_split": getattr(trainer.cfg.data, "split", None), **settings}
+        real = ({"n_real": n, "seed_real": s,
+                 "reference_split": getattr(trainer.cfg.data, "split", None)}
+                if cls.reads_real else {})
+        return {**cls.extractor(trainer, options).protocol(), **real, "n_generated": n,
+                "seed_generated": s + 1, **settings}
 
 
 class FID(InceptionMetric, name="fid"):
@@ -123,6 +130,7 @@ class InceptionScore(InceptionMetric, name="is"):
 
     values = {"is_mean": "max", "is_std": None}     # the std is the estimate's spread
     clipped_to_n = ("splits",)
+    reads_real = False                               # generated images only
 
     @classmethod
     def settings(cls, options: EvalOptions) -> dict[str, Any]:

@@ -32,19 +32,19 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import Tensor, nn
 
 from gankit.core.roles import AutoencoderRole, GeneratorRole
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
+from gankit.params import Params
 
 # side -> (side of the first / last feature map, number of stages)
 RESOLUTIONS = {28: (7, 3), 32: (8, 3), 64: (8, 4)}
 
 
-class BEGANNetParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BEGANNetParams(Params):
     name: Literal["began"] = "began"
     z_dim: int = Field(64, gt=0, le=4096)            # the paper's N_z = h = 64
     z_dist: Literal["normal", "uniform"] = "uniform"  # z ~ U[-1, 1]^N_z (paper, section 3.5)

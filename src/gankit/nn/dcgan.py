@@ -35,19 +35,19 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
 from gankit.core.roles import CriticRole, GeneratorRole
+from gankit.params import Params
 
 # resolution -> (side of the first feature map, number of stride-2 stages)
 RESOLUTIONS = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
 
 
-class DCGANParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DCGANParams(Params):
     name: Literal["dcgan"] = "dcgan"
     z_dim: int = Field(100, gt=0, le=4096)
     z_dist: Literal["normal", "uniform"] = "normal"
@@ -185,3 +185,11 @@ class DCGANFamily:
     @staticmethod
     def check(p: DCGANParams, info: DataInfo) -> None:
         check_resolution(info.shape)
+
+    @staticmethod
+    def min_batch(p: DCGANParams, info: DataInfo, role) -> int:
+        """2 for a critic with an auxiliary head under batch norm (its FC batch norm sees one
+        value per channel in a batch of one); else 1 (the conv batch norms see >= 4x4 maps)."""
+        aux_bn = (isinstance(role, CriticRole) and role.out_dim > 1 and p.aux_hidden > 0
+                  and not role.per_sample)
+        return 2 if aux_bn else 1

@@ -25,19 +25,19 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
 from gankit.nn.dcgan import critic_outputs, init_weights
 from gankit.core.roles import CriticRole, GeneratorRole
+from gankit.params import Params
 
 SIZES = (28, 32)          # sides with two stride-2 stages from a side // 4 map
 
 
-class InfoGANNetParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class InfoGANNetParams(Params):
     name: Literal["infogan"] = "infogan"
     z_dim: int = Field(62, gt=0, le=4096)           # the paper's 62 noise variables
     z_dist: Literal["normal", "uniform"] = "uniform"   # U[-1, 1] as in the authors' code
@@ -141,3 +141,9 @@ class InfoGANFamily:
     @staticmethod
     def check(p: InfoGANNetParams, info: DataInfo) -> None:
         check_shape(info.shape)
+
+    @staticmethod
+    def min_batch(p: InfoGANNetParams, info: DataInfo, role) -> int:
+        """2: G's and D's fully connected layers use batch norm (one value per channel in a
+        batch of one), except a per-sample critic's (layer norm)."""
+        return 1 if getattr(role, "per_sample", False) else 2

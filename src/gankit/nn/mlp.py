@@ -7,19 +7,19 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
 from gankit.core.roles import AutoencoderRole, CriticRole, GeneratorRole
+from gankit.params import Params
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh,
                "elu": nn.ELU}
 
 
-class MLPParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MLPParams(Params):
     name: Literal["mlp"] = "mlp"
     z_dim: int = Field(2, gt=0, le=4096)
     z_dist: Literal["normal", "uniform"] = "normal"

@@ -28,18 +28,18 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
 from gankit.core.roles import CriticRole, TranslatorRole
+from gankit.params import Params
 
 Norm = Literal["instance", "batch", "none"]
 
 
-class TranslationParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TranslationParams(Params):
     name: Literal["translation"] = "translation"
     generator: Literal["resnet", "unet"] = "resnet"
     ngf: int = Field(64, gt=0, le=1024)              # G width of the first layer
@@ -276,3 +276,19 @@ class TranslationFamily:
     @staticmethod
     def check(p: TranslationParams, info: DataInfo) -> None:
         check_image_shape(info.shape)
+
+    @staticmethod
+    def min_batch(p: TranslationParams, info: DataInfo, role) -> int:
+        """2 when ``norm: batch`` normalises a 1x1 map: the ResNet translator's innermost map
+        (ceil(side / 2^n_down)) or a non-per-sample PatchGAN's last normalised map
+        (side / 2^d_layers - 1); the U-Net's innermost level has no norm. Else 1."""
+        if p.norm != "batch":
+            return 1
+        side = min(info.shape[1:])
+        if isinstance(role, TranslatorRole):
+            smallest = -(-side // 2 ** p.n_down) if p.generator == "resnet" else 2
+        elif getattr(role, "per_sample", False):
+            return 1
+        else:
+            smallest = (side >> (p.d_layers or auto_d_layers(side))) - 1
+        return 2 if smallest <= 1 else 1

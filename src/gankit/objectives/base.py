@@ -12,19 +12,18 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from gankit.core import capabilities as caps
 from gankit.core.roles import Role
 from gankit.core.step import Latent, Phase, PhaseOptions, StepContext
 from gankit.data.base import DataInfo
+from gankit.params import Params
 
 Scalars = dict[str, Tensor]
 
 
-class ObjectiveParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ObjectiveParams(Params):
     name: str
 
 

@@ -13,6 +13,7 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 
 from gankit.core import capabilities as caps  # noqa: E402
+from gankit.errors import DataUnavailable  # noqa: E402
 from gankit.log import note  # noqa: E402
 
 # Tests set this so that a figure that fails raises instead of being skipped with a note.
@@ -32,8 +33,10 @@ class Figure:
 
 def draw_figures(figures: list[Figure], trainer, folder: Path, rows: list[dict]) -> list[Path]:
     """Draw every figure the model's capabilities allow; the others are skipped with one
-    note each. A figure that fails is reported in one line and the rest are still drawn,
-    so a finished run never ends in a traceback (``GANKIT_STRICT_FIGURES=1``: raise)."""
+    note each, as are figures of real data when the data cannot be read any more
+    (``DataUnavailable``: ``gankit plot`` needs only the run folder). A figure that fails is
+    reported in one line and the rest are still drawn, so a finished run never ends in a
+    traceback (``GANKIT_STRICT_FIGURES=1``: raise)."""
     offered = trainer.objective.offers
     out: list[Path] = []
     for fig in figures:
@@ -43,6 +46,9 @@ def draw_figures(figures: list[Figure], trainer, folder: Path, rows: list[dict])
             continue
         try:
             made = fig.draw(trainer, Path(folder), rows)
+        except DataUnavailable as e:     # a figure of real data, which cannot be read now
+            note(f"skipped figure {fig.name}: {' '.join(str(e).split())}")
+            continue
         except Exception as e:           # noqa: BLE001 - a picture must not lose a finished run
             if os.environ.get(STRICT_ENV):
                 raise

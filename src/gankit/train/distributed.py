@@ -219,7 +219,7 @@ class Dist:
 
 
 # ---------------------------------------------------------------- process group
-_SINGLE = Dist()
+SINGLE = Dist()                 # one process: no collectives
 
 
 def setup(device: torch.device) -> tuple[Dist, torch.device]:
@@ -228,7 +228,7 @@ def setup(device: torch.device) -> tuple[Dist, torch.device]:
     Returns the single-process ``Dist`` and ``device`` unchanged outside torchrun."""
     world = env_world_size()
     if world == 1:
-        return _SINGLE, device
+        return SINGLE, device
     dist = _dist()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":

@@ -36,6 +36,8 @@ def lr_factor(cfg: OptimConfig, step: int, total: int) -> float:
 
     A pure function of the step, so resuming needs no scheduler object to restore.
     ``linear`` is CycleGAN's: constant for ``decay_start * total`` steps, then linear to 0.
+    Past ``total`` (a finished run extended, ``train.schedule_steps``) the factor stays at
+    its final value, the floor.
     A decay stops at ``min_lr`` (an absolute rate: users of the BEGAN reference code,
     carpedm20/BEGAN-tensorflow issue 19, report collapse once the rate has decayed too far).
     """

@@ -4,7 +4,6 @@ objective. Objectives only return losses (see ``gankit.objectives.base``)."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,30 +11,19 @@ import torch
 from torch import Tensor, nn
 
 from gankit.config import RunConfig
-from gankit.core import capabilities as caps
-from gankit.core.roles import Role, build_nets
+from gankit.core.roles import Role, build_nets, check_batch
 from gankit.core.step import FunctionalNet, Latent, Phase, PhaseOptions, StepContext
 from gankit.data.base import make_generator
-from gankit.errors import CheckpointError, ConfigError, GankitError
+from gankit.errors import GankitError
 from gankit.registry import DATASETS, NETWORKS, OBJECTIVES
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed
+from gankit.train.model import Counters, Sampling, resolve_device
 from gankit.train.optim import EMA, build_optimizer, lr_factor
 
 
 class TrainingDiverged(GankitError):
     """Losses or gradients kept being NaN/Inf."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise GankitError("train.device=cuda but no CUDA device is available")
-    return torch.device(name)
 
 
 def channels_last(x: Any) -> Any:
@@ -45,17 +33,7 @@ def channels_last(x: Any) -> Any:
     return x
 
 
-@dataclass
-class Counters:
-    step: int = 0                 # generator updates done
-    images_seen: int = 0          # real images shown to the discriminator(s)
-    bad_in_row: int = 0           # consecutive skipped updates (NaN/Inf)
-    bad_total: int = 0
-    lr_scale: float = 1.0         # reduced by divergence roll-backs
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class Trainer:
+class Trainer(Sampling):
     """Trains one run: builds data, networks (from the objective's roles) and optimizers (one
     per phase), then runs steps; owns backward, AMP, gradient averaging, clipping, the NaN
     guard, EMA and checkpoints for every objective.
@@ -79,7 +57,10 @@ class Trainer:
         obj_cls = OBJECTIVES.get(cfg.objective.name)
         latent = Latent.of_model(cfg.model)
         self.roles: dict[str, Role] = obj_cls.roles(cfg.objective, info, latent)
-        nets = build_nets(NETWORKS.get(cfg.model.name), cfg.model, info, self.roles)
+        family = NETWORKS.get(cfg.model.name)
+        check_batch(family, cfg.model, info, self.roles, self.local_batch,
+                    f"train.batch_size={cfg.train.batch_size} ({self.local_batch} per process)")
+        nets = build_nets(family, cfg.model, info, self.roles)
         self.nets = nn.ModuleDict(nets).to(self.device)
         self._prepare_nets(self.roles)
         options = PhaseOptions(d_steps=cfg.train.d_steps, reuse_fakes=cfg.train.reuse_fakes)
@@ -178,9 +159,11 @@ class Trainer:
         return self.draw_real() if phase.real == "fresh" else ctx.shared_batch()
 
     def lr(self, phase: str) -> float:
-        """The learning rate of ``phase`` at the current step (schedule and roll-backs)."""
+        """The learning rate of ``phase`` at the current step (schedule, ending at
+        ``train.schedule_end``, and roll-backs)."""
         cfg = self.cfg.optim[phase]
-        return cfg.lr * self.c.lr_scale * lr_factor(cfg, self.c.step, self.cfg.train.steps)
+        return cfg.lr * self.c.lr_scale * lr_factor(cfg, self.c.step,
+                                                    self.cfg.train.schedule_end)
 
     def functional(self, net: str) -> FunctionalNet:
         """A differentiable copy of ``net`` under its phase's optimizer rule (StepContext)."""
@@ -289,90 +272,7 @@ class Trainer:
         self._sums.clear()
         return out
 
-    # ------------------------------------------------------------------ sampling
-    def sampler(self, name: str | None = None) -> nn.Module:
-        """The net that makes samples: its EMA copy when ``train.ema_beta`` keeps one."""
-        name = name or self.objective.sample_nets[0]
-        return self.ema[name].net if name in self.ema else self.nets[name]
-
-    @torch.no_grad()
-    def generate(self, inputs: dict[str, Tensor], name: str | None = None) -> Tensor:
-        """Samples (n, *data shape) on the device from ``inputs`` of
-        ``objective.sample_inputs`` (noise, labels, codes), in eval mode, without gradients."""
-        G = self.sampler(name)
-        was_training = G.training
-        G.eval()
-        try:
-            return self.objective.generate(inputs, G)
-        finally:
-            G.train(was_training)
-
-    def inputs(self, n: int, gen: torch.Generator) -> dict[str, Tensor]:
-        """``objective.sample_inputs`` with what ``sample`` was asked to hold fixed."""
-        inputs = self.objective.sample_inputs(n, gen)
-        if self._label is not None:
-            inputs["y"] = torch.full_like(inputs["y"], self._label)
-        return inputs
-
-    @contextlib.contextmanager
-    def fixed_label(self, label: int | None):
-        """Inside, ``sample`` draws class ``label`` only (capability "labels"; None: any).
-        ConfigError (one line) when the model has no labels or ``label`` is out of range."""
-        if label is not None:
-            if caps.LABELS not in self.objective.offers:
-                raise ConfigError(f"--label: the {self.cfg.objective.name} model does not draw "
-                                  "class-conditional samples")
-            k = self.data.info.num_classes
-            if not 0 <= label < k:
-                raise ConfigError(f"--label must be a class of 0..{k - 1}, not {label}")
-        self._label = label
-        try:
-            yield
-        finally:
-            self._label = None
-
-    @torch.no_grad()
-    def sample(self, n: int, seed: int, batch: int = 1024) -> Tensor:
-        """n samples (n, *data shape), float32 on the CPU (images in [-1, 1]), from a separate
-        noise stream seeded by ``seed`` (the training stream is untouched).
-
-        Inside ``sharded_sampling`` each rank generates its rows of every chunk and the chunks
-        are gathered: the same samples as one process makes, in 1/W of the time."""
-        gen = make_generator(seed, self.device)
-        if self._sharded and self.dist.enabled:
-            chunks = []
-            for i in range(0, n, batch):
-                m = min(batch, n - i)
-                rows = self.dist.rows(m)
-                inputs = self.inputs(m, gen)                           # the same on every rank
-                part = self.generate({k: v[rows] for k, v in inputs.items()})
-                chunks.append(self.dist.gather_rows(part, m))
-            return torch.cat(chunks).float().cpu()
-        chunks = [self.generate(self.inputs(min(batch, n - i), gen))
-                  for i in range(0, n, batch)]
-        return torch.cat(chunks).float().cpu()
-
-    @contextlib.contextmanager
-    def sharded_sampling(self):
-        """Let ``sample`` split its work over the ranks (a collective: every rank must enter,
-        as the evaluation callbacks do). Rank 0's batch-norm statistics go to every rank first,
-        so that all ranks sample the same model."""
-        if self.dist.enabled:
-            self.dist.broadcast_module(self.nets, buffers_only=True)
-            for e in self.ema.values():
-                self.dist.broadcast_module(e.net, buffers_only=True)
-        self._sharded = True
-        try:
-            yield
-        finally:
-            self._sharded = False
-
     # ------------------------------------------------------------------ state
-    def fingerprint(self) -> dict[str, Any]:
-        return {"objective": self.cfg.objective.name,
-                "nets": {n: [[k, list(v.shape)] for k, v in net.state_dict().items()]
-                         for n, net in self.nets.items()}}
-
     def state(self) -> dict[str, Any]:
         """Everything an exact resume needs (nets, EMA, optimizers, scalers, objective and
         data state, RNG states, counters, config), as tensors and JSON-able values."""
@@ -396,28 +296,16 @@ class Trainer:
     def load(self, state: dict[str, Any]) -> None:
         """Restore ``state()``; CheckpointError if it was made by another objective or
         network architecture."""
-        if state["fingerprint"] != self.fingerprint():
-            theirs = state["fingerprint"]
-            what = ("objective" if theirs["objective"] != self.cfg.objective.name
-                    else "network architecture")
-            raise CheckpointError(f"checkpoint was made with a different {what}; "
-                                  "it cannot be resumed with this config")
-        for n, net in self.nets.items():
-            net.load_state_dict(state["nets"][n])
-        for n, e in self.ema.items():
-            e.net.load_state_dict(state["ema"][n])
+        self.load_model_state(state, "resumed")
         for n, o in self.optims.items():
             o.load_state_dict(state["optim"][n])
         for n, s in state.get("scalers", {}).items():
             self.scalers[n].load_state_dict(s)
-        self.objective.load_state_dict(state["objective"])
         self.data.load_state_dict(state["data"])
         torch.set_rng_state(state["rng"]["torch"])
         self.rng.set_state(state["rng"]["noise"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        self.fixed_inputs = {k: v.to(self.device) for k, v in state["fixed"].items()}
-        self.c = Counters(**state["counters"])
 
     def save(self) -> Path:
         """Write ``checkpoints/ckpt-<step>.safetensors`` atomically (rank 0) and prune old
