@@ -125,7 +125,7 @@ def test_compare_and_report_refuse_what_is_not_a_run(runs, tmp_path):
     assert not (tmp_path / "c.html").exists()
 
 
-def test_report_without_figures_and_on_resume(tmp_path):
+def test_report_without_figures_on_resume_and_with_eval_results(tmp_path):
     cfg = tiny("toy2d", figures=False, steps=4)
     run = api.train(cfg, tmp_path / "run", until=2).path
     first = (run / REPORT_NAME).read_text()
@@ -133,6 +133,12 @@ def test_report_without_figures_and_on_resume(tmp_path):
     api.resume(run)
     again = (run / REPORT_NAME).read_text()
     assert "step 4 of 4" in again and "step-00000004.png" in again
+    api.evaluate(run, ["toy2d"], n=200, save=True)                 # eval-00000004.json
+    code, out, err = run_cli(["report", str(run)])
+    page = (run / REPORT_NAME).read_text()
+    assert code == 0 and out.strip() == str(run / REPORT_NAME), err
+    assert "eval-00000004.json" in page and "n_generated" in page and "higher is better" in page
+    assert 'data-name="metrics.jsonl"' in page                    # gankit report draws curves
 
 
 def test_tensorboard_event_files(tmp_path):

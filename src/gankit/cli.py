@@ -160,14 +160,17 @@ def sample(run, n, out, seed, best, label) -> None:
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
 def plot(run) -> None:
-    """Redraw RUN's figures into its plots/ folder from the newest checkpoint and metrics."""
+    """Redraw RUN's figures into its plots/ folder from the newest checkpoint and metrics,
+    and its report.html with them."""
     from gankit.api import load_trainer
     from gankit.plots import VIEWS
+    from gankit.report import write_report
 
     run_dir, trainer, _ = load_trainer(run)
     view = VIEWS.get(trainer.data.info.kind)()
     for path in view.final_plots(trainer, run_dir.sub("plots"), run_dir.read_metrics()):
         click.echo(str(path))
+    click.echo(str(write_report(run_dir.path)))
 
 
 @cli.command()

@@ -103,7 +103,7 @@ def collect_series(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[s
         logged = [r for r in rows if key in r]
         points = [(int(r.get("step", 0)), float(r[key])) for r in logged if _number(r[key])]
         metric, direction = catalog.get(key, (None, None))
-        out[key] = Series(key, points, logged[-1][key], metric, meaning(key, metric),
+        out[key] = Series(key, points, logged[-1][key], metric, meaning(key, metric, config),
                           direction, measured(key, metric, config))
     return dict(sorted(out.items(), key=lambda item: group_rank(item[1])))
 
@@ -115,20 +115,24 @@ def group_rank(s: Series) -> int:
     return next((r for prefix, r in _GROUPS if s.key.startswith(prefix)), 4)
 
 
-def meaning(key: str, metric: str | None) -> str:
-    """What a logged key is: the metric's summary, or a phrase for what training logs."""
+def meaning(key: str, metric: str | None, config: dict[str, Any]) -> str:
+    """What a logged key is: the metric's summary, or a phrase for what training logs (the
+    config's ``optim`` section names the phases: ``loss/<phase>`` is what a phase's optimizer
+    minimises, other ``loss/`` keys are terms of those losses)."""
     from gankit.plots.common import TITLES
 
     if metric is not None:
         return protocol.metric(metric).summary
-    phase = key.split("/", 1)[-1]
-    for prefix, text in (("loss/", f"loss of the {phase} phase"),
-                         ("grad_norm/", f"gradient norm of the {phase} phase (before clipping)"),
-                         ("lr/", f"learning rate of the {phase} phase")):
+    name = key.split("/", 1)[-1]
+    phases = config.get("optim") or {}
+    for prefix, text in (("loss/", f"loss the {name} phase minimises" if name in phases
+                          else f"loss term {name}"),
+                         ("grad_norm/", f"gradient norm of the {name} phase (before clipping)"),
+                         ("lr/", f"learning rate of the {name} phase")):
         if key.startswith(prefix):
             return text
     if key.startswith(("D(", "D_")):
-        return "discriminator output (a probability for sigmoid games)"
+        return "mean discriminator output"
     if key == "skipped_updates":
         return "updates skipped by the NaN/Inf guard"
     return next((t for k, t in TITLES.items() if key.startswith(k)), "logged by the objective")
@@ -149,6 +153,8 @@ def measured(key: str, metric: str | None, config: dict[str, Any]) -> str:
     if key == "skipped_updates":
         return "running total"
     every = (config.get("log") or {}).get("every", LogConfig.model_fields["every"].default)
+    if every == 1:
+        return "mean over each step's updates"
     return f"mean over each logged interval of {every} steps"
 
 
