@@ -67,6 +67,20 @@ def curves_png(panels: list[tuple[str, dict[str, list[tuple[int, float]]]]],
     line coloured by its run's place in ``runs`` (a legend above when there are several).
     None when no panel has a point. A fixed layout on a bare ``Figure`` (no pyplot state,
     no constrained layout) keeps this to a few tenths of a second for a dozen panels."""
+    fig = curves_figure(panels, runs)
+    return None if fig is None else png_uri(fig)
+
+
+def png_uri(fig) -> str:
+    """A matplotlib figure rendered to PNG, as a data URI."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=CURVE_DPI)
+    return collect.encode(buf.getvalue(), "image/png")
+
+
+def curves_figure(panels: list[tuple[str, dict[str, list[tuple[int, float]]]]],
+                  runs: list[str]):
+    """The matplotlib ``Figure`` of ``curves_png`` (None when no panel has a point)."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
@@ -97,9 +111,7 @@ def curves_png(panels: list[tuple[str, dict[str, list[tuple[int, float]]]]],
     if len(runs) > 1:
         fig.legend(handles=[Line2D([], [], color=f"C{i % 10}", label=r) for i, r in enumerate(runs)],
                    loc="upper center", ncol=min(len(runs), 4), fontsize=8, frameon=False)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=CURVE_DPI)
-    return collect.encode(buf.getvalue(), "image/png")
+    return fig
 
 
 def panel_title(s: Series) -> str:

@@ -66,10 +66,11 @@ class TensorBoardLog(Callback):
                 self.writer.add_scalar(key, value, step)
 
     def image(self, tag: str, path: Path, step: int) -> None:
-        """A saved picture (PNG), as TensorBoard shows images (H, W, 3 uint8)."""
+        """A saved picture (PNG), as TensorBoard shows images (H, W, 3 uint8); nothing when
+        the view saved no file there."""
         from PIL import Image
 
-        if self.writer is None:
+        if self.writer is None or not Path(path).is_file():
             return
         with Image.open(path) as im:
             pixels = np.asarray(im.convert("RGB"))
