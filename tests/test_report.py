@@ -117,10 +117,10 @@ def test_compare_two_objectives_overlays_both_curves(runs, tmp_path, monkeypatch
 
 
 def test_compare_and_report_refuse_what_is_not_a_run(runs, tmp_path):
-    for args in (["compare", str(runs["toy2d"]), str(tmp_path)], ["compare", str(runs["toy2d"])],
-                 ["report", str(tmp_path / "nothing")]):
-        code, out, err = run_cli(args + (["--out", str(tmp_path / "c.html")]
-                                         if args[0] == "compare" else []))
+    a, b, page = str(runs["toy2d"]), str(runs["toy1d"]), str(tmp_path / "c.html")
+    for args in (["compare", a, str(tmp_path), "--out", page], ["compare", a, "--out", page],
+                 ["compare", a, b, "--out", str(tmp_path)], ["report", str(tmp_path / "no")]):
+        code, out, err = run_cli(args)
         assert code == 2 and err.count("\n") == 1 and "gankit: error:" in err, (args, err)
     assert not (tmp_path / "c.html").exists()
 

@@ -178,8 +178,8 @@ def pictures(root: Path) -> dict[str, list[dict[str, str]]]:
     """Every picture of a run folder: ``samples`` (samples/step-N.png, oldest first),
     ``figures`` (under plots/) and ``other`` (any other PNG/JPEG, e.g. older runs' files)."""
     out: dict[str, list[dict[str, str]]] = {"samples": [], "figures": [], "other": []}
-    files = sorted(p for p in root.rglob("*")
-                   if p.suffix.lower() in IMAGE_TYPES and p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_TYPES
+                   and p.is_file() and not p.name.startswith("."))
     steps = {p: SAMPLE_FILE.match(p.name) for p in files if p.parent == root / "samples"}
     for p in sorted((p for p in steps if steps[p]), key=lambda p: int(steps[p].group(1))):
         out["samples"].append(picture(root, p, f"step {int(steps[p].group(1))}"))

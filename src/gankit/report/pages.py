@@ -18,7 +18,9 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from gankit.errors import GankitError
 from gankit.fileio import atomic_write
+from gankit.run import CONFIG_NAME
 from gankit.report import collect
 from gankit.report.collect import RunRecord, Series
 
@@ -109,8 +111,9 @@ def curves_figure(panels: list[tuple[str, dict[str, list[tuple[int, float]]]]],
     for a in ax.flat[len(panels):]:
         a.set_visible(False)
     if len(runs) > 1:
-        fig.legend(handles=[Line2D([], [], color=f"C{i % 10}", label=r) for i, r in enumerate(runs)],
-                   loc="upper center", ncol=min(len(runs), 4), fontsize=8, frameon=False)
+        handles = [Line2D([], [], color=f"C{i % 10}", label=r) for i, r in enumerate(runs)]
+        fig.legend(handles=handles, loc="upper center", ncol=min(len(runs), 4), fontsize=8,
+                   frameon=False)
     return fig
 
 
@@ -127,15 +130,15 @@ def write_report(path: Path | str, curves: bool = True) -> Path:
     relative links to the checkpoints. Reads only files (see ``collect``); GankitError when
     ``path`` is not a run folder."""
     rec = collect.load_run(path)
-    root = rec.path
-    name = root.name
-    shown = [s for s in rec.series.values() if s.points]
-    image = curves_png([(panel_title(s), {name: s.points}) for s in shown], [name]) if curves else None
+    root, name = rec.path, rec.path.name
+    image = None
+    if curves:
+        image = curves_png([(panel_title(s), {name: s.points}) for s in rec.series.values()],
+                           [name])
     page = render("report.html", run=rec, name=name, curves=image, curves_drawn=curves,
                   pictures=collect.pictures(root), checkpoints=collect.checkpoints(root),
-                  evals=collect.eval_results(root), config_text=rec.path.joinpath(
-                      "config.yaml").read_text(), caption=samples_caption(rec.config),
-                  tensorboard=collect.has_tensorboard(root))
+                  evals=collect.eval_results(root), config_text=(root / CONFIG_NAME).read_text(),
+                  caption=samples_caption(rec.config), tensorboard=collect.has_tensorboard(root))
     out = root / REPORT_NAME
     atomic_write(out, page.encode("utf-8"))
     return out
@@ -144,18 +147,17 @@ def write_report(path: Path | str, curves: bool = True) -> Path:
 def samples_caption(config: dict[str, Any]) -> str:
     """What the sample pictures show: the view of the run's data kind says it when it has a
     ``samples_caption(config)`` (e.g. translation columns), else a general sentence."""
-    from gankit.errors import GankitError
     from gankit.plots import VIEWS
     from gankit.registry import DATASETS
 
     default = ("Fixed-noise samples at the sample steps (the same noise each time), "
                "oldest first.")
     try:
-        kind = DATASETS.get((config.get("data") or {}).get("name", "")).kind
+        kind = DATASETS.get(config["data"]["name"]).kind
         caption = getattr(VIEWS.get(kind), "samples_caption", None)
-    except (GankitError, AttributeError):
+        return caption(config) if caption else default
+    except (GankitError, KeyError, TypeError):      # e.g. a plug-in's data set not loaded
         return default
-    return caption(config) if caption else default
 
 
 def write_report_quietly(path: Path, curves: bool) -> Path | None:
@@ -183,6 +185,9 @@ def write_compare(paths: list[Path | str], out: Path | str) -> Path:
     records = collect.require_runs([Path(p) for p in paths])
     names = collect.labels(records)
     out = Path(out)
+    if out.is_dir():
+        raise GankitError(f"--out {out} is a folder; name the page to write, e.g. "
+                          f"{out / 'compare.html'}")
     keys = _union_keys(records)
     panels = [(panel_title(s), {n: r.series[k].points if k in r.series else []
                                 for n, r in zip(names, records)})
@@ -190,7 +195,10 @@ def write_compare(paths: list[Path | str], out: Path | str) -> Path:
     runs = [{"name": n, "record": r, "link": _link(r, out)} for n, r in zip(names, records)]
     page = render("compare.html", runs=runs, columns=_columns(records, keys),
                   curves=curves_png(panels, names), config_rows=collect.config_rows(records))
-    atomic_write(out, page.encode("utf-8"))
+    try:
+        atomic_write(out, page.encode("utf-8"))
+    except OSError as e:
+        raise GankitError(f"cannot write {out}: {e.strerror or e}") from None
     return out
 
 
@@ -211,9 +219,9 @@ def _columns(records: list[RunRecord], keys: dict[str, Series]) -> list[dict[str
         cells = []
         for r in records:
             s = r.series.get(key)
-            best = s.best if s else None
-            cells.append({"final": s.last if s else None, "best": best and best[1],
-                          "best_step": best and best[0], "top": False})
+            best_step, best = (s.best if s and s.best else (None, None))
+            cells.append({"final": s.last if s else None, "best": best,
+                          "best_step": best_step, "top": False})
         scored = [c for c in cells if c["best"] is not None]
         if rep.direction and scored:
             pick = min if rep.direction == "min" else max
