@@ -164,6 +164,7 @@ def test_guards_catch_an_objective_that_steps(tmp_path, monkeypatch):
 
 
 RENDERED: set[tuple[str, str]] = set()
+REPORT_CURVES: dict[str, str] = {}          # data kind -> report.html's curves, rendered once
 
 
 def render_once_per_view(kind: str, monkeypatch) -> list[str]:
@@ -191,6 +192,14 @@ def render_once_per_view(kind: str, monkeypatch) -> list[str]:
     for module in modules:
         if getattr(module, "save", None) is real_save:
             monkeypatch.setattr(module, "save", save)
+    from gankit.report import pages                  # report.html's curves, the same way
+    real_png = pages.png_uri
+
+    def png_uri(fig):
+        if kind not in REPORT_CURVES:
+            REPORT_CURVES[kind] = real_png(fig)
+        return REPORT_CURVES[kind]
+    monkeypatch.setattr(pages, "png_uri", png_uri)
     return built
 
 
@@ -212,6 +221,7 @@ def test_trains_plots_evaluates_and_resumes(name, kind, data_root, tmp_path, mon
     assert all(p.stat().st_size > 0 for p in plots)
     assert any((tmp_path / "run" / "samples").glob("*.png")) or \
         [p for p in built if p.startswith("samples/")], f"{name} on {kind}: no sample grid"
+    assert "loss/" in (tmp_path / "run" / "report.html").read_text()
     evaluated = [r for r in rows if any(k not in r for k in ("loss/D", "loss/G"))]
     assert not metrics or evaluated, f"metrics {metrics} wrote nothing"
     for value in (v for r in evaluated for k, v in r.items() if k not in ("step",)):

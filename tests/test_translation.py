@@ -374,7 +374,7 @@ def test_cyclegan_resume_is_exact(tmp_path, folders):
     mine, theirs = straight.objective.state_dict(), trainer.objective.state_dict()
     assert mine.keys() == theirs.keys() and int(mine["pool_A/count"]) == 4
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
-    page = (resumed.path / "samples" / "index.html").read_text()
+    page = (resumed.path / "report.html").read_text()              # written on resume too
     assert "step 4" in page and "step 1" in page and "rec_A" in page
     assert (resumed.path / "plots" / "translations.png").exists()
 
@@ -392,7 +392,7 @@ def test_pix2pix_trains_and_translates_a_folder(tmp_path, folders):
         warnings.simplefilter("ignore")
         run = api.train(tiny_config("pix2pix", folders["pix2pix"], steps=2, figures=False),
                         tmp_path / "run")
-    page = (run.path / "samples" / "index.html").read_text()
+    page = (run.path / "report.html").read_text()
     assert "real_B" in page and "rec_A" not in page
     inputs = tmp_path / "in"
     _img(inputs / "x.jpg", (50, 31))
@@ -433,7 +433,7 @@ def test_sample_command_draws_translations(tmp_path, folders):
                         tmp_path / "run")
         main(["sample", str(run.path), "--n", "20", "--out", str(tmp_path / "s.png")])
     assert Image.open(tmp_path / "s.png").width > 0
-    assert not (tmp_path / "index.html").exists()               # pages only for sample steps
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".html"] == []   # pages: runs only
 
 
 # ---------------------------------------------------------------- the demos (local MNIST)
@@ -474,7 +474,7 @@ def test_translate_keeps_names_writes_a_sheet_and_takes_a_size(tmp_path, folders
     assert Image.open(tmp_path / "o" / "a.jpg").format == "JPEG"          # same name, format
     assert Image.open(tmp_path / "o" / "sub" / "b.png").size == (24, 24)   # --size
     assert "trained at 16 px" in out and (tmp_path / "o" / "translation-sheet.png").exists()
-    page = (run.path / "samples" / "index.html").read_text()
+    page = (run.path / "report.html").read_text()
     assert "paired target" not in page                       # CycleGAN's data are unpaired
 
 

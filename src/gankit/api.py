@@ -27,22 +27,26 @@ from gankit.errors import CheckpointError, GankitError
 from gankit.log import note
 from gankit.plots import VIEWS
 from gankit.registry import METRICS
+from gankit.report.pages import write_report_quietly
 from gankit.run import RunDir
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed
 from gankit.train.callbacks import Checkpointer, MetricsLogger, ProgressBar, SampleGrids
+from gankit.train import tensorboard
 from gankit.train.evaluation import EvaluationCallback
 from gankit.train.model import Model, load_data_info, resolve_device, run_data, save_data_info
+from gankit.train.tensorboard import TensorBoardLog
 from gankit.train.trainer import Trainer
 
 
 def callbacks_for(run: RunDir, trainer: Trainer) -> list:
-    logger = MetricsLogger(run)
     log = trainer.cfg.log
+    sinks = [TensorBoardLog(run.path)] if tensorboard.wanted(log.tensorboard) else []
+    logger = MetricsLogger(run, sinks)
     view = VIEWS.get(trainer.data.info.kind)()
-    return [logger, EvaluationCallback.from_config(logger, trainer), SampleGrids(run, view),
+    return [logger, EvaluationCallback.from_config(logger, trainer), SampleGrids(run, view, sinks),
             Checkpointer(log.ckpt_every), ProgressBar(log.progress, logger, log.progress_seconds),
-            *([FinalPlots(run, view)] if log.figures else [])]
+            *([FinalPlots(run, view)] if log.figures else []), *sinks]
 
 
 class FinalPlots:
@@ -74,6 +78,7 @@ def train(cfg: RunConfig, out: Path | str, until: int | None = None) -> RunDir:
         # role combination stops here with nothing written.
         trainer = Trainer(cfg, out / "checkpoints")
         prepare_metrics(cfg)                          # e.g. the Inception weights, found now
+        tensorboard.wanted(cfg.log.tensorboard)       # true without the package: stop now
         run = _on_main(dist, lambda: _create(out, cfg, trainer), out) or RunDir(out)
         note(f"run folder: {run.path}")
         _fit(trainer, run, until)
@@ -271,6 +276,7 @@ def resume(run_path: Path | str, steps: int | None = None, overrides: list[str] 
     if ckpt.list_checkpoints(run.checkpoints):
         done = int(ckpt.newest_intact(run.checkpoints)[1]["counters"]["step"])
     cfg = resume_config(run.read_config(), done, steps, overrides)
+    tensorboard.wanted(cfg.log.tensorboard)
     with distributed.session(resolve_device(cfg.train.device)) as dist:
         run, trainer, skipped = load_trainer(run_path, cfg)
         for msg in skipped if dist.is_main else ():
@@ -325,11 +331,21 @@ def rates_text(trainer: Trainer) -> str:
 
 
 def _fit(trainer: Trainer, run: RunDir, until: int | None = None) -> None:
-    with graceful_interrupts(trainer):
-        finished = trainer.fit(callbacks_for(run, trainer), until=until)
-    if until is not None and trainer.c.step == until:
-        trainer.save()
-    elif not finished:
+    """Train with the run's callbacks; then, finished or stopped, ``report.html``."""
+    callbacks = callbacks_for(run, trainer)
+    try:
+        with graceful_interrupts(trainer):
+            finished = trainer.fit(callbacks, until=until)
+        paused = until is not None and trainer.c.step == until     # to be resumed
+        if paused:
+            trainer.save()
+    finally:
+        for cb in callbacks:                 # stopped early, on_end did not close them
+            if hasattr(cb, "close"):
+                cb.close()
+    if trainer.dist.is_main:
+        write_report_quietly(run.path, curves=trainer.cfg.log.figures)
+    if not finished and not paused:
         err = Interrupted(f"stopped by {trainer.stop_reason} at step {trainer.c.step}; "
                           f"checkpoint saved, continue with `gankit resume {run.path}`")
         sig = getattr(signal.Signals, str(trainer.stop_reason), None)

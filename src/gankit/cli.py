@@ -178,13 +178,37 @@ def sample(run, n, out, seed, best, label, device) -> None:
 @click.argument("run", type=click.Path(path_type=Path))
 @_model_device_option
 def plot(run, device) -> None:
-    """Redraw RUN's figures into its plots/ folder from the newest checkpoint and metrics;
-    needs only the run folder (figures of real data are skipped, with a note, when the
-    data cannot be read)."""
+    """Redraw RUN's figures into its plots/ folder from the newest checkpoint and metrics,
+    and its report.html with them; needs only the run folder (figures of real data are
+    skipped, with a note, when the data cannot be read)."""
     from gankit import api
+    from gankit.report import write_report
 
     for path in api.plot(run, device=device):
         click.echo(str(path))
+    click.echo(str(write_report(run)))
+
+
+@cli.command()
+@click.argument("run", type=click.Path(path_type=Path))
+def report(run) -> None:
+    """Write RUN/report.html: one self-contained page (config, metrics with their protocol
+    and direction, curves, samples over training, every figure, links to checkpoints)."""
+    from gankit.report import write_report
+
+    click.echo(str(write_report(run)))
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("compare.html"),
+              show_default=True, help="The page to write.")
+def compare(runs, out) -> None:
+    """Write one page comparing RUNS (two or more): their curves overlaid, a table of final
+    and best values (a column per logged value), and their config differences."""
+    from gankit.report import write_compare
+
+    click.echo(str(write_compare(list(runs), out)))
 
 
 @cli.command("list")
@@ -382,6 +406,8 @@ def _report(run, quiet: bool = False, as_json: bool = False) -> None:
         click.echo(f"  figures in {run.path / 'plots'}: {', '.join(figures)}")
     else:
         click.echo(f"  figures: none drawn (log.figures=false); gankit plot {run.path} draws them")
+    if (run.path / "report.html").exists():
+        click.echo(f"  report: {run.path / 'report.html'}")
     click.echo(f"  next: gankit sample {run.path} --out samples.png | gankit eval {run.path} | "
                f"gankit resume {run.path} --steps N")
 

@@ -100,6 +100,9 @@ class LogConfig(Strict):
     progress_seconds: float = Field(10.0, gt=0)
     # the final figures of the run's view; false for sweeps (``gankit plot RUN`` draws them later)
     figures: bool = True
+    # TensorBoard event files in the run folder (``pip install gankit[tensorboard]``):
+    # auto = when the package is installed; true without it is an error
+    tensorboard: Literal["auto"] | bool = "auto"
 
 
 class EvalConfig(Strict):

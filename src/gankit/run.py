@@ -14,6 +14,7 @@ from gankit.fileio import atomic_write
 
 CONFIG_NAME = "config.yaml"
 METRICS_NAME = "metrics.jsonl"
+COUNTERS = ("step", "images_seen", "seconds")     # in every metrics.jsonl record; not metrics
 
 
 class RunDir:

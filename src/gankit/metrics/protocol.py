@@ -240,9 +240,9 @@ def check_eval(names: Sequence[str], best_metric: str | None, mode: str,
         raise ConfigError(_no_direction(best_metric))
 
 
-def _catalog() -> dict[str, tuple[str, Direction | None]]:
+def catalog() -> dict[str, tuple[str, Direction | None]]:
     """key -> (metric name, direction) over every registered metric (not cached: tests and
-    plug-ins may register metrics at any time)."""
+    plug-ins may register metrics at any time); reports read a logged key's meaning here."""
     out: dict[str, tuple[str, Direction | None]] = {}
     for name in METRICS.names():
         for key, direction in metric(name).keys(None).items():
@@ -253,7 +253,7 @@ def _catalog() -> dict[str, tuple[str, Direction | None]]:
 def declared_direction(key: str) -> Direction:
     """The direction a registered metric declares for ``key``; GankitError when none does
     (or the key is not a score), asking for ``eval.mode``."""
-    entry = _catalog().get(key)
+    entry = catalog().get(key)
     if entry is None:
         raise GankitError(f"cannot tell whether lower or higher {key!r} is better: no "
                           "registered metric returns it; set eval.mode to min or max")

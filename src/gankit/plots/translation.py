@@ -1,20 +1,18 @@
 """Pictures for image-to-image translation: input / translated / reconstructed (or target).
 
-Every sample step writes, like the CycleGAN / pix2pix result pages:
-  * ``samples/step-XXXXXXXX.png``: one picture, a row per held-out example;
-  * ``samples/step-XXXXXXXX/NN-<label>.png``: one column strip per panel (``real_A``,
-    ``fake_B``, ``rec_A``, ...; pix2pix: ``real_A``, ``fake_B``, ``real_B``);
-  * ``samples/index.html``: all steps, newest first (``templates/translation.html``).
+Every sample step writes ``samples/step-XXXXXXXX.png``: one picture, a row per held-out
+example, a labelled column per panel (``real_A``, ``fake_B``, ``rec_A``, ...; pix2pix:
+``real_A``, ``fake_B``, ``real_B``). The run's ``report.html`` (``gankit.report``) shows them
+over the steps, as the CycleGAN / pix2pix result pages do, with ``samples_caption`` above.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageDraw
 from torch import Tensor
 
@@ -23,8 +21,6 @@ from gankit.plots.common import Figure, curves, draw_figures, upscale_for
 
 VIEW_PX = 96           # translation pictures show each image about this wide
 
-STEP_RE = re.compile(r"^step-(\d{8})\.png$")
-PAGE_ROWS = 8          # examples per step on the HTML page
 PAD = 2                # pixels between tiles
 HEADER = 14            # pixels of column labels above a picture
 
@@ -70,6 +66,11 @@ def tile(columns: list[Tensor], scale: int = 1, rows: int = 16,
 
 
 # ---------------------------------------------------------------- translating
+def ends(direction: str) -> tuple[str, str]:
+    """("A", "B") for AtoB, ("B", "A") for BtoA: the input and output domains."""
+    return ("A", "B") if direction == "AtoB" else ("B", "A")
+
+
 @torch.no_grad()
 def translate(trainer, net: str, x: Tensor) -> Tensor:
     """``net`` (EMA weights when kept) applied to x in eval mode, on the trainer's device."""
@@ -91,7 +92,7 @@ def panels(trainer, n: int, translated: Tensor | None = None) -> list[tuple[str,
     paired = trainer.data.info.kind == "paired"
     out: list[tuple[str, Tensor]] = []
     for direction, net in obj.directions.items():
-        src, dst = ("A", "B") if direction == "AtoB" else ("B", "A")
+        src, dst = ends(direction)
         real = inputs[src.lower()].float().cpu()
         if direction == "AtoB" and translated is not None:
             fake = translated[:n].float().cpu()
@@ -118,14 +119,26 @@ class TranslationView:
         cols = panels(trainer, len(x), translated=x)
         scale = upscale_for(x.shape[-1], VIEW_PX)
         tile([c for _, c in cols], scale, labels=[label for label, _ in cols]).save(path)
-        match = STEP_RE.match(path.name)
-        if match:                                  # a training sample step: page material
-            strips = path.parent / path.stem
-            strips.mkdir(exist_ok=True)
-            for j, (label, images) in enumerate(cols):
-                tile([images[:PAGE_ROWS]], scale).save(strips / f"{j:02d}-{label}.png")
-            write_page(path.parent, trainer)
         return path
+
+    @staticmethod
+    def samples_caption(config: dict[str, Any]) -> str:
+        """What the columns of the sample pictures are, for a run's resolved ``config`` (as
+        saved): the report shows it above them."""
+        from gankit.registry import DATASETS, OBJECTIVES
+
+        obj = OBJECTIVES.get(config["objective"]["name"])
+        paired = DATASETS.get(config["data"]["name"]).kind == "paired"
+        parts = []
+        for direction in getattr(obj, "directions", {"AtoB": None}):
+            src, dst = ends(direction)
+            parts.append(f"real_{src} is an input, fake_{dst} its translation")
+            if direction in getattr(obj, "inverse", {}):
+                parts.append(f"rec_{src} that translation mapped back (cycle reconstruction)")
+            if paired:
+                parts.append(f"real_{dst} the paired target")
+        return ("Held-out examples at each sample step, one row each, oldest step first: "
+                + "; ".join(parts) + ".")
 
     def final_plots(self, trainer, folder: Path, rows: list[dict]) -> list[Path]:
         return draw_figures([
@@ -143,28 +156,3 @@ class TranslationView:
         tile([c for _, c in cols], upscale_for(cols[0][1].shape[-1], VIEW_PX),
              labels=[label for label, _ in cols]).save(path)
         return path
-
-
-def write_page(samples: Path, trainer=None) -> Path:
-    """Render ``samples/index.html`` from the step folders on disk (so resumed runs keep
-    their earlier steps)."""
-    steps = []
-    for d in sorted(samples.glob("step-*"), reverse=True):
-        if not d.is_dir() or not STEP_RE.match(d.name + ".png"):
-            continue
-        images = sorted(d.glob("[0-9][0-9]-*.png"))
-        steps.append({"step": int(d.name[5:]),
-                      "images": [{"src": f"{d.name}/{p.name}", "label": p.stem[3:]}
-                                 for p in images]})
-    title, paired = "translation samples", False
-    if trainer is not None:
-        cfg = trainer.cfg
-        title = f"{cfg.objective.name} on {cfg.data.name}"
-        paired = trainer.data.info.kind == "paired"       # only paired data has a target
-    env = Environment(loader=PackageLoader("gankit", "templates"),
-                      autoescape=select_autoescape(["html"]))
-    html = env.get_template("translation.html").render(title=title, steps=steps, paired=paired)
-    page = samples / "index.html"
-    page.write_text(html)
-    return page
-

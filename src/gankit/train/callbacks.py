@@ -25,8 +25,9 @@ class MetricsLogger(Callback):
 
     all_ranks = True
 
-    def __init__(self, run: RunDir):
+    def __init__(self, run: RunDir, sinks: list = ()):
         self.run = run
+        self.sinks = list(sinks)             # more places for each record (TensorBoard)
         self.t0 = time.perf_counter()
         self.elapsed0 = 0.0
         self.last: dict[str, Any] = {}       # the newest record (progress shows its losses)
@@ -53,15 +54,18 @@ class MetricsLogger(Callback):
         self.last = self.last | record | values
         if trainer.dist.is_main:
             self.run.log(record | values)
+            for sink in self.sinks:
+                sink.scalars(trainer.c.step, record | values)
 
 
 class SampleGrids(Callback):
     """Fixed-noise samples at the slides' steps, through the data kind's view (with each
     image's label for class-conditional models); a view with a ``snapshot(trainer, folder)``
-    method also keeps its data of that step under ``snapshots/`` (e.g. the 1-D strip)."""
+    method also keeps its data of that step under ``snapshots/`` (e.g. the 1-D strip).
+    ``sinks`` get each picture too (``sink.image(tag, path, step)``: TensorBoard)."""
 
-    def __init__(self, run: RunDir, view):
-        self.run, self.view = run, view
+    def __init__(self, run: RunDir, view, sinks: list = ()):
+        self.run, self.view, self.sinks = run, view, list(sinks)
 
     def on_step(self, trainer):
         log = trainer.cfg.log
@@ -79,6 +83,8 @@ class SampleGrids(Callback):
             self.view.save_samples(x, path, trainer=trainer, labels=inputs["y"].cpu())
         else:
             self.view.save_samples(x, path, trainer=trainer)
+        for sink in self.sinks:
+            sink.image("samples", path, trainer.c.step)
         snapshot = getattr(self.view, "snapshot", None)     # a view's data for later figures
         if snapshot is not None:
             snapshot(trainer, self.run.sub("snapshots"))
