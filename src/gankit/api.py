@@ -56,15 +56,17 @@ class FinalPlots:
         self.view.final_plots(trainer, self.run.sub("plots"), self.run.read_metrics())
 
 
-def train(cfg: RunConfig, out: Path | str, until: int | None = None) -> RunDir:
+def train(cfg: RunConfig, out: Path | str, until: int | None = None, live=None) -> RunDir:
     """Train a new run of ``cfg`` (a validated config, e.g. ``gankit.config.build_config``)
     into the run folder ``out``, which must not exist or be empty; returns the ``RunDir``.
 
     Data and networks are built before the folder is created, so a config that cannot be
     built writes nothing. Under torchrun every rank calls this and rank 0 writes. ``until``
     stops at that step with a checkpoint, as an interruption would, so that ``resume``
-    continues the same planned run. Raises GankitError (ConfigError, DataError, ...) with a
-    one-line message; ``Interrupted`` after a signal (a checkpoint is saved first)."""
+    continues the same planned run. ``live`` (a ``gankit.live.session.Live``, one process
+    only) serves the live view of the run while it trains. Raises GankitError (ConfigError,
+    DataError, ...) with a one-line message; ``Interrupted`` after a signal (a checkpoint is
+    saved first)."""
     out = Path(out)
     with distributed.session(resolve_device(cfg.train.device)) as dist:
         out = Path(dist.broadcast_text(str(out)))    # ranks may name a default folder apart
@@ -75,7 +77,7 @@ def train(cfg: RunConfig, out: Path | str, until: int | None = None) -> RunDir:
         prepare_metrics(cfg)                          # e.g. the Inception weights, found now
         run = _on_main(dist, lambda: RunDir.create(out, cfg), out) or RunDir(out)
         note(f"run folder: {run.path}")
-        _fit(trainer, run, until)
+        _fit(trainer, run, until, live)
     return run
 
 
@@ -189,11 +191,12 @@ def _best_trainer(run: RunDir, run_path: Path, cfg: RunConfig) -> Trainer:
     return trainer
 
 
-def resume(run_path: Path | str, steps: int | None = None, overrides: list[str] = ()) -> RunDir:
+def resume(run_path: Path | str, steps: int | None = None, overrides: list[str] = (),
+           live=None) -> RunDir:
     """Continue the run in ``run_path`` from its newest intact checkpoint, exactly as if it
     had never stopped; ``steps`` trains that many more steps; ``overrides`` (``key=value``)
     may change only run length, logging and evaluation (CheckpointError names other keys).
-    GankitError when the run already finished its steps."""
+    ``live`` as for ``train``. GankitError when the run already finished its steps."""
     from gankit.config import apply_overrides, validate
     run = RunDir.open(run_path)
     raw = run.read_config().to_dict()
@@ -214,13 +217,19 @@ def resume(run_path: Path | str, steps: int | None = None, overrides: list[str] 
             run.write_config(cfg)
             run.truncate_metrics(trainer.c.step)
         note(f"resuming {run.path} at step {trainer.c.step} of {cfg.train.steps}")
-        _fit(trainer, run)
+        _fit(trainer, run, live=live)
     return run
 
 
-def _fit(trainer: Trainer, run: RunDir, until: int | None = None) -> None:
-    with graceful_interrupts(trainer):
-        finished = trainer.fit(callbacks_for(run, trainer), until=until)
+def _fit(trainer: Trainer, run: RunDir, until: int | None = None, live=None) -> None:
+    if live is not None:
+        live.attach(trainer, run.path)
+    try:
+        with graceful_interrupts(trainer):
+            finished = trainer.fit(callbacks_for(run, trainer), until=until)
+    finally:
+        if live is not None:
+            live.close()
     if until is not None and trainer.c.step == until:
         trainer.save()
     elif not finished:
