@@ -242,6 +242,7 @@ class LiveControl:
 
     def state(self, trainer) -> dict[str, Any]:
         """Counters and settings shown beside the picture."""
+        self._count(trainer)
         return {"type": "frame", "step": trainer.c.step, "steps": trainer.cfg.train.steps,
                 "images_seen": trainer.c.images_seen, "updates": dict(self.updates),
                 "paused": self.paused, "slow": self.slow,
