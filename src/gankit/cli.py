@@ -49,13 +49,17 @@ def _live_options(fn):
                              "pip install 'gankit[live]'.")(fn)
 
 
-def _live(live: bool, port: int, nproc: int):
-    """A ``gankit.live.session.Live`` that prints its URL, or None without --live."""
+def _live(live: bool, port: int, nproc: int, cfg=None):
+    """A ``gankit.live.session.Live`` that prints its URL, or None without --live; refuses
+    (one line) what it cannot show, before anything is written."""
     if not live:
         return None
     if nproc > 1:
         raise GankitError("--live shows one process; use it without --nproc")
-    from gankit.live.session import Live
+    from gankit.live.session import Live, check_kind
+    if cfg is not None:
+        from gankit.registry import DATASETS
+        check_kind(DATASETS.get(cfg.data.name).kind)
     return Live(port, on_url=lambda url: click.echo(f"live view: {url}  (Ctrl+C stops)"))
 
 
@@ -86,7 +90,7 @@ def train(preset, steps, seed, out, overrides, device, nproc, live, live_port, q
     if device is not None:
         extra.append(f"train.device={device}")
     cfg, optim_note = resolve(preset, extra)   # config errors stop here, before any process
-    live_view = _live(live, live_port, nproc)
+    live_view = _live(live, live_port, nproc, cfg)
     if nproc == 1:                             # starts (with --nproc, rank 0 says it)
         note(optim_note)                       # which optimizer settings, from where
     out = out or default_run_path(preset)

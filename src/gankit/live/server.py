@@ -245,8 +245,11 @@ class LiveServer:
 
     @staticmethod
     async def _send(ws, box: "Outbox") -> None:
-        while True:
-            await ws.send_str(await box.next())
+        try:
+            while not ws.closed:
+                await ws.send_str(await box.next())
+        except (ConnectionError, RuntimeError):       # the page went away mid-message
+            return
 
     async def _receive(self, ws) -> None:
         bucket, dropped = TokenBucket(RATE, BURST), 0

@@ -11,6 +11,12 @@ from gankit.live.frames import KINDS
 from gankit.live.server import LiveServer
 
 
+def check_kind(kind: str) -> None:
+    """ConfigError (one line) unless the page can draw data of ``kind``."""
+    if kind not in KINDS:
+        raise ConfigError(f"--live draws {', '.join(KINDS)} runs; this run has {kind} data")
+
+
 class Live:
     """What ``api.train(..., live=Live(port))`` attaches to the trainer once the run folder
     exists: a ``LiveServer`` on 127.0.0.1:``port`` (0: a free one) serving that folder, and a
@@ -27,9 +33,7 @@ class Live:
     def attach(self, trainer, run_path: Path) -> str:
         """Start serving the run in ``run_path`` and take control of ``trainer``; returns the
         URL. ConfigError for data the page cannot draw; GankitError when the port is taken."""
-        kind = trainer.data.info.kind
-        if kind not in KINDS:
-            raise ConfigError(f"--live draws {', '.join(KINDS)} runs; this run has {kind} data")
+        check_kind(trainer.data.info.kind)
         self.server = LiveServer(run_path, self.port)
         self.control = LiveControl(self.server.publish, run_path, paused=self.paused,
                                    watched=lambda: bool(self.server.clients))
