@@ -124,3 +124,23 @@ def test_a_watched_run_trains_exactly_as_an_unwatched_one():
     b.fit()
     assert same(params(a.nets["G"]), params(b.nets["G"]))
     assert b.control.state(b)["updates"] == {"D": 20, "G": 20}
+
+
+def test_frame_of_a_higher_dimensional_latent_is_its_z1_z2_slice():
+    from gankit.live.frames import HEAT, LATENT_K, FrameMaker
+
+    t = trainer("model.z_dim=5")
+    frame = FrameMaker(t).frame(t)
+    assert frame["latent"]["dims"] == 2 and len(frame["latent"]["points"]) == LATENT_K ** 2
+    assert len(frame["heat"]) == HEAT ** 2 and len(frame["arrows"]) == len(frame["fake"])
+    assert frame["critic_label"] == "D(x)" and frame["probability"]
+
+
+def test_frame_of_an_image_run_is_a_sample_grid(data_root):
+    from gankit.live.frames import FrameMaker
+
+    t = Trainer(build_config("gan-mlp-mnist", ["data.split=test", "model.g_hidden=16",
+                                               "model.d_hidden=16", "train.batch_size=16"]))
+    frame = FrameMaker(t).frame(t)
+    assert frame["kind"] == "image" and frame["image"].startswith("data:image/png;base64,")
+    assert "heat" not in frame and "latent" not in frame

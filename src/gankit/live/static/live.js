@@ -52,6 +52,7 @@ function onFrame(f) {
   const image = f.kind === "image";
   document.querySelectorAll(".toy-only").forEach((e) => e.classList.toggle("hidden", image));
   document.querySelectorAll(".image-only").forEach((e) => e.classList.toggle("hidden", !image));
+  $("legend").classList.toggle("hidden", f.kind !== "toy2d");
   if (f.kind === "toy2d") { drawPlane(f); drawLatent(f); }
   else if (f.kind === "toy1d") { drawLine(f); drawMapping(f); }
   else if (f.image) { $("samples").src = f.image; }
@@ -300,7 +301,13 @@ function chart(canvas, series, labels) {
 function drawCharts() {
   const keys = [...new Set(state.records.flatMap((r) => Object.keys(r)))].filter((k) => k.startsWith("loss/"));
   chart($("lossChart"), keys.map((k) => state.records.filter((r) => typeof r[k] === "number").map((r) => [r.step, r[k]])), keys);
-  chart($("dChart"), [state.dSeries.map((p) => [p[0], p[1]]), state.dSeries.map((p) => [p[0], p[2]])], ["data", "fakes"]);
+  if (state.dSeries.length) {
+    chart($("dChart"), [state.dSeries.map((p) => [p[0], p[1]]), state.dSeries.map((p) => [p[0], p[2]])], ["data", "fakes"]);
+  } else {                 // frames without critic means (images): the logged D(x), D(G(z))
+    const logged = ["D(x)", "D(G(z))"];
+    chart($("dChart"), logged.map((k) => state.records.filter((r) => typeof r[k] === "number").map((r) => [r.step, r[k]])), logged);
+    $("dCaption").textContent = "D(x) (blue) and D(G(z)) (orange) as logged (metrics.jsonl), over steps";
+  }
   const mk = Object.keys(state.metricSeries);
   chart($("metricChart"), mk.map((k) => state.metricSeries[k]), mk);
   $("metricCaption").textContent = mk.length ? `${mk.join(", ")} over steps (each on the shared axis)` : "no live metrics for this run";
