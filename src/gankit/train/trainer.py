@@ -156,9 +156,7 @@ class Trainer:
         roles = obj_cls.roles(cfg.objective, self.data.info, Latent.of_model(cfg.model))
         with torch.random.fork_rng(devices=[]):
             probe = build_nets(NETWORKS.get(cfg.model.name), cfg.model, self.data.info, roles)
-        shapes = lambda nets: {n: [(k, tuple(v.shape)) for k, v in m.state_dict().items()]  # noqa: E731
-                               for n, m in nets.items()}
-        if shapes(probe) != shapes(self.nets):
+        if _shapes(probe) != _shapes(self.nets):
             raise ConfigError(f"the {cfg.objective.name} objective needs other networks than "
                               f"this run's {self.cfg.objective.name} model")
         if self.cfg.train.compile and any(roles[n].may_compile != self.roles[n].may_compile
@@ -506,7 +504,9 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def fit(self, callbacks: list["Callback"] = (), until: int | None = None) -> bool:
         """Train to ``until`` (default: train.steps). Returns False when stopped early by
-        ``request_stop`` (e.g. SIGINT), after saving a checkpoint at a step boundary."""
+        ``request_stop`` (e.g. SIGINT), after saving a checkpoint at a step boundary. Before
+        every step, ``self.control.poll(self)`` when a control is set (the live view: it may
+        hold the step, run single phase updates or ``reconfigure``)."""
         until = self.cfg.train.steps if until is None else until
         if self.dist.enabled:     # ranks > 0 run only the callbacks that take part in collectives
             callbacks = [cb for cb in callbacks
@@ -586,6 +586,11 @@ class Callback:
     def on_step(self, trainer: Trainer) -> None: ...
     def on_end(self, trainer: Trainer) -> None: ...
     def on_rollback(self, trainer: Trainer) -> None: ...
+
+
+def _shapes(nets) -> dict[str, list[tuple[str, tuple[int, ...]]]]:
+    """{net: [(parameter or buffer name, shape), ...]}: what a network's weights must fit."""
+    return {n: [(k, tuple(v.shape)) for k, v in m.state_dict().items()] for n, m in nets.items()}
 
 
 def _optimizers(cfg: RunConfig) -> dict[str, dict[str, Any]]:
