@@ -61,15 +61,17 @@ class FinalPlots:
         self.view.final_plots(trainer, self.run.sub("plots"), self.run.read_metrics())
 
 
-def train(cfg: RunConfig, out: Path | str, until: int | None = None) -> RunDir:
+def train(cfg: RunConfig, out: Path | str, until: int | None = None, live=None) -> RunDir:
     """Train a new run of ``cfg`` (a validated config, e.g. ``gankit.config.build_config``)
     into the run folder ``out``, which must not exist or be empty; returns the ``RunDir``.
 
     Data and networks are built before the folder is created, so a config that cannot be
     built writes nothing. Under torchrun every rank calls this and rank 0 writes. ``until``
     stops at that step with a checkpoint, as an interruption would, so that ``resume``
-    continues the same planned run. Raises GankitError (ConfigError, DataError, ...) with a
-    one-line message; ``Interrupted`` after a signal (a checkpoint is saved first)."""
+    continues the same planned run. ``live`` (a ``gankit.live.session.Live``, one process
+    only) serves the live view of the run while it trains. Raises GankitError (ConfigError,
+    DataError, ...) with a one-line message; ``Interrupted`` after a signal (a checkpoint is
+    saved first)."""
     out = Path(out)
     with distributed.session(resolve_device(cfg.train.device)) as dist:
         out = Path(dist.broadcast_text(str(out)))    # ranks may name a default folder apart
@@ -81,7 +83,7 @@ def train(cfg: RunConfig, out: Path | str, until: int | None = None) -> RunDir:
         tensorboard.wanted(cfg.log.tensorboard)       # true without the package: stop now
         run = _on_main(dist, lambda: _create(out, cfg, trainer), out) or RunDir(out)
         note(f"run folder: {run.path}")
-        _fit(trainer, run, until)
+        _fit(trainer, run, until, live)
     return run
 
 
@@ -260,10 +262,12 @@ def _best_state(run: RunDir, run_path: Path | str) -> dict[str, Any]:
     return ckpt.load_checkpoint(path)
 
 
-def resume(run_path: Path | str, steps: int | None = None, overrides: list[str] = ()) -> RunDir:
+def resume(run_path: Path | str, steps: int | None = None, overrides: list[str] = (),
+           live=None) -> RunDir:
     """Continue the run in ``run_path`` from its newest intact checkpoint, exactly as if it
     had never stopped; ``steps`` trains that many more steps; ``overrides`` (``key=value``)
     may change only run length, logging and evaluation (CheckpointError names other keys).
+    ``live`` as for ``train``.
 
     The learning-rate schedules keep their end when the length changes (``resume_config``):
     a finished run extended continues at the rates its schedules ended with, as a run that
@@ -291,7 +295,7 @@ def resume(run_path: Path | str, steps: int | None = None, overrides: list[str] 
                 save_data_info(run.path, trainer.data.info)
         note(f"resuming {run.path} at step {trainer.c.step} of {cfg.train.steps}; "
              f"{rates_text(trainer)}")
-        _fit(trainer, run)
+        _fit(trainer, run, live=live)
     return run
 
 
@@ -330,9 +334,12 @@ def rates_text(trainer: Trainer) -> str:
                                        "their final rates)" if past else "")
 
 
-def _fit(trainer: Trainer, run: RunDir, until: int | None = None) -> None:
-    """Train with the run's callbacks; then, finished or stopped, ``report.html``."""
+def _fit(trainer: Trainer, run: RunDir, until: int | None = None, live=None) -> None:
+    """Train with the run's callbacks (and ``live``, a live view to attach, see
+    ``gankit.live``); then, finished or stopped, ``report.html``."""
     callbacks = callbacks_for(run, trainer)
+    if live is not None:
+        live.attach(trainer, run.path)
     try:
         with graceful_interrupts(trainer):
             finished = trainer.fit(callbacks, until=until)
@@ -340,6 +347,8 @@ def _fit(trainer: Trainer, run: RunDir, until: int | None = None) -> None:
         if paused:
             trainer.save()
     finally:
+        if live is not None:
+            live.close()
         for cb in callbacks:                 # stopped early, on_end did not close them
             if hasattr(cb, "close"):
                 cb.close()

@@ -44,6 +44,29 @@ _nproc_option = click.option(
          "the cores). train.batch_size is the global batch, split evenly over them.")
 
 
+def _live_options(fn):
+    fn = click.option("--live-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+                      help="Port of the live view on 127.0.0.1 (0: a free port).")(fn)
+    return click.option("--live", is_flag=True,
+                        help="Serve a live view of the training on 127.0.0.1 (URL printed, with "
+                             "a secret token): watch and steer it from a browser. Needs "
+                             "pip install 'gankit[live]'.")(fn)
+
+
+def _live(live: bool, port: int, nproc: int, cfg=None):
+    """A ``gankit.live.session.Live`` that prints its URL, or None without --live; refuses
+    (one line) what it cannot show, before anything is written."""
+    if not live:
+        return None
+    if nproc > 1:
+        raise GankitError("--live shows one process; use it without --nproc")
+    from gankit.live.session import Live, check_kind
+    if cfg is not None:
+        from gankit.registry import DATASETS
+        check_kind(DATASETS.get(cfg.data.name).kind)
+    return Live(port, on_url=lambda url: click.echo(f"live view: {url}  (Ctrl+C stops)"))
+
+
 @cli.command()
 @click.argument("preset", required=False)
 @click.option("--steps", type=click.IntRange(min=1), help="Generator steps (train.steps).")
@@ -53,8 +76,10 @@ _nproc_option = click.option(
               help="Override a config value, e.g. --set optim.G.lr=1e-4 (repeatable).")
 @_device_option
 @_nproc_option
+@_live_options
 @_output
-def train(preset, steps, seed, out, overrides, device, nproc, quiet, as_json) -> None:
+def train(preset, steps, seed, out, overrides, device, nproc, live, live_port, quiet,
+          as_json) -> None:
     """Train PRESET (a name from `gankit list` or a .yaml file; default: the 2-D ring)."""
     from gankit import api
     from gankit.config import resolve
@@ -69,6 +94,7 @@ def train(preset, steps, seed, out, overrides, device, nproc, quiet, as_json) ->
     if device is not None:
         extra.append(f"train.device={device}")
     cfg, optim_note = resolve(preset, extra)   # config errors stop here, before any process
+    live_view = _live(live, live_port, nproc, cfg)
     if nproc == 1:                             # starts (with --nproc, rank 0 says it)
         note(optim_note)                       # which optimizer settings, from where
     out = out or default_run_path(preset)
@@ -83,7 +109,7 @@ def train(preset, steps, seed, out, overrides, device, nproc, quiet, as_json) ->
         args = ["train", *([preset] if preset else []), "--out", str(out),
                 *(f"--set={o}" for o in extra), *_flags(quiet, as_json)]
         sys.exit(distributed.launch(nproc, args))
-    _report(api.train(cfg, out), quiet, as_json)
+    _report(api.train(cfg, out, live=live_view), quiet, as_json)
 
 
 @cli.command()
@@ -93,11 +119,13 @@ def train(preset, steps, seed, out, overrides, device, nproc, quiet, as_json) ->
               help="Change run-length or logging settings (log.*, eval.*).")
 @_device_option
 @_nproc_option
+@_live_options
 @_output
-def resume(run, steps, overrides, device, nproc, quiet, as_json) -> None:
+def resume(run, steps, overrides, device, nproc, live, live_port, quiet, as_json) -> None:
     """Continue RUN from its newest intact checkpoint (with any number of processes)."""
     from gankit import api
     extra = list(overrides) + ([f"train.device={device}"] if device else []) + _quiet(quiet)
+    live_view = _live(live, live_port, nproc)
     if nproc > 1:
         from gankit.config import apply_overrides, validate
         from gankit.run import RunDir
@@ -107,7 +135,7 @@ def resume(run, steps, overrides, device, nproc, quiet, as_json) -> None:
         args = ["resume", str(run), *(["--steps", str(steps)] if steps else []),
                 *(f"--set={o}" for o in extra), *_flags(quiet, as_json)]
         sys.exit(distributed.launch(nproc, args))
-    _report(api.resume(run, steps, extra), quiet, as_json)
+    _report(api.resume(run, steps, extra, live=live_view), quiet, as_json)
 
 
 def _quiet(quiet: bool) -> list[str]:

@@ -100,7 +100,8 @@ class Mixture2D(ToySource):
 
     def draw(self, n, gen):
         idx = torch.randint(len(self.modes), (n,), generator=gen)
-        return self.modes[idx] + self.std * torch.randn(n, 2, generator=gen)   # (n, 2)
+        d = self.modes.shape[1]
+        return self.modes[idx] + self.std * torch.randn(n, d, generator=gen)   # (n, d)
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -216,3 +217,45 @@ class Gaussian1D(ToySource):
     @property
     def bounds(self) -> tuple[float, float]:
         return self.params.mean - 5 * self.params.std, self.params.mean + 5 * self.params.std
+
+
+class DrawnParams(ToyParams):
+    name: Literal["drawn"] = "drawn"
+    std: float = Field(0.05, gt=0)
+
+
+class Drawn(Mixture2D):
+    """A target drawn by hand: equal-weight isotropic Gaussians of std ``std`` at ``points``
+    (m, d), d = 1 or 2 (the live view's clicks). Not registered (no config names it): the
+    live view puts it in place of a toy run's data source between steps. ``bounds`` is the
+    x-range of the source it replaces widened to the points (the picture keeps its axes).
+    Mode metrics (``gankit.metrics.toy``) count the points as modes."""
+
+    def __init__(self, points: Tensor, std: float, bounds: tuple[float, float], seed: int,
+                 device: torch.device | str = "cpu"):
+        super().__init__(DrawnParams(std=std), seed, device)
+        self.modes = torch.as_tensor(points, dtype=torch.float32).reshape(len(points), -1)
+        if len(self.modes) == 0 or self.modes.shape[1] not in (1, 2):
+            raise DataError("a drawn target needs at least one point of 1 or 2 coordinates")
+        self.std = std
+        d = self.modes.shape[1]
+        self.kind = "toy1d" if d == 1 else "toy2d"
+        self.info = DataInfo(self.kind, (d,))
+        lo, hi = float(self.modes.min()) - 4 * std, float(self.modes.max()) + 4 * std
+        self._bounds = min(bounds[0], lo), max(bounds[1], hi)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self._bounds
+
+    def pdf(self, x: np.ndarray) -> np.ndarray:
+        """The density at 1-D points x (n,) (1-D targets)."""
+        m = self.modes[:, 0].numpy()
+        return stats.norm.pdf(np.asarray(x)[:, None], m[None, :], self.std).mean(1)
+
+    def inverse_cdf(self, u: np.ndarray) -> np.ndarray:
+        """F^-1(u) for u in (0, 1) (1-D targets), interpolated on a grid of 4,000 points."""
+        m = self.modes[:, 0].numpy()
+        xs = np.linspace(m.min() - 6 * self.std, m.max() + 6 * self.std, 4000)
+        cdf = stats.norm.cdf(xs[:, None], m[None, :], self.std).mean(1)
+        return np.interp(u, cdf, xs)

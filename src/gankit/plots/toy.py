@@ -87,7 +87,8 @@ class Toy2DView:
         return save(fig, folder / f"{name}_samples.png")
 
     @staticmethod
-    def _grid(lims: tuple[float, float], k: int) -> torch.Tensor:
+    def grid(lims: tuple[float, float], k: int) -> torch.Tensor:
+        """(k*k, 2) points of a k x k grid over the square lims^2, row by row (x fastest)."""
         ticks = torch.linspace(lims[0], lims[1], k)
         gx, gy = torch.meshgrid(ticks, ticks, indexing="xy")
         return torch.stack([gx.flatten(), gy.flatten()], 1)               # (k*k, 2)
@@ -96,8 +97,8 @@ class Toy2DView:
         x = trainer.sample(2500, seed=12345).numpy()
         lims = x_limits(trainer.data, x)
         lo, hi = lims
-        values = critic_values(trainer, self._grid(lims, 200)).view(200, 200).numpy()
-        pts = self._grid(lims, 21)
+        values = critic_values(trainer, self.grid(lims, 200)).view(200, 200).numpy()
+        pts = self.grid(lims, 21)
         push = trainer.objective.generator_field(pts.to(trainer.device)).float().cpu()
         push = push / (push.norm(dim=1, keepdim=True).max() + 1e-12)
         fig, ax = figure(2, 1, 4.5)
@@ -122,7 +123,7 @@ class Toy2DView:
         lims = x_limits(trainer.data)
         lo, hi = lims
         with torch.no_grad():
-            logp = trainer.objective.log_likelihood(self._grid(lims, 200).to(trainer.device),
+            logp = trainer.objective.log_likelihood(self.grid(lims, 200).to(trainer.device),
                                                     trainer.sampler()).float().cpu()
         fig, ax = figure(1, 1, 4.5)
         im = ax[0, 0].imshow(logp.view(200, 200).clamp_min(logp.max() - 20).numpy(),

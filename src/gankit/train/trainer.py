@@ -10,11 +10,11 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from gankit.config import RunConfig
+from gankit.config import RunConfig, incompatible_keys
 from gankit.core.roles import Role, build_nets, check_batch
 from gankit.core.step import FunctionalNet, Latent, Phase, PhaseOptions, StepContext
 from gankit.data.base import make_generator
-from gankit.errors import GankitError
+from gankit.errors import ConfigError, GankitError
 from gankit.registry import DATASETS, NETWORKS, OBJECTIVES
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed
@@ -63,18 +63,10 @@ class Trainer(Sampling):
         nets = build_nets(family, cfg.model, info, self.roles)
         self.nets = nn.ModuleDict(nets).to(self.device)
         self._prepare_nets(self.roles)
-        options = PhaseOptions(d_steps=cfg.train.d_steps, reuse_fakes=cfg.train.reuse_fakes)
-        self.objective = obj_cls(cfg.objective, self.train_nets, latent, info, options)
-        self.phases: tuple[Phase, ...] = obj_cls.phases(cfg.objective, options)
-        self._trains = {n: ph.name for ph in self.phases for n in ph.players}   # net -> phase
-        self.optims = {ph.name: build_optimizer(cfg.optim[ph.name], self._params(ph.players))
-                       for ph in self.phases}
-        amp_on = cfg.train.amp != "off" and self.device.type == "cuda"
+        self.amp_on = cfg.train.amp != "off" and self.device.type == "cuda"
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.amp)
-        self.amp_on = amp_on
-        self.scalers = {ph.name: torch.amp.GradScaler(self.device.type,
-                                                      enabled=amp_on and cfg.train.amp == "fp16")
-                        for ph in self.phases}
+        self.optims: dict[str, torch.optim.Optimizer] = {}
+        self._set_game(cfg, fresh_optimizers=True)    # objective, phases, optimizers, scalers
         self.ema = ({n: EMA(self.nets[n], cfg.train.ema_beta) for n in self.objective.sample_nets}
                     if cfg.train.ema_beta else {})
         self.rng = make_generator(cfg.seed + 1, self.device)          # noise for training
@@ -88,6 +80,71 @@ class Trainer(Sampling):
         self._sums: dict[str, list] = {}
         self._sharded = False
         self._label: int | None = None             # fixed_label
+        # Polled between steps when set (``poll(trainer)``): pauses, single phases and live
+        # changes of the game (gankit.live). None costs one comparison a step.
+        self.control: Any = None
+
+    def _set_game(self, cfg: RunConfig, fresh_optimizers: bool) -> None:
+        """The objective of ``cfg`` over the built networks, its phases, and one optimizer
+        (and AMP scaler) per phase: new ones when ``fresh_optimizers``, else the kept ones
+        (their state and parameters), which then read the learning rate from ``cfg``."""
+        obj_cls = OBJECTIVES.get(cfg.objective.name)
+        options = PhaseOptions(d_steps=cfg.train.d_steps, reuse_fakes=cfg.train.reuse_fakes)
+        self.objective = obj_cls(cfg.objective, self.train_nets, Latent.of_model(cfg.model),
+                                 self.data.info, options)
+        self.phases: tuple[Phase, ...] = obj_cls.phases(cfg.objective, options)
+        self._trains = {n: ph.name for ph in self.phases for n in ph.players}   # net -> phase
+        if fresh_optimizers:
+            self.optims = {ph.name: build_optimizer(cfg.optim[ph.name], self._params(ph.players))
+                           for ph in self.phases}
+            fp16 = self.amp_on and cfg.train.amp == "fp16"
+            self.scalers = {ph.name: torch.amp.GradScaler(self.device.type, enabled=fp16)
+                            for ph in self.phases}
+        self.cfg = cfg
+
+    # Keys ``reconfigure`` may change: the game and how it is optimised, not data or networks.
+    GAME_KEYS = ("objective.", "optim.", "train.d_steps")
+
+    def reconfigure(self, cfg: RunConfig) -> None:
+        """Continue training, from the next step, under ``cfg``: a validated config
+        (``gankit.config.validate``) of this run in which only the objective, ``optim.*`` and
+        ``train.d_steps`` differ (the live view changes them between steps).
+
+        A change of objective, or of an optimizer setting other than its learning-rate
+        schedule, gets fresh optimizers: Adam's and RMSprop's moment estimates belong to the
+        old loss's gradients (another game has gradients of another scale), and a new
+        optimizer's first updates are bounded by its learning rate. A new k or learning rate
+        keeps the optimizers' state. The objective's own state (e.g. BEGAN's k_t) is kept
+        when the objective stays the same. ConfigError (one line) when other keys differ or
+        the new objective needs networks of other shapes than the run's."""
+        other = [k for k in incompatible_keys(self.cfg, cfg) if not k.startswith(self.GAME_KEYS)]
+        if other:
+            raise ConfigError(f"only the objective, optim.* and train.d_steps can change while "
+                              f"training; not {', '.join(other[:4])}")
+        self.roles = self.game_roles(cfg)
+        same_game = cfg.objective == self.cfg.objective
+        state = self.objective.state_dict() if same_game else None
+        fresh = not same_game or _optimizers(self.cfg) != _optimizers(cfg)
+        self._set_game(cfg, fresh_optimizers=fresh)
+        if state is not None:
+            self.objective.load_state_dict(state)
+
+    def game_roles(self, cfg: RunConfig) -> dict[str, Role]:
+        """The roles of ``cfg``'s objective. ConfigError unless they ask for networks of
+        exactly the run's names and parameter shapes (built on the side, under a forked RNG:
+        training's random streams are untouched) that ``train.compile`` treats alike."""
+        obj_cls = OBJECTIVES.get(cfg.objective.name)
+        roles = obj_cls.roles(cfg.objective, self.data.info, Latent.of_model(cfg.model))
+        with torch.random.fork_rng(devices=[]):
+            probe = build_nets(NETWORKS.get(cfg.model.name), cfg.model, self.data.info, roles)
+        if _shapes(probe) != _shapes(self.nets):
+            raise ConfigError(f"the {cfg.objective.name} objective needs other networks than "
+                              f"this run's {self.cfg.objective.name} model")
+        if self.cfg.train.compile and any(roles[n].may_compile != self.roles[n].may_compile
+                                          for n in roles):
+            raise ConfigError(f"the {cfg.objective.name} objective cannot take over "
+                              "compiled networks (train.compile)")
+        return roles
 
     def _prepare_nets(self, roles: dict[str, Role]) -> None:
         """Sync BN, channels_last, equal start on every rank, and ``self.train_nets``: what the
@@ -127,6 +184,20 @@ class Trainer(Sampling):
         self.c.step += 1
         for name, ema in self.ema.items():
             ema.update(self.nets[name])
+
+    def phase_update(self, name: str) -> None:
+        """One update of phase ``name`` (one of the k D steps, or the G step) on its own, in a
+        fresh step context, between two steps (the live view's single steps): the objective's
+        ``end_step``, the step counter and the EMA are left alone. A non-finite update is
+        skipped and counted in ``bad_total``; the divergence guard judges whole steps only.
+        GankitError for a phase the objective does not have."""
+        phase = next((p for p in self.phases if p.name == name), None)
+        if phase is None:
+            raise GankitError(f"the {self.cfg.objective.name} objective has no phase {name!r}; "
+                              f"its phases: {', '.join(p.name for p in self.phases)}")
+        self._seed_rank()
+        self._phase_step(phase)
+        self._step_bad = None
 
     def _seed_rank(self) -> None:
         """Ranks > 0 draw their noise (and torch's global RNG) from (seed, rank, step): distinct
@@ -321,7 +392,9 @@ class Trainer(Sampling):
     # ------------------------------------------------------------------ loop
     def fit(self, callbacks: list["Callback"] = (), until: int | None = None) -> bool:
         """Train to ``until`` (default: train.steps). Returns False when stopped early by
-        ``request_stop`` (e.g. SIGINT), after saving a checkpoint at a step boundary."""
+        ``request_stop`` (e.g. SIGINT), after saving a checkpoint at a step boundary. Before
+        every step, ``self.control.poll(self)`` when a control is set (the live view: it may
+        hold the step, run single phase updates or ``reconfigure``)."""
         until = self.cfg.train.steps if until is None else until
         if self.dist.enabled:     # ranks > 0 run only the callbacks that take part in collectives
             callbacks = [cb for cb in callbacks
@@ -329,6 +402,8 @@ class Trainer(Sampling):
         for cb in callbacks:
             cb.on_start(self)
         while self.c.step < until:
+            if self.control is not None:      # the live view: may pause or change the game
+                self.control.poll(self)
             self._agree_on_stops()
             if self.early_stop is not None:
                 break
@@ -399,6 +474,18 @@ class Callback:
     def on_step(self, trainer: Trainer) -> None: ...
     def on_end(self, trainer: Trainer) -> None: ...
     def on_rollback(self, trainer: Trainer) -> None: ...
+
+
+def _shapes(nets) -> dict[str, list[tuple[str, tuple[int, ...]]]]:
+    """{net: [(parameter or buffer name, shape), ...]}: what a network's weights must fit."""
+    return {n: [(k, tuple(v.shape)) for k, v in m.state_dict().items()] for n, m in nets.items()}
+
+
+def _optimizers(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """Each phase's optimizer settings but its learning rate and schedule: what its state
+    depends on (``Trainer.reconfigure`` keeps optimizers whose settings these are)."""
+    rate = {"lr", "schedule", "decay_start", "warmup_steps", "min_lr"}
+    return {n: o.model_dump(exclude=rate) for n, o in cfg.optim.items()}
 
 
 def every(step: int, n: int) -> bool:
