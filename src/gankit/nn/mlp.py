@@ -40,11 +40,14 @@ class MLPParams(ImprovedTechniqueParams):
 def mlp(sizes: list[int], act: str, final: nn.Module | None = None,
         norm: Callable[[int], nn.Module] | None = None) -> nn.Sequential:
     """Linear layers of ``sizes``, each hidden one followed by ``norm(width)`` (if given) and
-    the activation ``act``; then ``final`` (if given)."""
+    the activation ``act``; then ``final`` (if given). A linear layer before a norm has no
+    bias: the norm's centring cancels it (its gradient is rounding noise, which Adam would
+    turn into full-size steps)."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
+        hidden = i < len(sizes) - 2
+        layers.append(nn.Linear(a, b, bias=not (hidden and norm is not None)))
+        if hidden:
             if norm is not None:
                 layers.append(norm(b))
             layers.append(ACTIVATIONS[act]())
