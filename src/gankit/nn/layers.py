@@ -140,7 +140,7 @@ class ReferenceBatch(nn.Module):
 
 
 class ImprovedTechniqueParams(BaseModel):
-    """Network options of Salimans et al. 2016 that families with a critic share."""
+    """Network options of Salimans et al. 2016 that the mlp and dcgan families share."""
 
     model_config = ConfigDict(extra="forbid")
     # minibatch discrimination in D (section 3.2): B kernels (0: off; the paper's code 100)
