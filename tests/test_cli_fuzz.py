@@ -33,6 +33,8 @@ KNOWN = {"steps", "batch_size", "d_steps", "ema_beta", "device", "amp", "nan_pol
 KNOWN |= {"q_hidden", "leak"}                                  # model: infogan
 KNOWN |= {"min_lr"}                                            # optim: learning-rate floor
 KNOWN |= {"figures", "real_label"}                             # log; sigmoid games' smoothing
+KNOWN |= {"g_loss", "historical_averaging", "g_norm", "vbn_reference", "minibatch_kernels",
+          "minibatch_dims"}                                   # improved techniques
 
 unknown_key = st.tuples(st.sampled_from(SECTIONS), name.filter(lambda n: n not in KNOWN)).map(
     lambda t: f"{t[0]}.{t[1]}".lstrip(".") + "=1")

@@ -47,16 +47,40 @@ SMOKE_DATA = {
 }
 TINY = {"train": {"steps": 3, "batch_size": 8},
         "log": {"progress": False, "sample_at": [], "n_fixed": 4, "every": 1}}
-CASES = [(name, kind) for name in OBJECTIVES.names() for kind in OBJECTIVES.get(name).data_kinds]
+# The improved techniques of Salimans et al. 2016 (options of the sigmoid games and of the
+# mlp / dcgan networks), all at once: feature matching, historical averaging, one-sided label
+# smoothing, minibatch discrimination, virtual batch norm.
+IMPROVED = {"objective": {"g_loss": "feature_matching", "historical_averaging": 0.1,
+                          "real_label": 0.9},
+            "model": {"minibatch_kernels": 4, "minibatch_dims": 3, "g_norm": "virtual",
+                      "vbn_reference": 4}}
+DCGAN_TINY = {"model": {"name": "dcgan", "z_dim": 4, "ngf": 4, "ndf": 4, "aux_hidden": 0}}
+OPTIONS = {"": {}, "improved": IMPROVED, "improved-dcgan": {**IMPROVED, **{
+    "model": DCGAN_TINY["model"] | IMPROVED["model"]}}}
+CASES = [(name, kind, "") for name in OBJECTIVES.names()
+         for kind in OBJECTIVES.get(name).data_kinds]
+CASES += [("nonsaturating", "toy2d", "improved"), ("unrolled", "toy2d", "improved"),
+          ("cgan", "image", "improved"), ("acgan", "image", "improved-dcgan"),
+          ("infogan", "image", "improved-dcgan")]
+OPTION_CASES = [c for c in CASES if c[2]]
 
 
-def tiny_config(name: str, kind: str | None = None, **sections):
+def case_id(name: str, kind: str, options: str) -> str:
+    return "-".join(filter(None, (name, kind, options)))
+
+
+def tiny_config(name: str, kind: str | None = None, options: str = "", **sections):
+    """The contract's tiny run of objective ``name`` on ``kind`` data, with the ``OPTIONS``
+    of that name merged into its sections (or replacing one that they name anew), then
+    ``sections`` replacing whole sections."""
     cls = OBJECTIVES.get(name)
     raw = copy.deepcopy(SMOKE_DATA[kind or cls.data_kinds[0]])
     raw |= copy.deepcopy(cls.smoke_config)
     raw["objective"] = {"name": name} | raw.get("objective", {})
     raw["train"] = TINY["train"] | raw.get("train", {})
     raw["log"] = dict(TINY["log"])
+    for section, values in OPTIONS[options].items():     # a new "name" starts afresh
+        raw[section] = values if "name" in values else raw.get(section, {}) | values
     raw |= sections
     return validate(raw)
 
@@ -126,7 +150,21 @@ def guard_engine(trainer, monkeypatch):
 
 
 def test_phases_update_only_their_players(variant, tmp_path, monkeypatch):
-    trainer = Trainer(tiny_config(variant), tmp_path)
+    check_phases(tiny_config(variant), tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("name,kind,options", OPTION_CASES,
+                         ids=[case_id(*c) for c in OPTION_CASES])
+def test_options_keep_phases_to_their_players(name, kind, options, data_root, tmp_path,
+                                              monkeypatch):
+    check_phases(tiny_config(name, kind, options), tmp_path, monkeypatch)
+
+
+def check_phases(cfg, tmp_path, monkeypatch):
+    """Each phase changes exactly its players' parameters and its own optimizer's state,
+    and the objective never steps an optimizer or calls backward()."""
+    variant = cfg.objective.name
+    trainer = Trainer(cfg, tmp_path)
     guard_engine(trainer, monkeypatch)
     ctx = trainer.step_context()
     for phase in trainer.phases:
@@ -203,13 +241,14 @@ def render_once_per_view(kind: str, monkeypatch) -> list[str]:
     return built
 
 
-@pytest.mark.parametrize("name,kind", CASES, ids=[f"{n}-{k}" for n, k in CASES])
-def test_trains_plots_evaluates_and_resumes(name, kind, data_root, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name,kind,options", CASES, ids=[case_id(*c) for c in CASES])
+def test_trains_plots_evaluates_and_resumes(name, kind, options, data_root, tmp_path,
+                                            monkeypatch):
     monkeypatch.setenv("GANKIT_STRICT_FIGURES", "1")      # a failing figure fails the test
     built = render_once_per_view(kind, monkeypatch)
-    probe = tiny_config(name, kind)
+    probe = tiny_config(name, kind, options)
     metrics = applicable_metrics(probe)
-    cfg = tiny_config(name, kind, eval={"metrics": metrics, "every": 1000, "n": 16})
+    cfg = tiny_config(name, kind, options, eval={"metrics": metrics, "every": 1000, "n": 16})
     run = api.train(cfg, tmp_path / "run")
     rows = run.read_metrics()
     last = {k: v for r in rows for k, v in r.items()}

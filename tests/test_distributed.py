@@ -33,6 +33,9 @@ CASES = {  # name: (overrides, steps); one pair of processes trains them all (st
     "wgan": (TOY + ["objective=wgan", "seed=4"], STEPS),
     # the gradient penalty differentiates twice: the all-reduce after backward does not mind
     "wgan-gp": (TOY + ["objective=wgan-gp", "train.d_steps=2"], 3),
+    # historical averages (objective state) and a virtual-batch-norm G (a reference batch)
+    "improved": (TOY + ["objective.historical_averaging=0.1", "model.g_norm=virtual",
+                        "model.vbn_reference=8", "seed=5"], STEPS),
 }
 
 
@@ -114,6 +117,7 @@ def _record(out: Path, overrides: list[str], steps: int) -> None:
     tensors = {f"w/{k}": v.contiguous() for k, v in t.nets.state_dict().items()}
     tensors |= {f"z/{i:04d}/{k}": v for i, d in enumerate(draws) for k, v in d.items()}
     tensors |= {f"s/{k}": torch.tensor(v) for k, v in scalars.items()}
+    tensors |= {f"o/{k}": v.contiguous() for k, v in t.objective.state_dict().items()}
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out / f"rank{t.dist.rank}.safetensors"))
 
@@ -135,7 +139,7 @@ def recorded(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name", ["nonsaturating", "wgan"])
+@pytest.mark.parametrize("name", ["nonsaturating", "wgan", "improved"])
 def test_two_ranks_match_one_process_on_the_concatenated_batch(recorded, name):
     overrides, steps = CASES[name]
     ranks = [load_file(str(recorded / name / f"rank{r}.safetensors")) for r in range(2)]
@@ -160,8 +164,13 @@ def test_two_ranks_match_one_process_on_the_concatenated_batch(recorded, name):
     assert next(replay, None) is None
     for k, v in ref.nets.state_dict().items():
         torch.testing.assert_close(w0[k], v, rtol=0, atol=1e-5, msg=k)
+    # objective state (historical averages): equal on the ranks and to the one process
+    for k, v in ref.objective.state_dict().items():
+        assert torch.equal(ranks[0][f"o/{k}"], ranks[1][f"o/{k}"]), k
+        torch.testing.assert_close(ranks[0][f"o/{k}"], v, rtol=0, atol=1e-5, msg=k)
     # the weights did move, so the comparison means something
-    assert any((start[k] - v).abs().max() > 1e-3 for k, v in ref.nets.state_dict().items())
+    assert any((start[k] - v).abs().max() > 1e-3 for k, v in ref.nets.state_dict().items()
+               if v.is_floating_point())
     # logged scalars are the mean over ranks: identical on both
     s0 = {k: v for k, v in ranks[0].items() if k.startswith("s/")}
     assert s0 and all(torch.equal(v, ranks[1][k]) for k, v in s0.items())

@@ -8,11 +8,14 @@ Two properties are said explicitly on every role instead of being inferred from 
 ``double_backward`` (its outputs are differentiated twice: gradient penalties, unrolled
 updates; torch.compile cannot do that) and ``compilable`` (``train.compile`` may wrap it).
 A critic that must not mix samples through batch statistics (a per-sample gradient
-penalty) says so with ``CriticRole.per_sample``.
+penalty) says so with ``CriticRole.per_sample``; one whose intermediate features an objective
+reads (feature matching) asks for them with ``CriticRole.features``, and ``build_nets``
+refuses a family whose network does not offer what its role asks (``Role.lacks``).
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, make_dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -40,6 +43,10 @@ class Role:
         """AOTAutograd has no double backward, so such nets always run eagerly."""
         return self.compilable and not self.double_backward
 
+    def lacks(self, net: nn.Module) -> str | None:
+        """What the built ``net`` fails to offer that this role asks for (None: nothing)."""
+        return None
+
 
 @dataclass(frozen=True)
 class GeneratorRole(Role, kind="generator"):
@@ -60,12 +67,20 @@ class CriticRole(Role, kind="critic"):
 
     ``per_sample``: no statistics across the batch (no batch norm), which a gradient penalty
     needs (Gulrajani et al. 2017). ``reads``: the data domains it reads, concatenated on
-    channels (translation critics; empty = the data's own ``x``)."""
+    channels (translation critics; empty = the data's own ``x``). ``features``: the net also
+    returns an intermediate layer, ``D(x[, y], features=True) -> (outputs, f (B, F))`` with f
+    the activations of its last hidden layer (feature matching, Salimans et al. 2016)."""
 
     out_dim: int = 1                 # 1 + auxiliary heads (AC-GAN classes, InfoGAN's Q)
     num_classes: int = 0             # projection discriminator (Miyato & Koyama 2018)
     per_sample: bool = False
     reads: tuple[str, ...] = ()
+    features: bool = False
+
+    def lacks(self, net: nn.Module) -> str | None:
+        if self.features and "features" not in inspect.signature(net.forward).parameters:
+            return "intermediate features (forward(..., features=True))"
+        return None
 
 
 @dataclass(frozen=True)
@@ -126,8 +141,27 @@ def build_nets(family: Any, params: Any, info: DataInfo,
     check = getattr(family, "check", None)
     if check is not None:           # a family-wide check of the data (e.g. supported sizes)
         check(params, info)
-    return {name: builders[type(role)](params, info, role) for name, role in roles.items()}
+    nets = {name: builders[type(role)](params, info, role) for name, role in roles.items()}
+    for name, role in roles.items():
+        lacking = role.lacks(nets[name])
+        if lacking:
+            raise ConfigError(f"the {params.name} network's {role.kind} ({name}) does not offer "
+                              f"{lacking}, which this objective needs")
+    return nets
 
+
+def reference_rows(net: nn.Module) -> int:
+    """Rows of the fixed reference batch ``net`` still waits for (0: none, or recorded).
+
+    A generator with virtual batch norm (Salimans et al. 2016, section 3.4) holds a module
+    with a ``has_reference`` flag that records the first ``reference_rows`` inputs it is
+    called with; objectives make that first call from their own inputs when they are built
+    (``Objective.__init__``), so the reference batch follows the training noise (and its
+    labels or codes) and is the same on every rank."""
+    for m in net.modules():
+        if hasattr(m, "has_reference") and not bool(m.has_reference):
+            return int(m.reference_rows)
+    return 0
 
 
 def check_batch(family: Any, params: Any, info: DataInfo, roles: Mapping[str, Role],

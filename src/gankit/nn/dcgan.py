@@ -27,6 +27,12 @@ Roles (see ``gankit.core.roles``):
     (AC-GAN class logits, InfoGAN's Q network).
   * ``per_sample=True``: D normalises per sample (``d_norm``: layer norm by default), as the
     gradient penalty of WGAN-GP requires.
+  * ``features=True``: ``D(x, features=True)`` also returns phi(x) (feature matching).
+
+Improved techniques (Salimans et al. 2016, ``gankit.nn.layers``): ``g_norm=virtual`` replaces
+G's batch norms by virtual batch norms over a fixed reference batch; ``minibatch_kernels`` > 0
+puts minibatch discrimination on phi(x), and a linear output layer reads [phi(x), o(x)]
+instead of the final convolution (the same map when the layer is off).
 """
 
 from __future__ import annotations
@@ -41,13 +47,14 @@ from torch import Tensor, nn
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
 from gankit.core.roles import CriticRole, GeneratorRole
-from gankit.params import Params
+from gankit.nn.layers import (ImprovedTechniqueParams, ReferenceBatch, VirtualBatchNorm,
+                              minibatch_layer)
 
 # resolution -> (side of the first feature map, number of stride-2 stages)
 RESOLUTIONS = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
 
 
-class DCGANParams(Params):
+class DCGANParams(ImprovedTechniqueParams):
     name: Literal["dcgan"] = "dcgan"
     z_dim: int = Field(100, gt=0, le=4096)
     z_dist: Literal["normal", "uniform"] = "normal"
@@ -55,6 +62,8 @@ class DCGANParams(Params):
     ndf: int = Field(64, gt=0, le=1024)          # D width at the first layer
     d_norm: Literal["layer", "instance", "none"] = "layer"   # D's norm for per-sample critics (WGAN-GP)
     aux_hidden: int = Field(128, ge=0, le=4096)  # hidden units of D's auxiliary head (0: linear)
+    # G's norm: batch norm (Radford et al.) or virtual batch norm (Salimans et al. 2016, 3.4)
+    g_norm: Literal["batch", "virtual"] = "batch"
 
 
 def check_resolution(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -90,23 +99,31 @@ def d_norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 class DCGANGenerator(nn.Module):
-    """z (B, in_dim) [+ labels (B,)] -> images (B, C, R, R) in [-1, 1]."""
+    """z (B, in_dim) [+ labels (B,)] -> images (B, C, R, R) in [-1, 1].
 
-    def __init__(self, in_dim: int, shape: tuple[int, ...], ngf: int, num_classes: int = 0):
+    ``reference_rows`` > 0: virtual batch norm instead of batch norm, over a fixed reference
+    batch of that many inputs run before the batch (``gankit.nn.layers.ReferenceBatch``)."""
+
+    def __init__(self, in_dim: int, shape: tuple[int, ...], ngf: int, num_classes: int = 0,
+                 reference_rows: int = 0):
         super().__init__()
         base, stages = check_resolution(shape)
         self.num_classes = num_classes
+        norm = (lambda c: VirtualBatchNorm(c, reference_rows)) if reference_rows \
+            else nn.BatchNorm2d
         width = ngf * 2 ** (stages - 1)                      # channels of the base map
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(in_dim + num_classes, width, base, 1, 0, bias=False),
-            nn.BatchNorm2d(width), nn.ReLU(True),            # (B, width, base, base)
+            norm(width), nn.ReLU(True),                      # (B, width, base, base)
         ]
         for _ in range(stages - 1):                          # double the side, halve the width
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+                       norm(width // 2), nn.ReLU(True)]
             width //= 2
         layers += [nn.ConvTranspose2d(width, shape[0], 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)                   # (B, C, R, R)
+        if reference_rows:
+            self.main = ReferenceBatch(self.main, reference_rows, (in_dim + num_classes, 1, 1))
         init_weights(self)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
@@ -127,10 +144,13 @@ def aux_head(features: int, out: int, hidden: int, norm: str) -> nn.Sequential:
 
 
 class DCGANDiscriminator(nn.Module):
-    """images (B, C, R, R) [+ labels (B,)] -> logits (B,) or (B, out_dim)."""
+    """images (B, C, R, R) [+ labels (B,)] -> logits (B,) or (B, out_dim); with
+    ``features=True`` also phi(x) (B, width * base * base), the last feature map flattened.
+    ``minibatch``: a minibatch-discrimination layer on phi(x) before the adversarial output."""
 
     def __init__(self, shape: tuple[int, ...], ndf: int, norm: str, out_dim: int = 1,
-                 num_classes: int = 0, aux_hidden: int = 128):
+                 num_classes: int = 0, aux_hidden: int = 128,
+                 minibatch: nn.Module | None = None):
         super().__init__()
         base, stages = check_resolution(shape)
         self.out_dim, self.num_classes = out_dim, num_classes
@@ -142,15 +162,22 @@ class DCGANDiscriminator(nn.Module):
                        d_norm_layer(norm, width * 2), nn.LeakyReLU(0.2, True)]
             width *= 2
         self.trunk = nn.Sequential(*layers)                  # (B, width, base, base)
-        self.head = nn.Conv2d(width, 1, base, 1, 0, bias=False)   # (B, 1, 1, 1)
         features = width * base * base
+        self.minibatch = minibatch
+        if minibatch is None:
+            self.head = nn.Conv2d(width, 1, base, 1, 0, bias=False)   # (B, 1, 1, 1)
+        else:                                    # the same map, plus o(x) as inputs
+            self.head = nn.Linear(features + minibatch.kernels, 1, bias=False)
         self.embed = nn.Embedding(num_classes, features) if num_classes else None
         self.aux = aux_head(features, out_dim - 1, aux_hidden, norm) if out_dim > 1 else None
         init_weights(self)
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None = None,
+                features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         h = self.trunk(x)                                    # (B, width, base, base)
-        return critic_outputs(self.head(h).flatten(), h, self.embed, self.aux, y)
+        inner = h if self.minibatch is None else self.minibatch(h.flatten(1))
+        out = critic_outputs(self.head(inner).flatten(), h, self.embed, self.aux, y)
+        return (out, h.flatten(1)) if features else out
 
 
 def critic_outputs(logit: Tensor, h: Tensor, embed: nn.Module | None, aux: nn.Module | None,
@@ -166,13 +193,16 @@ def critic_outputs(logit: Tensor, h: Tensor, embed: nn.Module | None, aux: nn.Mo
 
 
 def build_generator(p: DCGANParams, info: DataInfo, role: GeneratorRole) -> nn.Module:
-    return DCGANGenerator(role.in_dim, info.shape, p.ngf, role.num_classes)
+    rows = p.vbn_reference if p.g_norm == "virtual" else 0
+    return DCGANGenerator(role.in_dim, info.shape, p.ngf, role.num_classes, rows)
 
 
 def build_critic(p: DCGANParams, info: DataInfo, role: CriticRole) -> nn.Module:
     norm = p.d_norm if role.per_sample else "batch"
+    base, stages = check_resolution(info.shape)
+    features = p.ndf * 2 ** (stages - 1) * base * base          # phi(x), flattened
     return DCGANDiscriminator(info.shape, p.ndf, norm, role.out_dim, role.num_classes,
-                              p.aux_hidden)
+                              p.aux_hidden, minibatch_layer(p, features, role))
 
 
 class DCGANFamily:

@@ -16,6 +16,8 @@ Roles (see ``gankit.core.roles``):
   * ``out_dim > 1``: D returns ``(B, out_dim)``: column 0 is the adversarial logit, columns
     1: the auxiliary head (Q network / AC-GAN classes).
   * ``per_sample=True``: D uses per-sample layer norm instead (gradient penalties).
+  * ``features=True``: ``D(x, features=True)`` also returns its 1024-d feature (feature
+    matching, Salimans et al. 2016).
 Weights ~ N(0, 0.02), norm scales ~ N(1, 0.02); D outputs logits.
 """
 
@@ -89,7 +91,8 @@ class InfoGANGenerator(nn.Module):
 
 
 class InfoGANDiscriminator(nn.Module):
-    """images (B, C, R, R) [+ labels (B,)] -> logits (B,) or (B, out_dim)."""
+    """images (B, C, R, R) [+ labels (B,)] -> logits (B,) or (B, out_dim); with
+    ``features=True`` also the FC feature (B, d_hidden)."""
 
     def __init__(self, shape: tuple[int, ...], p: InfoGANNetParams, out_dim: int = 1,
                  num_classes: int = 0, batchnorm: bool = True):
@@ -117,9 +120,11 @@ class InfoGANDiscriminator(nn.Module):
         return nn.Sequential(*fc_block(p.d_hidden, p.q_hidden, batchnorm, lrelu()),
                              nn.Linear(p.q_hidden, out))                     # (B, out)
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None = None,
+                features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         h = self.trunk(x)                                            # (B, d_hidden)
-        return critic_outputs(self.head(h).flatten(), h, self.embed, self.aux, y)
+        out = critic_outputs(self.head(h).flatten(), h, self.embed, self.aux, y)
+        return (out, h) if features else out
 
 
 def build_generator(p: InfoGANNetParams, info: DataInfo, role: GeneratorRole) -> nn.Module:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -13,13 +13,14 @@ from torch import Tensor, nn
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
 from gankit.core.roles import AutoencoderRole, CriticRole, GeneratorRole
-from gankit.params import Params
+from gankit.nn.layers import (ImprovedTechniqueParams, ReferenceBatch, VirtualBatchNorm,
+                              minibatch_layer)
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh,
                "elu": nn.ELU}
 
 
-class MLPParams(Params):
+class MLPParams(ImprovedTechniqueParams):
     name: Literal["mlp"] = "mlp"
     z_dim: int = Field(2, gt=0, le=4096)
     z_dist: Literal["normal", "uniform"] = "normal"
@@ -30,13 +31,24 @@ class MLPParams(Params):
     activation: Literal["relu", "leaky_relu", "tanh", "elu"] = "relu"
     d_activation: Literal["relu", "leaky_relu", "tanh", "elu"] = "leaky_relu"
     out_activation: Literal["none", "tanh"] = "none"   # tanh for images in [-1, 1]
+    # G's norm after each hidden layer: none, batch norm, or virtual batch norm (Salimans
+    # et al. 2016, section 3.4; a fixed reference batch of vbn_reference noise vectors)
+    g_norm: Literal["none", "batch", "virtual"] = "none"
 
 
-def mlp(sizes: list[int], act: str, final: nn.Module | None = None) -> nn.Sequential:
+def mlp(sizes: list[int], act: str, final: nn.Module | None = None,
+        norm: Callable[[int], nn.Module] | None = None) -> nn.Sequential:
+    """Linear layers of ``sizes``, each hidden one followed by ``norm(width)`` (if given) and
+    the activation ``act``; then ``final`` (if given). A linear layer before a norm has no
+    bias: the norm's centring cancels it (its gradient is rounding noise, which Adam would
+    turn into full-size steps)."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
+        hidden = i < len(sizes) - 2
+        layers.append(nn.Linear(a, b, bias=not (hidden and norm is not None)))
+        if hidden:
+            if norm is not None:
+                layers.append(norm(b))
             layers.append(ACTIVATIONS[act]())
     if final is not None:
         layers.append(final)
@@ -51,13 +63,24 @@ def with_label(h: Tensor, y: Tensor | None, num_classes: int) -> Tensor:
 
 
 class MLPGenerator(nn.Module):
+    """z (B, in_dim) [+ labels (B,)] -> samples (B, *out_shape).
+
+    ``norm``: "batch" or "virtual" norm after each hidden layer (none by default); with
+    "virtual" the layers run on a fixed reference batch of ``reference_rows`` inputs before
+    the batch (``gankit.nn.layers.ReferenceBatch``), so a sample depends on its own z only."""
+
     def __init__(self, in_dim: int, out_shape: tuple[int, ...], hidden: int, depth: int,
-                 act: str, out_act: str, num_classes: int = 0):
+                 act: str, out_act: str, num_classes: int = 0, norm: str = "none",
+                 reference_rows: int = 64):
         super().__init__()
         self.out_shape, self.num_classes = out_shape, num_classes
         final = nn.Tanh() if out_act == "tanh" else None
-        self.net = mlp([in_dim + num_classes] + [hidden] * depth + [math.prod(out_shape)], act,
-                       final)
+        norms = {"none": None, "batch": nn.BatchNorm1d,
+                 "virtual": lambda width: VirtualBatchNorm(width, reference_rows)}
+        sizes = [in_dim + num_classes] + [hidden] * depth + [math.prod(out_shape)]
+        self.net = mlp(sizes, act, final, norms[norm])
+        if norm == "virtual":
+            self.net = ReferenceBatch(self.net, reference_rows, (sizes[0],))
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         out = self.net(with_label(z, y, self.num_classes))
@@ -65,27 +88,40 @@ class MLPGenerator(nn.Module):
 
 
 class MLPCritic(nn.Module):
-    """Outputs logits / critic values, never probabilities."""
+    """x (B, *shape) [+ labels (B,)] -> logits / critic values (B,) or (B, out_dim), never
+    probabilities; with ``features=True`` also the last hidden layer's activations
+    (B, hidden). ``minibatch``: a minibatch-discrimination layer between those features and
+    the output layer (``gankit.nn.layers``)."""
 
     def __init__(self, in_shape: tuple[int, ...], hidden: int, depth: int, act: str,
-                 out_dim: int, num_classes: int = 0):
+                 out_dim: int, num_classes: int = 0, minibatch: nn.Module | None = None):
         super().__init__()
         self.out_dim, self.num_classes = out_dim, num_classes
         self.net = mlp([math.prod(in_shape) + num_classes] + [hidden] * depth + [out_dim], act)
+        self.head_layers = 1                      # the output layer, after the features
+        if minibatch is not None:                 # o(x) concatenated to the features
+            self.net = nn.Sequential(*self.net[:-1], minibatch,
+                                     nn.Linear(hidden + minibatch.kernels, out_dim))
+            self.head_layers = 2
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        out = self.net(with_label(x.flatten(1), y, self.num_classes))   # (B, out_dim)
-        return out.squeeze(1) if self.out_dim == 1 else out
+    def forward(self, x: Tensor, y: Tensor | None = None,
+                features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        h = self.net[:-self.head_layers](with_label(x.flatten(1), y, self.num_classes))
+        out = self.net[-self.head_layers:](h)                           # (B, out_dim)
+        out = out.squeeze(1) if self.out_dim == 1 else out
+        return (out, h) if features else out
 
 
 def build_generator(p: MLPParams, info: DataInfo, role: GeneratorRole) -> nn.Module:
     return MLPGenerator(role.in_dim, info.shape, p.g_hidden, p.g_depth, p.activation,
-                        p.out_activation, role.num_classes)
+                        p.out_activation, role.num_classes, p.g_norm, p.vbn_reference)
 
 
 def build_critic(p: MLPParams, info: DataInfo, role: CriticRole) -> nn.Module:
+    """No batch norm: per sample, unless ``model.minibatch_kernels`` adds minibatch
+    discrimination (refused for per-sample roles)."""
     return MLPCritic(info.shape, p.d_hidden, p.d_depth, p.d_activation, role.out_dim,
-                     role.num_classes)     # no batch norm: per sample whatever the role asks
+                     role.num_classes, minibatch_layer(p, p.d_hidden, role))
 
 
 class MLPAutoencoder(nn.Module):
@@ -118,6 +154,9 @@ def build_autoencoder(p: MLPParams, info: DataInfo, role: AutoencoderRole) -> nn
     side of a ``role.code_dim`` code. Raises ConfigError when the role asks for no code."""
     if role.code_dim <= 0:
         raise ConfigError("the mlp autoencoder needs a code size (code_dim > 0)")
+    if p.minibatch_kernels:
+        raise ConfigError("model.minibatch_kernels: the mlp autoencoder (BEGAN's D) has no "
+                          "minibatch discrimination; set model.minibatch_kernels=0")
     return MLPAutoencoder(info.shape, p.d_hidden, p.d_depth, p.d_activation, role.code_dim)
 
 

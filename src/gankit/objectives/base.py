@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from gankit.core import capabilities as caps
-from gankit.core.roles import Role
+from gankit.core.roles import Role, reference_rows
 from gankit.core.step import Latent, Phase, PhaseOptions, StepContext
 from gankit.data.base import DataInfo
 from gankit.params import Params
@@ -51,6 +51,20 @@ class Objective:
         self.params, self.nets, self.latent, self.info = params, nets, latent, info
         self.options = options
         self.offers = self.capabilities(params)
+        self.fix_references()
+
+    def fix_references(self) -> None:
+        """Give each sample net that waits for one its fixed reference batch (virtual batch
+        norm, Salimans et al. 2016, section 3.4): its first call, on inputs drawn from this
+        objective's own distribution (``sample_inputs``: noise, labels, codes) with torch's
+        global generator, which the trainer has seeded, so every rank draws the same batch.
+        A checkpoint's copy replaces it on resume."""
+        for name in self.sample_nets:
+            net = self.nets.get(name)
+            rows = reference_rows(net) if net is not None else 0
+            if rows:
+                with torch.no_grad():
+                    self.generate(self.sample_inputs(rows, None), net)
 
     # ---- structure (class methods: a config is checked before anything is built) --------
     @classmethod

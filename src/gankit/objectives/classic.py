@@ -11,6 +11,7 @@ from gankit.objectives.gan import AdversarialObjective, SigmoidGame, SigmoidGame
 
 class MinimaxParams(SigmoidGameParams):
     name: Literal["minimax"] = "minimax"
+    g_loss: Literal["minimax", "feature_matching"] = "minimax"     # see SigmoidGameParams
 
 
 class Minimax(SigmoidGame):
@@ -19,6 +20,8 @@ class Minimax(SigmoidGame):
     k discriminator steps ascend V, then one generator step descends it:
         L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]
         L_G =  E_z[log(1 - D(G(z)))]
+    Options (``SigmoidGameParams``, Salimans et al. 2016): ``g_loss=feature_matching``,
+    ``historical_averaging``, ``real_label``.
     """
 
     Params = MinimaxParams
@@ -36,6 +39,10 @@ class NonSaturating(SigmoidGame):
 
         L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]
         L_G = -E_z[log D(G(z))]
+    With ``g_loss=feature_matching`` (Salimans et al. 2016, section 3.1) instead
+        L_G = || E_x f(x) - E_z f(G(z)) ||_2^2     (f: D's last hidden features)
+    and with ``historical_averaging`` w (section 3.3) each player's loss gains
+    w || theta - (1/t) sum_i theta[i] ||^2; ``real_label`` smooths D's real target (3.4).
     """
 
     Params = NonSaturatingParams

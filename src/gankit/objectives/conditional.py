@@ -20,7 +20,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from gankit.core import capabilities as caps
-from gankit.core.roles import CriticRole, GeneratorRole
+from gankit.core.roles import GeneratorRole
 from gankit.errors import ConfigError
 from gankit.objectives import functional as L
 from gankit.objectives.gan import GANObjective, SigmoidGameParams
@@ -66,7 +66,9 @@ class CGAN(_Labelled):
 
         L_D = -E_{x,y}[log D(x, y)] - E_{z,y'}[log(1 - D(G(z, y'), y'))]
         L_G = -E_{z,y'}[log D(G(z, y'), y')]
-    (x, y) from the data, y' ~ Uniform over the K classes.
+    (x, y) from the data, y' ~ Uniform over the K classes. The sigmoid-game options of
+    Salimans et al. 2016 apply (``SigmoidGameParams``); feature matching compares D's
+    features f(x, y) of labelled real data and of fakes with their drawn labels.
     """
 
     Params = CGANParams
@@ -75,7 +77,7 @@ class CGAN(_Labelled):
     def roles(cls, params, info, latent):
         k = require_labels("cgan", info)
         return {"G": GeneratorRole(z_dim=latent.dim, num_classes=k),
-                "D": CriticRole(num_classes=k)}
+                "D": cls.critic_role(params, num_classes=k)}
 
     def loss_D(self, ctx):
         real, y = ctx.batch["x"], ctx.batch["y"]
@@ -88,7 +90,7 @@ class CGAN(_Labelled):
 
     def loss_G(self, ctx):
         inputs, fake = self.fakes_for_G(ctx, ctx.local_batch)
-        loss = L.g_loss_nonsaturating(self.nets["D"](fake, inputs["y"]))
+        loss, _ = self.g_adversarial(ctx, fake, inputs["y"])    # feature matching: f(x, y)
         return loss, {"loss/G": loss.detach()}
 
 
@@ -111,6 +113,7 @@ class ACGAN(_Labelled):
         L_G = -E[log D(G(z, y'))] + w CE(c(G(z, y')), y')
     with the non-saturating -log D(G) for G's source term, and w = 1 as in the paper.
     ``fake_class_loss=false`` drops CE(c(G(z, y')), y') from L_D (D classifies real data only).
+    ``g_loss=feature_matching`` (Salimans et al. 2016) replaces G's source term -E[log D(G)].
     """
 
     Params = ACGANParams
@@ -119,7 +122,7 @@ class ACGAN(_Labelled):
     def roles(cls, params, info, latent):
         k = require_labels("acgan", info)
         return {"G": GeneratorRole(z_dim=latent.dim, num_classes=k),
-                "D": CriticRole(out_dim=1 + k)}
+                "D": cls.critic_role(params, out_dim=1 + k)}
 
     @classmethod
     def capabilities(cls, params) -> frozenset[str]:
@@ -142,9 +145,9 @@ class ACGAN(_Labelled):
 
     def loss_G(self, ctx):
         inputs, fake = self.fakes_for_G(ctx, ctx.local_batch)
-        out = self.nets["D"](fake)
+        adv, out = self.g_adversarial(ctx, fake)                 # (B, 1 + K)
         cls = F.cross_entropy(out[:, 1:], inputs["y"])
-        loss = L.g_loss_nonsaturating(out[:, 0]) + self.params.aux_weight * cls
+        loss = adv + self.params.aux_weight * cls
         return loss, {"loss/G": loss.detach(), "loss/G_class": cls.detach()}
 
 

@@ -2,13 +2,15 @@
 
 ``GANObjective`` holds the machinery of the generator/critic game (phases D then G, the
 latent, fakes for the D step, fakes reused by the G step, the critic map and generator field
-that the toy figures draw); ``AdversarialObjective`` is the common case whose two losses are
-functions of the critic's outputs on real and fake data.
+that the toy figures draw) and the options of Salimans et al. 2016 that its sigmoid games
+offer (``SigmoidGameParams``: feature matching, historical averaging, one-sided label
+smoothing); ``AdversarialObjective`` is the common case whose two losses are functions of the
+critic's outputs on real and fake data.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -19,8 +21,10 @@ from gankit.core.roles import CriticRole, GeneratorRole, Role
 from gankit.core.step import Phase, PhaseOptions, StepContext
 from gankit.objectives import functional as L
 from gankit.objectives.base import Objective, ObjectiveParams, Scalars
+from gankit.objectives.improved import HistoricalAverage, feature_matching_loss
 
 KEPT = "gan/kept_fakes"      # scratch key: the D step's (inputs, fakes) for the G step
+CHUNK = 512                  # critic map rows per call (a minibatch layer compares a batch)
 
 
 class GANObjective(Objective):
@@ -33,6 +37,27 @@ class GANObjective(Objective):
     def __init__(self, params, nets, latent, info, options: PhaseOptions = PhaseOptions()):
         super().__init__(params, nets, latent, info, options)
         self.reuse_fakes = self.reuses_fakes(options)
+        phases = self.phases(params, options)
+        self.players = {ph.name: ph.players for ph in phases}
+        # historical averaging (Salimans et al. 2016, section 3.3): a running mean per player
+        self.history = ({n: HistoricalAverage() for ph in phases for n in ph.players}
+                        if self.history_weight else {})
+
+    # ---- options of the sigmoid games (SigmoidGameParams; absent elsewhere) ------------
+    @staticmethod
+    def matches_features(params: ObjectiveParams) -> bool:
+        """G's adversarial loss is feature matching (``objective.g_loss=feature_matching``)."""
+        return getattr(params, "g_loss", None) == "feature_matching"
+
+    @property
+    def history_weight(self) -> float:
+        """The weight of the historical-averaging term (``objective.historical_averaging``)."""
+        return float(getattr(self.params, "historical_averaging", 0.0))
+
+    @classmethod
+    def critic_role(cls, params: ObjectiveParams, **fields: Any) -> CriticRole:
+        """D's role; it also returns its intermediate features under feature matching."""
+        return CriticRole(features=cls.matches_features(params), **fields)
 
     @staticmethod
     def reuses_fakes(options: PhaseOptions) -> bool:
@@ -46,14 +71,20 @@ class GANObjective(Objective):
         return {"name": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
 
     @classmethod
+    def g_reads_real(cls, params: ObjectiveParams) -> bool:
+        """The G step reads a real batch of its own: feature matching compares D's features
+        of real and generated data (a fresh batch, as the authors' code draws one)."""
+        return cls.matches_features(params)
+
+    @classmethod
     def phases(cls, params: ObjectiveParams, options: PhaseOptions) -> tuple[Phase, ...]:
         keep = ("G",) if cls.reuses_fakes(options) else ()
         return (Phase("D", ("D",), repeats=options.d_steps, real="fresh", keeps_graph=keep),
-                Phase("G", ("G",), real="none"))
+                Phase("G", ("G",), real="fresh" if cls.g_reads_real(params) else "none"))
 
     @classmethod
     def roles(cls, params, info, latent) -> dict[str, Role]:
-        return {"G": GeneratorRole(z_dim=latent.dim), "D": CriticRole()}
+        return {"G": GeneratorRole(z_dim=latent.dim), "D": cls.critic_role(params)}
 
     @classmethod
     def capabilities(cls, params) -> frozenset[str]:
@@ -85,13 +116,67 @@ class GANObjective(Objective):
         inputs = self.sample_inputs(n, ctx.rng)
         return inputs, self.generate(inputs)
 
+    # ---- losses shared by the games --------------------------------------------------
+    def loss(self, phase: str, ctx: StepContext) -> tuple[Tensor, Scalars]:
+        """The phase's loss plus, with ``historical_averaging`` w > 0, w times the historical
+        term of each of its players (logged as ``hist/<phase>``)."""
+        loss, scalars = super().loss(phase, ctx)
+        if self.history:
+            term = sum(self.history_term(n, update=True) for n in self.players[phase])
+            loss = loss + self.history_weight * term
+            scalars[f"hist/{phase}"] = term.detach()
+        return loss, scalars
+
+    def history_term(self, player: str, params: dict[str, Tensor] | None = None,
+                     update: bool = False) -> Tensor:
+        """|| theta - (1/t) sum_i theta[i] ||^2 for ``player`` (Salimans et al. 2016, 3.3),
+        a scalar differentiable in ``params`` (default: the net's own parameters; an
+        unrolled copy's for its inner steps). ``update`` first adds them to the mean."""
+        if params is None:
+            params = {k.removeprefix("_orig_mod."): p         # a compiled net's names
+                      for k, p in self.nets[player].named_parameters()}
+        if update:
+            self.history[player].update(params)
+        return self.history[player].penalty(params)
+
+    def g_adversarial(self, ctx: StepContext, fake: Tensor,
+                      y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(G's adversarial loss, D's outputs on ``fake`` (B,) or (B, out_dim)); ``y``: the
+        fakes' labels for a conditional critic D(x, y).
+
+        The game's ``g_term`` of D's adversarial output, or with feature matching
+        (Salimans et al. 2016, section 3.1) || E_x f(x) - E_z f(G(z)) ||_2^2 over D's
+        intermediate features f, the real ones from the G step's own batch (``ctx.batch``,
+        its labels for a conditional critic; no graph: they do not depend on G)."""
+        D, cond = self.nets["D"], () if y is None else (y,)
+        if not self.matches_features(self.params):
+            out = D(fake, *cond)
+            return self.g_term(self.adversarial_output(out)), out
+        out, fake_features = D(fake, *cond, features=True)
+        with torch.no_grad():
+            real_cond = () if y is None else (ctx.batch["y"],)
+            _, real_features = D(ctx.batch["x"], *real_cond, features=True)
+        return feature_matching_loss(real_features, fake_features), out
+
+    # ---- state (historical averages) -------------------------------------------------
+    def state_dict(self) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        for player, avg in self.history.items():
+            out |= avg.state_dict(f"history/{player}/")
+        return out
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        for player, avg in self.history.items():
+            avg.load_state_dict(state, f"history/{player}/", self.device)
+
     # ---- the critic as a picture (capability "critic") ------------------------------
     def adversarial_output(self, out: Tensor) -> Tensor:
         """The adversarial logit / critic value (B,) from D's output (B,) or (B, 1 + heads)."""
         return out if out.dim() == 1 else out[:, 0]
 
     def g_term(self, fake_out: Tensor) -> Tensor:
-        """G's adversarial loss from the critic's adversarial outputs on fakes."""
+        """G's adversarial loss from the critic's adversarial outputs on fakes (the game's
+        own; the generator field draws it also when G trains by feature matching)."""
         return L.g_loss_nonsaturating(fake_out)
 
     @classmethod
@@ -103,9 +188,11 @@ class GANObjective(Objective):
 
     def critic_map(self, x: Tensor) -> Tensor:
         """D at points x (n, *shape) -> (n,): D(x) in [0, 1] for sigmoid games, else the raw
-        critic value (``critic_is_probability`` says which)."""
+        critic value (``critic_is_probability`` says which). Evaluated in chunks of 512
+        points: a critic with minibatch discrimination compares each with its chunk."""
         with torch.no_grad():
-            out = self.adversarial_output(self.nets["D"](x)).float()
+            out = torch.cat([self.adversarial_output(self.nets["D"](part)).float()
+                             for part in x.split(CHUNK)])
         return torch.sigmoid(out) if self.critic_is_probability else out
 
     def generator_field(self, x: Tensor) -> Tensor:
@@ -133,16 +220,22 @@ class AdversarialObjective(GANObjective):
                       "D(G(z))": self.score(fake_out)}
 
     def loss_G(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
-        fake_out = self.nets["D"](self.fakes_for_G(ctx, ctx.local_batch)[1])
-        loss = self.g_term(fake_out)
+        loss, _ = self.g_adversarial(ctx, self.fakes_for_G(ctx, ctx.local_batch)[1])
         return loss, {"loss/G": loss.detach()}
 
 
 class SigmoidGameParams(ObjectiveParams):
-    """Options of every game on D(x) = sigmoid(logit)."""
+    """Options of every game on D(x) = sigmoid(logit): the improved techniques of Salimans
+    et al. 2016 that change losses (the network ones are ``model.*`` options)."""
 
-    # one-sided label smoothing (Salimans et al. 2016, section 3.4): real target, e.g. 0.9
+    # one-sided label smoothing (section 3.4): real target, e.g. 0.9
     real_label: float = Field(1.0, gt=0.5, le=1.0)
+    # G's loss: the game's own, or feature matching (section 3.1): ||E f(x) - E f(G(z))||^2
+    # over D's last hidden features, a fresh real batch per G step
+    g_loss: Literal["nonsaturating", "feature_matching"] = "nonsaturating"
+    # historical averaging (section 3.3): weight of ||theta - mean of past theta||^2 added
+    # to each player's loss (0: off)
+    historical_averaging: float = Field(0.0, ge=0, le=1e6)
 
 
 class SigmoidGame(AdversarialObjective):

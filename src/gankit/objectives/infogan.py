@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from gankit.core import capabilities as caps
-from gankit.core.roles import CriticRole, GeneratorRole
+from gankit.core.roles import GeneratorRole
 from gankit.objectives import functional as L
 from gankit.objectives.gan import GANObjective, SigmoidGameParams
 
@@ -53,6 +53,7 @@ class InfoGAN(GANObjective):
     the paper's form lets two codes draw the same digits (4 and 9, chosen by z) told apart by
     a faint style mark that Q reads perfectly; behind noise only visible differences carry
     the code. Costs one more pass of D over the fakes per phase (benchmarks/RESULTS.md).
+    ``g_loss=feature_matching`` (Salimans et al. 2016) replaces G's -E[log D(G(z, c))].
     """
 
     Params = InfoGANParams
@@ -66,7 +67,7 @@ class InfoGAN(GANObjective):
     def roles(cls, params, info, latent):
         code = params.categorical + params.continuous
         return {"G": GeneratorRole(z_dim=latent.dim, code_dim=code),
-                "D": CriticRole(out_dim=1 + cls.q_dim(params))}
+                "D": cls.critic_role(params, out_dim=1 + cls.q_dim(params))}
 
     @classmethod
     def capabilities(cls, params) -> frozenset[str]:
@@ -144,7 +145,7 @@ class InfoGAN(GANObjective):
 
     def loss_G(self, ctx):
         inputs, fake = self.fakes_for_G(ctx, ctx.local_batch)
-        out = self.nets["D"](fake)
+        adv, out = self.g_adversarial(ctx, fake)                 # (B, 1 + q_dim)
         info, _ = self.info_loss(self.q_out(fake, out, ctx.rng), inputs)
-        loss = L.g_loss_nonsaturating(out[:, 0]) + self.params.info_weight * info
+        loss = adv + self.params.info_weight * info
         return loss, {"loss/G": loss.detach()}

@@ -13,11 +13,12 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from gankit.core.roles import CriticRole, GeneratorRole, Role
+from gankit.core.roles import GeneratorRole, Role
 from gankit.core.step import StepContext
 from gankit.objectives import functional as L
 from gankit.objectives.base import Scalars
 from gankit.objectives.gan import SigmoidGame, SigmoidGameParams
+from gankit.objectives.improved import feature_matching_loss
 
 STEP_BATCH = "unrolled/step_batch"   # scratch key: the D step's (real batch, noise)
 
@@ -28,8 +29,9 @@ class UnrolledParams(SigmoidGameParams):
     # "step": every inner step (and G's loss) reads the D step's real batch and noise, as the
     # authors' notebook does; "fresh": each inner step draws its own real batch and noise.
     inner_batches: Literal["step", "fresh"] = "step"
-    # "nonsaturating": L_G = -E[log D_K(G(z))]; "minimax": the paper's f_K (the notebook's)
-    g_loss: Literal["nonsaturating", "minimax"] = "nonsaturating"
+    # "nonsaturating": L_G = -E[log D_K(G(z))]; "minimax": the paper's f_K (the notebook's);
+    # "feature_matching": ||E f_K(x) - E f_K(G(z))||^2 on D_K's features (Salimans et al.)
+    g_loss: Literal["nonsaturating", "minimax", "feature_matching"] = "nonsaturating"
 
 
 class Unrolled(SigmoidGame):
@@ -47,6 +49,8 @@ class Unrolled(SigmoidGame):
         L_G = -E_z[log D_K(G(z))]                          (g_loss "nonsaturating", default)
         L_G = E_x[log D_K(x)] + E_z[log(1 - D_K(G(z)))]    (g_loss "minimax": the paper's
                                                              surrogate f_K, the notebook's)
+        L_G = || E_x f_K(x) - E_z f_K(G(z)) ||_2^2         (g_loss "feature_matching":
+                                    Salimans et al. 2016, 3.1, on D_K's hidden features)
         dL_G/dtheta_G = dL_G/dtheta_G|_{theta_D^K fixed} + dL_G/dtheta_D^K . dtheta_D^K/dtheta_G
     K = 0 is the plain GAN: the non-saturating GAN for the default ``g_loss`` (with "step"
     batches G's loss reads the D step's noise, as with ``train.reuse_fakes``).
@@ -64,6 +68,9 @@ class Unrolled(SigmoidGame):
     first unrolled step repeats the real one: with "step" batches, K here looks as far ahead
     as K + 1 in the notebook.
     Cost: G's step adds K forward/backward passes of D and their second-order backward.
+
+    With ``historical_averaging`` (Salimans et al. 2016, section 3.3) the inner steps descend
+    D's real loss, its historical term included (against the running mean, not updated).
     """
 
     Params = UnrolledParams
@@ -78,7 +85,12 @@ class Unrolled(SigmoidGame):
     def roles(cls, params, info, latent) -> dict[str, Role]:
         # D's gradient is differentiated again (the unrolled updates): no torch.compile on D
         return {"G": GeneratorRole(z_dim=latent.dim),
-                "D": CriticRole(double_backward=params.unrolling_steps > 0)}
+                "D": cls.critic_role(params, double_backward=params.unrolling_steps > 0)}
+
+    @classmethod
+    def g_reads_real(cls, params) -> bool:
+        """G's loss reads the D step's real batch or draws its own (``inner_batches``)."""
+        return False
 
     def g_term(self, fake_out: Tensor) -> Tensor:
         """G's loss against the current D (K = 0; figures' generator field)."""
@@ -103,11 +115,23 @@ class Unrolled(SigmoidGame):
         return kept
 
     def _g_loss(self, D, real: Tensor | None, fake: Tensor) -> tuple[Tensor, Tensor]:
-        """(L_G, D's logits on the fakes) against the critic D (the unrolled copy or D)."""
+        """(L_G, D's logits on the fakes) against the critic D (the unrolled copy or D).
+        Feature matching keeps the graph of the real features too: D_K's depend on G."""
+        if self.params.g_loss == "feature_matching":
+            fake_out, fake_features = D(fake, features=True)
+            return feature_matching_loss(D(real, features=True)[1], fake_features), fake_out
         fake_out = D(fake)                                    # (B,)
         if self.params.g_loss == "minimax":
             return L.value_function(D(real), fake_out), fake_out
         return L.g_loss_nonsaturating(fake_out), fake_out
+
+    def _inner_loss(self, D, real: Tensor, fake: Tensor) -> Tensor:
+        """D's loss for an unrolled step of the copy D: the GAN loss plus, with historical
+        averaging, its weighted term at the copy's parameters."""
+        loss = self.d_terms(D(real), D(fake))
+        if self.history:
+            loss = loss + self.history_weight * self.history_term("D", D.params)
+        return loss
 
     def loss_G(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
         """L_G against D_K (class docstring), differentiable in G's parameters through the K
@@ -123,12 +147,13 @@ class Unrolled(SigmoidGame):
             if fresh:
                 batch = ctx.draw_real()
                 fake = self.generate(self.sample_inputs(batch["x"].shape[0], ctx.rng))
-            D.step(self.d_terms(D(batch["x"]), D(fake)))      # theta_D^k -> theta_D^{k+1}
+            D.step(self._inner_loss(D, batch["x"], fake))     # theta_D^k -> theta_D^{k+1}
+        reads_real = self.params.g_loss != "nonsaturating"
         if fresh:
             fake = self.generate(self.sample_inputs(ctx.local_batch, ctx.rng))
-            if self.params.g_loss == "minimax":
+            if reads_real:
                 batch = ctx.draw_real()
-        real = batch["x"] if self.params.g_loss == "minimax" else None
+        real = batch["x"] if reads_real else None
         loss, fake_out = self._g_loss(D, real, fake)
         scalars = {"loss/G": loss.detach(), "D_K(G(z))": self.score(fake_out)}
         if K:   # the same loss against the current D: what unrolling changed
