@@ -182,13 +182,17 @@ def test_eval_keeps_an_earlier_different_result(tmp_path, ring):
 
 
 def test_plot_writes_only_its_figures(ring):
-    keep = {k: v for k, v in fingerprint(ring).items() if not k.startswith("plots/")}
+    """Figures go into plots/; report.html is refreshed with them; nothing else changes."""
+    def own(key):
+        return key.startswith("plots/") or key == "report.html"
+    keep = {k: v for k, v in fingerprint(ring).items() if not own(k)}
     code, out, err = run_cli(["plot", str(ring)])
     assert code == 0, err
     drawn = [Path(line) for line in out.splitlines() if not line.startswith("gankit:")]
-    assert drawn and all(p.parent == ring / "plots" for p in drawn)
+    assert drawn[-1] == ring / "report.html"
+    assert drawn[:-1] and all(p.parent == ring / "plots" for p in drawn[:-1])
     after = fingerprint(ring)
-    assert {k: v for k, v in after.items() if not k.startswith("plots/")} == keep
+    assert {k: v for k, v in after.items() if not own(k)} == keep
     assert run_cli(["plot", str(ring)])[0] == 0                  # redrawn in place
     assert {k for k in fingerprint(ring) if k.startswith("plots/")} == \
         {k for k in after if k.startswith("plots/")}
