@@ -85,6 +85,7 @@ OBJECTIVES = Registry("objective", {
     "infogan": "gankit.objectives.infogan:InfoGAN",
     "began": "gankit.objectives.began:BEGAN",
     "unrolled": "gankit.objectives.unrolled:Unrolled",
+    "vae": "gankit.objectives.vae:VAE",
 })
 
 NETWORKS = Registry("network", {

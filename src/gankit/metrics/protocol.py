@@ -116,16 +116,20 @@ class EvalOptions:
     """Settings some metrics read: the FID Inception weights file (None: from
     ``$GANKIT_INCEPTION_WEIGHTS``, the cache, or a checked download; see
     ``gankit.eval.inception.resolve_weights``) and the FID matrix square root
-    (``"sqrtm"``: pytorch-fid's; ``"svd"``: exact and faster, see ``gankit.metrics.fid``)."""
+    (``"sqrtm"``: pytorch-fid's; ``"svd"``: exact and faster, see ``gankit.metrics.fid``),
+    and the importance samples k of an estimated likelihood (None: the model's default; the
+    held-out NLL of a VAE, Burda et al. 2016)."""
 
     inception_weights: str | None = None
     fid_method: Literal["sqrtm", "svd"] = "sqrtm"
+    iw_samples: int | None = None
 
     @classmethod
     def from_config(cls, ev: Any) -> "EvalOptions":
         """From an ``eval`` config section (fields it lacks take their defaults)."""
         return cls(inception_weights=getattr(ev, "inception_weights", None),
-                   fid_method=getattr(ev, "fid_method", "sqrtm"))
+                   fid_method=getattr(ev, "fid_method", "sqrtm"),
+                   iw_samples=getattr(ev, "iw_samples", None))
 
 
 # ================================================================= the protocol
