@@ -21,7 +21,8 @@ attributes on the objective instance:
                   -> dict``: how it is computed (exact, or the estimator and its samples)
 ``encoding``      ``encode(x) -> (n, z_dim)``: the latent code of data points (a VAE's
                   posterior mean); with ``latent``, ``generate`` decodes such codes
-``reconstruction`` ``reconstruct(x) -> x_hat`` of the same shape
+``reconstruction`` ``reconstruct(x) -> x_hat`` of the same shape; optional
+                  ``reconstruction_of``: its name as a format ("D({})", "dec(enc({}))")
 ``translation``   ``directions`` {"AtoB": net name, ...} and ``inverse`` {direction: the net that
                   undoes it} (CycleGAN; empty for pix2pix); ``generate`` translates held-out
                   inputs

@@ -89,6 +89,8 @@ class VAE(Objective):
     Params = VAEParams
     sample_nets: ClassVar[tuple[str, ...]] = ("decoder",)
     data_kinds: ClassVar[tuple[str, ...]] = ("image",)
+    reconstruction_of: ClassVar[str] = "dec(enc({}))"    # the reconstruction figure's rows
+    smoke_config: ClassVar[dict[str, Any]] = {"objective": {"iw_samples": 8}}
 
     @classmethod
     def phases(cls, params, options) -> tuple[Phase, ...]:
