@@ -86,6 +86,7 @@ OBJECTIVES = Registry("objective", {
     "began": "gankit.objectives.began:BEGAN",
     "unrolled": "gankit.objectives.unrolled:Unrolled",
     "vae": "gankit.objectives.vae:VAE",
+    "pixelcnn": "gankit.objectives.pixelcnn:PixelCNN",
 })
 
 NETWORKS = Registry("network", {
@@ -94,6 +95,7 @@ NETWORKS = Registry("network", {
     "dcgan": "gankit.nn.dcgan:DCGANFamily",
     "infogan": "gankit.nn.infogan:InfoGANFamily",
     "began": "gankit.nn.began:BEGANFamily",
+    "pixelcnn": "gankit.nn.pixelcnn:PixelCNNFamily",
 })
 
 DATASETS = Registry("dataset", {
