@@ -231,12 +231,22 @@ def report(run) -> None:
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("compare.html"),
               show_default=True, help="The page to write.")
-def compare(runs, out) -> None:
+@click.option("--figure", type=click.Path(path_type=Path),
+              help="Also write the runs' newest sample grids side by side to this PNG.")
+@click.option("--table", is_flag=True,
+              help="Print a Markdown table of the runs' gankit eval results first.")
+def compare(runs, out, figure, table) -> None:
     """Write one page comparing RUNS (two or more): their curves overlaid, a table of final
-    and best values (a column per logged value), and their config differences."""
+    and best values (a column per logged value), their newest `gankit eval` results (test
+    NLL, cfd, precision/recall, samples/s, ...), their samples side by side, and their
+    config differences."""
     from gankit.report import write_compare
+    from gankit.report.pages import compare_table
 
-    click.echo(str(write_compare(list(runs), out)))
+    path = write_compare(list(runs), out, figure)
+    if table:
+        click.echo(compare_table(list(runs)))
+    click.echo(str(path))
 
 
 @cli.command("list")

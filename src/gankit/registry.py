@@ -117,6 +117,8 @@ DATASETS = Registry("dataset", {
 METRICS = Registry("metric", {
     "toy2d": "gankit.metrics.toy:Toy2DMetrics",
     "mnist": "gankit.metrics.offline:ClassifierMetrics",
+    "mnist-pr": "gankit.metrics.offline:ClassifierPrecisionRecall",
+    "speed": "gankit.metrics.offline:SamplingSpeed",
     "conditional-accuracy": "gankit.metrics.offline:ConditionalAccuracy",
     "class-agreement": "gankit.metrics.offline:ClassAgreement",
     "stacked-mnist": "gankit.metrics.offline:StackedMNISTMetrics",

@@ -20,7 +20,7 @@ attributes on the objective instance:
                   model's default; exact models ignore it) and ``likelihood_protocol(samples)
                   -> dict``: how it is computed (exact, or the estimator and its samples)
 ``encoding``      ``encode(x) -> (n, z_dim)``: the latent code of data points (a VAE's
-                  posterior mean); with ``latent``, ``generate`` decodes such codes
+                  posterior mean) and ``decode(z) -> (n, *shape)``: the mean image at codes z
 ``reconstruction`` ``reconstruct(x) -> x_hat`` of the same shape; optional
                   ``reconstruction_of``: its name as a format ("D({})", "dec(enc({}))")
 ``translation``   ``directions`` {"AtoB": net name, ...} and ``inverse`` {direction: the net that

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -342,14 +343,23 @@ def shared(key: tuple, compute: Callable[[], Any]) -> Any:
     return store[key]
 
 
-def generated_samples(trainer, n: int, seed: int, batch: int = 1024) -> Tensor:
-    """``trainer.sample(n, seed, batch)`` (n, *shape) on the CPU, shared within an evaluation;
-    NonFiniteError when the generator gave NaN or infinite values (no metric can use them)."""
-    def draw() -> Tensor:
+def timed_samples(trainer, n: int, seed: int, batch: int = 1024) -> tuple[Tensor, float]:
+    """``trainer.sample(n, seed, batch)`` (n, *shape) on the CPU and the wall-clock seconds
+    it took, shared within an evaluation (so a speed is read off the samples the other
+    metrics use, not drawn again); NonFiniteError when the generator gave NaN or infinite
+    values (no metric can use them)."""
+    def draw() -> tuple[Tensor, float]:
+        start = time.perf_counter()
         x = trainer.sample(n, seed=seed, batch=batch)
+        seconds = time.perf_counter() - start
         check_finite(f"the generator's samples (n={n}, seed={seed})", x)
-        return x
+        return x, seconds
     return shared(("samples", id(trainer), n, seed, batch), draw)
+
+
+def generated_samples(trainer, n: int, seed: int, batch: int = 1024) -> Tensor:
+    """The samples of ``timed_samples`` (n, *shape) on the CPU."""
+    return timed_samples(trainer, n, seed, batch)[0]
 
 
 # Statistics of real data depend only on the data source and how they are computed (feature

@@ -41,6 +41,10 @@ class VAEParams(ObjectiveParams):
     beta: float = Field(1.0, gt=0, le=1000)          # weight of the KL term (beta-VAE)
     sigma: float = Field(0.1, gt=0, le=10)           # the Gaussian decoder's fixed std
     iw_samples: int = Field(5000, gt=0, le=1_000_000)   # k of the test likelihood (default)
+    # what a sample is: the decoder's mean image, or a draw from p(x|z) (binary pixels for a
+    # Bernoulli decoder, on the support of binarised data); auto: draw for bernoulli, mean
+    # for gaussian (whose draws add pixel noise)
+    samples: Literal["auto", "mean", "draw"] = "auto"
 
 
 @contextlib.contextmanager
@@ -80,8 +84,9 @@ class VAE(Objective):
 
     One sample of z per example per step. Logged: ``elbo`` (the batch's -(recon + KL), nats
     per example, whatever beta), ``loss/recon`` and ``loss/kl``. The decoder is the sampling
-    net (EMA'd when ``train.ema_beta``); samples are the decoder's means (sigmoid of the
-    logits for a Bernoulli decoder). ``log_likelihood`` is the importance-weighted bound with
+    net (EMA'd when ``train.ema_beta``); a sample is x ~ p(x|z), z ~ N(0, I) (``samples``:
+    draw; binary pixels from uniforms u of ``sample_inputs`` for a Bernoulli decoder) or the
+    decoder's mean image (``samples``: mean; sigmoid of the logits). ``log_likelihood`` is the importance-weighted bound with
     k = ``samples`` (default ``iw_samples``) samples from q, a deterministic noise stream,
     decoded in batches of at most ``IW_BUDGET`` (example, sample) pairs. Adam(1e-3).
     """
@@ -150,11 +155,31 @@ class VAE(Objective):
                       "elbo": -(recon + kl)}
 
     # ---- sampling, reconstruction, encoding -------------------------------------------
+    @property
+    def draws(self) -> bool:
+        """Whether a sample is a draw from p(x|z) rather than its mean (``samples``)."""
+        mode = self.params.samples
+        return mode == "draw" or (mode == "auto" and self.params.decoder == "bernoulli")
+
     def sample_inputs(self, n: int, rng: torch.Generator | None) -> dict[str, Tensor]:
-        return {"z": self.latent.sample(n, rng, self.device)}
+        """z (n, z_dim) ~ N(0, I); for draws also u (n, *shape): uniforms (Bernoulli) or
+        standard normals (Gaussian) that pick x from p(x|z)."""
+        inputs = {"z": self.latent.sample(n, rng, self.device)}
+        if self.draws:
+            shape = (n, *self.info.shape)
+            inputs["u"] = (torch.rand(shape, generator=rng, device=self.device)
+                           if self.params.decoder == "bernoulli" else
+                           torch.randn(shape, generator=rng, device=self.device))
+        return inputs
 
     def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
-        return self.mean((net or self.nets["decoder"])(inputs["z"]))
+        """Samples (n, *shape) in [-1, 1]: the mean image, or a draw using ``inputs["u"]``."""
+        out = (net or self.nets["decoder"])(inputs["z"])
+        if "u" not in inputs:
+            return self.mean(out)
+        if self.params.decoder == "bernoulli":
+            return torch.where(inputs["u"] < torch.sigmoid(out), 1.0, -1.0)
+        return (out + self.params.sigma * inputs["u"]).clamp(-1, 1)
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
@@ -163,10 +188,14 @@ class VAE(Objective):
             return self.posterior(x)[0]
 
     @torch.no_grad()
+    def decode(self, z: Tensor) -> Tensor:
+        """The decoder's mean image (B, *shape) in [-1, 1] at codes z (B, z_dim)."""
+        with eval_mode(self.nets["decoder"]):
+            return self.mean(self.nets["decoder"](z))
+
     def reconstruct(self, x: Tensor) -> Tensor:
         """The decoder's mean at z = mu(x): (B, *shape) -> (B, *shape) in [-1, 1]."""
-        with eval_mode(self.nets["decoder"]):
-            return self.generate({"z": self.encode(x)})
+        return self.decode(self.encode(x))
 
     # ---- the likelihood -----------------------------------------------------------------
     def likelihood_protocol(self, samples: int | None = None) -> dict[str, Any]:
