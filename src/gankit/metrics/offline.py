@@ -339,9 +339,11 @@ class SamplingSpeed(Metric, name="speed"):
 
     The time ``trainer.sample`` took to draw the n samples of the evaluation (in chunks of
     1024, on the run's device), shared with the other metrics of the same evaluation; so it
-    depends on the machine, its load and n (a PixelCNN draws pixel by pixel)."""
+    depends on the machine, its load and n (a PixelCNN draws pixel by pixel). Image runs."""
 
     values = {"samples_per_s": "max"}
+    kinds = frozenset({"image"})
+    smoke_config: ClassVar[dict[str, Any]] = SMOKE_MNIST
 
     @classmethod
     def evaluate(cls, trainer, n: int, seed: int | None = None,
