@@ -200,21 +200,28 @@ def checkpoints(root: Path) -> list[dict[str, str]]:
             for p in sorted((root / "checkpoints").glob("*.safetensors"))]
 
 
+def read_evals(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """(path, JSON object) of the ``gankit eval`` results among ``paths`` that can be read,
+    in the given order."""
+    out = []
+    for p in paths:
+        try:
+            result = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(result, dict):
+            out.append((p, result))
+    return out
+
+
 def eval_results(root: Path) -> list[dict[str, Any]]:
     """The results ``gankit eval`` saved (eval-[best-]STEP.json), oldest first: {"name",
     "step", "values": [(key, value, direction words)], "protocol": pretty JSON}. Unreadable
     files are left out."""
     catalog = protocol.catalog()
     out = []
-    for p in sorted(root.glob("eval-*.json")):
-        if not EVAL_FILE.match(p.name):
-            continue
-        try:
-            result = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(result, dict):
-            continue
+    for p, result in read_evals(sorted(p for p in root.glob("eval-*.json")
+                                       if EVAL_FILE.match(p.name))):
         described = result.pop("protocol", {})
         values = [(k, v, protocol.DIRECTION_WORDS[catalog.get(k, (None, None))[1]])
                   for k, v in result.items() if k not in ("step", "checkpoint")]
@@ -230,13 +237,7 @@ def latest_evals(root: Path) -> dict[str, dict[str, Any]]:
     the order they were written; unreadable ones are skipped."""
     out: dict[str, dict[str, Any]] = {}
     files = [p for p in root.glob("eval-*.json") if EVAL_ANY.match(p.name)]
-    for p in sorted(files, key=lambda p: p.stat().st_mtime):
-        try:
-            result = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(result, dict):
-            continue
+    for p, result in read_evals(sorted(files, key=lambda p: p.stat().st_mtime)):
         described = result.get("protocol") or {}
         for key, value in result.items():
             if key in ("step", "checkpoint", "protocol") or not _number(value):
