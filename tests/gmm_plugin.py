@@ -101,8 +101,12 @@ class GMMFit(Objective):
     def generate(self, inputs, net=None):
         return (net or self.nets["density"])(inputs["u"], inputs["eps"])
 
-    def log_likelihood(self, x: Tensor, net: nn.Module | None = None) -> Tensor:
+    def log_likelihood(self, x: Tensor, net: nn.Module | None = None,
+                       samples: int | None = None) -> Tensor:
         return (net or self.nets["density"]).log_prob(x)
+
+    def likelihood_protocol(self, samples: int | None = None) -> dict:
+        return {"estimator": "exact"}
 
 
 def register() -> None:

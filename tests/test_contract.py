@@ -305,6 +305,16 @@ def probe_role(role_type, B: int = 3):
     if role_type is R.TranslatorRole:
         role = R.TranslatorRole()
         return role, lambda net, info: net(torch.randn(B, *info.shape)).shape == (B, *info.shape)
+    if role_type is R.EncoderRole:
+        role = R.EncoderRole(z_dim=4, out_dim=8)
+        return role, lambda net, info: net(torch.randn(B, *info.shape)).shape == (B, 8)
+    if role_type is R.DecoderRole:
+        role = R.DecoderRole(z_dim=4)
+        return role, lambda net, info: net(torch.randn(B, 4)).shape == (B, *info.shape)
+    if role_type is R.AutoregressiveRole:
+        role = R.AutoregressiveRole(levels=3)
+        return role, lambda net, info: net(torch.randn(B, *info.shape)).shape == (
+            B, 3, *info.shape)
     if role_type is R.AutoencoderRole:
         role = R.AutoencoderRole(code_dim=4)
         return role, lambda net, info: net(torch.randn(B, *info.shape)).shape == (B, *info.shape)
@@ -353,8 +363,9 @@ def test_every_family_trains_on_the_batch_it_declares(family):
                     continue
                 n = declared(params, info, role)
                 labels = role_type is not R.TranslatorRole and getattr(role, "num_classes", 0)
+                z_in = role_type in (R.GeneratorRole, R.DecoderRole)
                 run = lambda b: net(torch.randn(b, *(  # noqa: E731
-                    (role.in_dim,) if role_type is R.GeneratorRole else info.shape)),
+                    (getattr(role, "in_dim", None) or role.z_dim,) if z_in else info.shape)),
                     *([torch.arange(b) % 10] if labels else []))
                 run(n)
                 if n > 1:

@@ -196,12 +196,13 @@ def evaluate(run_path: Path | str, metrics: list[str] | None = None, n: int = 10
              seed: int | None = None,
              best: bool = False, inception_weights: str | Path | None = None,
              fid_method: str = "sqrtm", save: bool = False,
-             device: str = "auto") -> dict[str, Any]:
+             device: str = "auto", iw_samples: int | None = None) -> dict[str, Any]:
     """Registered ``metrics`` (``gankit list``; None: every one that applies to the run) of a
     run's generator on ``n`` samples:
     ``{"step", [checkpoint], values..., "protocol": {metric: how it measured}}``.
 
-    ``seed`` None takes each metric's fixed seed. ``save`` also writes
+    ``seed`` None takes each metric's fixed seed; ``iw_samples``: the importance samples k
+    of an estimated likelihood (metric nll of a VAE; None: the model's default). ``save`` also writes
     ``eval-[best-]STEP.json`` into the run folder (:func:`save_evaluation`). The model runs on ``device`` from the run
     folder alone (``load_model``); only metrics that compare with real data read them.
     Raises ConfigError before loading anything when a metric is unknown or does not apply to
@@ -219,7 +220,7 @@ def evaluate(run_path: Path | str, metrics: list[str] | None = None, n: int = 10
         protocol.metric(name)                   # unknown names fail before anything is read
     options = protocol.EvalOptions(
         inception_weights=str(inception_weights) if inception_weights else None,
-        fid_method=fid_method)
+        fid_method=fid_method, iw_samples=iw_samples)
     protocol.check_applicable(names, facts)
     for name in names:
         protocol.metric(name).prepare(options)

@@ -231,12 +231,22 @@ def report(run) -> None:
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("compare.html"),
               show_default=True, help="The page to write.")
-def compare(runs, out) -> None:
+@click.option("--figure", type=click.Path(path_type=Path),
+              help="Also write the runs' newest sample grids side by side to this PNG.")
+@click.option("--table", is_flag=True,
+              help="Print a Markdown table of the runs' gankit eval results first.")
+def compare(runs, out, figure, table) -> None:
     """Write one page comparing RUNS (two or more): their curves overlaid, a table of final
-    and best values (a column per logged value), and their config differences."""
+    and best values (a column per logged value), their newest `gankit eval` results (test
+    NLL, cfd, precision/recall, samples/s, ...), their samples side by side, and their
+    config differences."""
     from gankit.report import write_compare
+    from gankit.report.pages import compare_table
 
-    click.echo(str(write_compare(list(runs), out)))
+    path = write_compare(list(runs), out, figure)
+    if table:
+        click.echo(compare_table(list(runs)))
+    click.echo(str(path))
 
 
 @cli.command("list")
@@ -384,8 +394,12 @@ def _metrics_help() -> str:
 @click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
 @weights_option
 @fid_method_option
+@click.option("--iw-samples", type=click.IntRange(min=1, max=1_000_000),
+              help="Importance samples k of an estimated likelihood (nll of a VAE: the "
+                   "IWAE bound, Burda et al. 2016); default: the model's own (vae: 5000).")
 @_model_device_option
-def eval_(run, metrics, n, seed, best, inception_weights, fid_method, device) -> None:
+def eval_(run, metrics, n, seed, best, inception_weights, fid_method, iw_samples,
+          device) -> None:
     """Evaluate RUN's generator; prints one JSON object (values, then how each metric
     measured them under "protocol") and saves it as eval-STEP.json in the run folder
     (eval-STEP-2.json, ... when an earlier, different result is there). Needs only the run
@@ -394,7 +408,7 @@ def eval_(run, metrics, n, seed, best, inception_weights, fid_method, device) ->
 
     names = None if metrics is None else [m.strip() for m in metrics.split(",") if m.strip()]
     result = api.evaluate(run, names, n, seed, best=best, inception_weights=inception_weights,
-                          fid_method=fid_method, device=device)
+                          fid_method=fid_method, device=device, iw_samples=iw_samples)
     path = api.save_evaluation(run, result)
     _echo_json(result)
     click.echo(f"gankit: saved {path}", err=True)

@@ -119,6 +119,9 @@ class EvalConfig(Strict):
     # or a checked download. "svd": the same FID as pytorch-fid's sqrtm in seconds, not minutes.
     inception_weights: str | None = None
     fid_method: Literal["sqrtm", "svd"] = "sqrtm"
+    # importance samples k of an estimated held-out likelihood (metric nll of a VAE; Burda
+    # et al. 2016); None: the model's own default (the vae objective's iw_samples)
+    iw_samples: int | None = Field(None, gt=0, le=1_000_000)
 
     @model_validator(mode="after")
     def _best(self) -> "EvalConfig":

@@ -85,6 +85,8 @@ OBJECTIVES = Registry("objective", {
     "infogan": "gankit.objectives.infogan:InfoGAN",
     "began": "gankit.objectives.began:BEGAN",
     "unrolled": "gankit.objectives.unrolled:Unrolled",
+    "vae": "gankit.objectives.vae:VAE",
+    "pixelcnn": "gankit.objectives.pixelcnn:PixelCNN",
 })
 
 NETWORKS = Registry("network", {
@@ -93,6 +95,7 @@ NETWORKS = Registry("network", {
     "dcgan": "gankit.nn.dcgan:DCGANFamily",
     "infogan": "gankit.nn.infogan:InfoGANFamily",
     "began": "gankit.nn.began:BEGANFamily",
+    "pixelcnn": "gankit.nn.pixelcnn:PixelCNNFamily",
 })
 
 DATASETS = Registry("dataset", {
@@ -114,6 +117,8 @@ DATASETS = Registry("dataset", {
 METRICS = Registry("metric", {
     "toy2d": "gankit.metrics.toy:Toy2DMetrics",
     "mnist": "gankit.metrics.offline:ClassifierMetrics",
+    "mnist-pr": "gankit.metrics.offline:ClassifierPrecisionRecall",
+    "speed": "gankit.metrics.offline:SamplingSpeed",
     "conditional-accuracy": "gankit.metrics.offline:ConditionalAccuracy",
     "class-agreement": "gankit.metrics.offline:ClassAgreement",
     "stacked-mnist": "gankit.metrics.offline:StackedMNISTMetrics",

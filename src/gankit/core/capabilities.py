@@ -14,9 +14,15 @@ attributes on the objective instance:
                   ``c_cont`` (n, m) (InfoGAN)
 ``categorical``   among the codes, a categorical one with K >= 2 values (``c_cat``)
 ``labels``        class-conditional sampling: inputs carry ``y`` (n,) int64 labels
-``likelihood``    ``log_likelihood(x, net=None) -> (n,)`` in nats per example (``net``: the
-                  density net to use, e.g. the trainer's EMA sampler; default the trained one)
-``reconstruction`` ``reconstruct(x) -> x_hat`` of the same shape
+``likelihood``    ``log_likelihood(x, net=None, samples=None) -> (n,)`` in nats per example
+                  (``net``: the density net to use, e.g. the trainer's EMA sampler; default the
+                  trained one; ``samples``: importance samples of an estimate, None: the
+                  model's default; exact models ignore it) and ``likelihood_protocol(samples)
+                  -> dict``: how it is computed (exact, or the estimator and its samples)
+``encoding``      ``encode(x) -> (n, z_dim)``: the latent code of data points (a VAE's
+                  posterior mean) and ``decode(z) -> (n, *shape)``: the mean image at codes z
+``reconstruction`` ``reconstruct(x) -> x_hat`` of the same shape; optional
+                  ``reconstruction_of``: its name as a format ("D({})", "dec(enc({}))")
 ``translation``   ``directions`` {"AtoB": net name, ...} and ``inverse`` {direction: the net that
                   undoes it} (CycleGAN; empty for pix2pix); ``generate`` translates held-out
                   inputs
@@ -34,6 +40,7 @@ CATEGORICAL = "categorical"
 LABELS = "labels"
 LIKELIHOOD = "likelihood"
 RECONSTRUCTION = "reconstruction"
+ENCODING = "encoding"
 TRANSLATION = "translation"
 TEXT = "text"
 
@@ -46,6 +53,7 @@ MEANING = {
     LABELS: "class-conditional sampling",
     LIKELIHOOD: "a likelihood per example",
     RECONSTRUCTION: "reconstructions of inputs",
+    ENCODING: "an encoder into the latent space",
     TRANSLATION: "translation between two image domains",
     TEXT: "text decoding",
 }

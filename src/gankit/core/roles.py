@@ -102,12 +102,20 @@ def role_spec(name: str, kind: str, doc: str, base: type = Role, **fields: Any) 
 EncoderRole = role_spec(
     "EncoderRole", "encoder", "x (B, *shape) -> (B, out_dim), e.g. the mean and log-variance of "
     "a Gaussian q(z|x) (out_dim = 2 z_dim).", z_dim=0, out_dim=0)
+DecoderRole = role_spec(
+    "DecoderRole", "decoder", "z (B, z_dim) -> the parameters of p(x|z), (B, *shape) with no "
+    "output squashing: Bernoulli logits or Gaussian means (a VAE's decoder).", z_dim=0)
 AutoencoderRole = role_spec(
     "AutoencoderRole", "autoencoder", "x (B, *shape) -> its reconstruction, same shape, through "
     "a code_dim bottleneck (BEGAN's discriminator).", code_dim=0)
 DensityRole = role_spec(
     "DensityRole", "density", "A density model: a log-likelihood per example and sampling, "
     "without a latent z (PixelCNN, a mixture).")
+AutoregressiveRole = role_spec(
+    "AutoregressiveRole", "autoregressive density", "x (B, C, H, W) -> logits (B, levels, C, "
+    "H, W) of each pixel given the pixels before it in raster order (PixelCNN); levels 1: a "
+    "Bernoulli logit per pixel, levels 256: a softmax over grey levels.", DensityRole,
+    levels=0)
 SequenceRole = role_spec(
     "SequenceRole", "sequence", "Base of the roles over sequences of length tokens from a vocab.",
     length=0, vocab=0)

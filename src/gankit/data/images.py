@@ -90,6 +90,7 @@ class ImageTensorSource:
         device: str | torch.device = "cpu",
         kind: str = "image",
         heldout: Callable[[], HeldOut] | None = None,
+        binarize: bool = False,
     ) -> None:
         if images.ndim != 4 or len(images) == 0:
             raise DataError(f"expected a non-empty (N, C, H, W) image array, "
@@ -99,7 +100,7 @@ class ImageTensorSource:
         if labels is not None and len(labels) != len(images):
             raise DataError(f"{len(labels)} labels for {len(images)} images")
         self.device = torch.device(device)
-        self.flip = flip
+        self.flip, self.binarize = flip, binarize
         self.size = int(images.shape[0])
         if isinstance(images, np.ndarray) and not isinstance(images, np.memmap):
             images = torch.from_numpy(np.ascontiguousarray(images))
@@ -156,6 +157,8 @@ class ImageTensorSource:
         if batch.device.type == "cpu" and self.device.type == "cuda":
             batch = batch.pin_memory()  # lets the copy below run asynchronously
         batch = batch.to(self.device, non_blocking=True)  # (m, C, H, W) uint8
+        if self.binarize:  # a fresh draw every time an image is used, from the stream's RNG
+            batch = binarize_images(batch, self._gen)
         x = batch.float() / 127.5 - 1  # (m, C, H, W) in [-1, 1]
         if self.flip:
             mask = torch.rand(n, generator=self._gen) < 0.5  # (n,): drawn for the whole batch
@@ -171,7 +174,10 @@ class ImageTensorSource:
         """``n`` real images (distinct while ``n <= len``) from a separate stream, for
         evaluation; the training stream is left alone. No flips."""
         idx = draw_indices(self.size, n, seed)
-        return self._gather(idx).to(self.device).float() / 127.5 - 1  # (n, C, H, W)
+        images = self._gather(idx).to(self.device)
+        if self.binarize:
+            images = binarize_images(images, make_generator(seed + 1))
+        return images.float() / 127.5 - 1  # (n, C, H, W)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -197,19 +203,48 @@ class ImageTensorSource:
 
 
 class ImageParams(Params):
-    """Options shared by the image data sets (each builder adds its own ``name``)."""
+    """Options shared by the image data sets (each builder adds its own ``name``).
+
+    ``binarize: dynamic`` serves binary images (pixels 0 or 255, i.e. -1 or 1) drawn as
+    Bernoulli(grey level / 255), a fresh draw every time an image is used (dynamic
+    binarisation, Salakhutdinov & Murray 2008; Burda et al. 2016): the training stream draws
+    from its own resumable generator; the held-out set is binarised once with the fixed seed
+    ``HELDOUT_BINARIZE_SEED``, so that a test likelihood is deterministic and comparable
+    between runs."""
 
     root: str | None = None
     split: Literal["train", "test"] = "train"
     flip: bool = False
     labels: bool = True
+    binarize: Literal["none", "dynamic"] = "none"
+
+
+HELDOUT_BINARIZE_SEED = 20140101   # the one fixed draw of a binarised held-out set
+
+
+def binarize_images(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """uint8 images (N, C, H, W) -> uint8 images of 0 or 255, each pixel 255 with
+    probability (grey level / 255). The uniforms are drawn on the CPU from ``gen`` (a CPU
+    generator, so that its state is portable), then moved to the images' device."""
+    u = torch.rand(images.shape, generator=gen).to(images.device)
+    return torch.where(u * 255 < images.float(), 255, 0).to(torch.uint8)
+
+
+def binarized_once(images: torch.Tensor) -> torch.Tensor:
+    """A fixed binarisation of held-out images (seed ``HELDOUT_BINARIZE_SEED``), in chunks so
+    the float temporaries stay small."""
+    gen = make_generator(HELDOUT_BINARIZE_SEED)
+    return torch.cat([binarize_images(images[i:i + _RESIZE_CHUNK], gen)
+                      for i in range(0, len(images), _RESIZE_CHUNK)])
 
 
 def source_from_set(data: ImageSet, *, seed: int, device: str | torch.device, flip: bool,
                     labels: bool,
-                    heldout: Callable[[], HeldOut] | None = None) -> ImageTensorSource:
+                    heldout: Callable[[], HeldOut] | None = None,
+                    binarize: bool = False) -> ImageTensorSource:
     """Wrap a decoded set as a DataSource; ``labels=False`` makes it unconditional.
-    ``heldout`` builds its held-out set on the first ``heldout()`` call."""
+    ``heldout`` builds its held-out set on the first ``heldout()`` call; ``binarize``: serve
+    dynamically binarised images (see :class:`ImageParams`)."""
     return ImageTensorSource(
         data.images,
         data.labels if labels else None,
@@ -218,6 +253,7 @@ def source_from_set(data: ImageSet, *, seed: int, device: str | torch.device, fl
         flip=flip,
         device=device,
         heldout=heldout,
+        binarize=binarize,
     )
 
 
@@ -251,18 +287,23 @@ def split_source(load: Callable[[Split], ImageSet], name: str, params: Any, *, s
     (test when training on train, train when training on test), loaded on the first
     ``heldout()`` call and brought to ``params.size`` exactly as the training images are.
 
-    ``params`` carries ``split``, ``size``, ``flip`` and ``labels`` (see :class:`ImageParams`);
+    ``params`` carries ``split``, ``size``, ``flip``, ``labels`` and ``binarize`` (see
+    :class:`ImageParams`; a binarised held-out set is drawn once, with a fixed seed);
     ``name`` names the data set in the held-out description. Raises DataError from ``load``.
     """
     data = load(params.split)
     data.images = fit_size(data.images, params.size)
     other = other_split(params.split)
+    dynamic = params.binarize == "dynamic"
 
     def heldout() -> HeldOut:
         held = load(other)
         held.images = fit_size(held.images, params.size)
-        return heldout_of_set(held, f"{name} {other} split ({len(held):,} images)",
-                              labels=params.labels, device=device)
+        what = f"{name} {other} split ({len(held):,} images)"
+        if dynamic:
+            held.images = binarized_once(held.images)
+            what += f", binarised once (seed {HELDOUT_BINARIZE_SEED})"
+        return heldout_of_set(held, what, labels=params.labels, device=device)
 
     return source_from_set(data, seed=seed, device=device, flip=params.flip,
-                           labels=params.labels, heldout=heldout)
+                           labels=params.labels, heldout=heldout, binarize=dynamic)

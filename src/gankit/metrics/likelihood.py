@@ -7,6 +7,7 @@ in training; on the training data the same number rewards memorisation.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -24,11 +25,27 @@ def mean_nll(log_likelihoods: torch.Tensor) -> float:
     return float(-log_likelihoods.double().mean())
 
 
+def bits_per_dim(nll: float, dims: int) -> float:
+    """Nats per example -> bits per dimension: nll / (dims ln 2)."""
+    return nll / (dims * math.log(2))
+
+
+def likelihood_kwargs(options: EvalOptions | None) -> dict[str, Any]:
+    """What ``log_likelihood`` is given beyond (x, net): ``samples`` when the evaluation
+    sets ``iw_samples`` (models without an estimate ignore it)."""
+    k = (options or EvalOptions()).iw_samples
+    return {} if k is None else {"samples": k}
+
+
 class HeldOutNLL(Metric, name="nll"):
-    """Mean negative log-likelihood of held-out data, in nats per example (density models)."""
+    """Mean negative log-likelihood of held-out data, in nats per example and bits/dim.
+
+    ``nll``: nats per example; ``bpd``: the same in bits per dimension (pixel or
+    coordinate), nll / (D ln 2). Estimated likelihoods (a VAE's importance-weighted bound)
+    take ``EvalOptions.iw_samples`` samples; the protocol records the estimator."""
 
     needs = frozenset({caps.LIKELIHOOD})
-    values = {"nll": "min"}
+    values = {"nll": "min", "bpd": "min"}
     default_seed = 0                  # which held-out examples, when n is below their count
 
     @classmethod
@@ -38,15 +55,18 @@ class HeldOutNLL(Metric, name="nll"):
         """On min(n, held-out size) held-out examples, with the sampling weights (EMA)."""
         held = trainer.data.heldout()
         x = held.sample(min(n, len(held)), cls.seed(seed))                # (m, *shape)
-        net = trainer.sampler()
+        net, kwargs = trainer.sampler(), likelihood_kwargs(options)
         logp = torch.cat([trainer.objective.log_likelihood(x[i:i + BATCH].to(trainer.device),
-                                                           net).float().cpu()
+                                                           net, **kwargs).float().cpu()
                           for i in range(0, len(x), BATCH)])              # (m,)
-        return {"nll": mean_nll(logp)}
+        nll = mean_nll(logp)
+        return {"nll": nll, "bpd": bits_per_dim(nll, math.prod(x.shape[1:]))}
 
     @classmethod
     def describe(cls, trainer, n: int, seed: int | None = None,
                  options: EvalOptions | None = None) -> dict[str, Any]:
         held = trainer.data.heldout()
+        k = likelihood_kwargs(options).get("samples")
         return {"n_heldout": min(n, len(held)), "seed_heldout": cls.seed(seed),
-                "heldout": held.description, "units": "nats per example"}
+                "heldout": held.description, "units": "nll: nats per example; bpd: bits/dim",
+                **trainer.objective.likelihood_protocol(k)}

@@ -40,9 +40,10 @@ from gankit.data.base import make_generator
 from gankit.errors import GankitError
 from gankit.metrics.classifier import classify, load_classifier
 from gankit.metrics.fid import feature_statistics, frechet_distance
+from gankit.metrics.prdc import precision_recall
 from gankit.metrics.protocol import (SMOKE_IMAGE_MODEL, SMOKE_MNIST, Direction, EvalOptions,
                                      Metric, RunFacts, generated_samples, not_applicable,
-                                     per_source)
+                                     per_source, shared, timed_samples)
 from gankit.registry import DATASETS
 
 STACKED_MODES = 1000
@@ -216,6 +217,13 @@ def predict(name: str, images: Tensor, device: str | torch.device = "cpu",
     return feats.numpy(), logits.argmax(1).numpy()
 
 
+def generated_predictions(trainer, name: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(features (n, D), predicted classes (n,)) of the shipped classifier ``name`` on n
+    generated samples (seed), computed once per evaluation for every classifier metric."""
+    return shared(("classifier", id(trainer), name, n, seed), lambda: predict(
+        name, generated_samples(trainer, n, seed), trainer.device))
+
+
 def real_statistics(data, name: str, n: int, seed: int,
                     device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
     """Classifier features (n, D) and predicted-class histogram (K,) of n real images of a
@@ -275,8 +283,7 @@ class ClassifierMetrics(ClassifierMetric, name="mnist"):
                  options: EvalOptions | None = None) -> dict[str, float]:
         name = cls.classifier(trainer)
         real = real_statistics(trainer.data, name, n, cls.REAL_SEED, trainer.device)
-        x = generated_samples(trainer, n, cls.seed(seed))
-        feats, pred = predict(name, x, trainer.device)
+        feats, pred = generated_predictions(trainer, name, n, cls.seed(seed))
         hist = class_histogram(pred, real["hist"].size)
         tag = _tag(name)
         # KL to the real data's predicted histogram, not to uniform: MNIST's classes are not
@@ -291,6 +298,65 @@ class ClassifierMetrics(ClassifierMetric, name="mnist"):
         return {**super().describe(trainer, n, seed, options), "n_real": n,
                 "seed_real": cls.REAL_SEED, "reference_split": getattr(trainer.cfg.data,
                                                                        "split", None)}
+
+
+class ClassifierPrecisionRecall(ClassifierMetric, name="mnist-pr"):
+    """Improved precision and recall (Kynkäänniemi et al. 2019) in a shipped classifier.
+
+    k = 3 nearest-neighbour balls around n real and n generated images' penultimate features
+    of the MNIST or Fashion-MNIST classifier (not Inception, so not comparable with ``pr``):
+    precision is the fraction of generated samples inside the real manifold (fidelity),
+    recall the fraction of real images inside the generated one (diversity). The same real
+    and generated images as metric ``mnist``."""
+
+    K = 3
+
+    @classmethod
+    def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
+        names = [shipped_classifier(facts.data)] if facts else SHIPPED
+        return {f"{k}_{_tag(name)}": "max" for name in names for k in ("precision", "recall")}
+
+    @classmethod
+    def evaluate(cls, trainer, n: int, seed: int | None = None,
+                 options: EvalOptions | None = None) -> dict[str, float]:
+        name = cls.classifier(trainer)
+        real = real_statistics(trainer.data, name, n, ClassifierMetrics.REAL_SEED,
+                               trainer.device)
+        feats, _ = generated_predictions(trainer, name, n, cls.seed(seed))
+        pr = precision_recall(real["features"], feats, k=cls.K)
+        tag = _tag(name)
+        return {f"precision_{tag}": pr["precision"], f"recall_{tag}": pr["recall"]}
+
+    @classmethod
+    def describe(cls, trainer, n: int, seed: int | None = None,
+                 options: EvalOptions | None = None) -> dict[str, Any]:
+        return {**super().describe(trainer, n, seed, options), "n_real": n, "k": cls.K,
+                "seed_real": ClassifierMetrics.REAL_SEED}
+
+
+class SamplingSpeed(Metric, name="speed"):
+    """Sampling speed: generated samples per second of wall-clock time (this machine).
+
+    The time ``trainer.sample`` took to draw the n samples of the evaluation (in chunks of
+    1024, on the run's device), shared with the other metrics of the same evaluation; so it
+    depends on the machine, its load and n (a PixelCNN draws pixel by pixel). Image runs."""
+
+    values = {"samples_per_s": "max"}
+    kinds = frozenset({"image"})
+    smoke_config: ClassVar[dict[str, Any]] = SMOKE_MNIST
+
+    @classmethod
+    def evaluate(cls, trainer, n: int, seed: int | None = None,
+                 options: EvalOptions | None = None) -> dict[str, float]:
+        _, seconds = timed_samples(trainer, n, cls.seed(seed))
+        return {"samples_per_s": n / max(seconds, 1e-9)}
+
+    @classmethod
+    def describe(cls, trainer, n: int, seed: int | None = None,
+                 options: EvalOptions | None = None) -> dict[str, Any]:
+        return {**super().describe(trainer, n, seed, options),
+                "device": str(trainer.device), "threads": torch.get_num_threads(),
+                "timing": "wall clock of trainer.sample(n), chunks of 1024"}
 
 
 class GivenVsPredicted(ClassifierMetric):

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -116,16 +117,20 @@ class EvalOptions:
     """Settings some metrics read: the FID Inception weights file (None: from
     ``$GANKIT_INCEPTION_WEIGHTS``, the cache, or a checked download; see
     ``gankit.eval.inception.resolve_weights``) and the FID matrix square root
-    (``"sqrtm"``: pytorch-fid's; ``"svd"``: exact and faster, see ``gankit.metrics.fid``)."""
+    (``"sqrtm"``: pytorch-fid's; ``"svd"``: exact and faster, see ``gankit.metrics.fid``),
+    and the importance samples k of an estimated likelihood (None: the model's default; the
+    held-out NLL of a VAE, Burda et al. 2016)."""
 
     inception_weights: str | None = None
     fid_method: Literal["sqrtm", "svd"] = "sqrtm"
+    iw_samples: int | None = None
 
     @classmethod
     def from_config(cls, ev: Any) -> "EvalOptions":
         """From an ``eval`` config section (fields it lacks take their defaults)."""
         return cls(inception_weights=getattr(ev, "inception_weights", None),
-                   fid_method=getattr(ev, "fid_method", "sqrtm"))
+                   fid_method=getattr(ev, "fid_method", "sqrtm"),
+                   iw_samples=getattr(ev, "iw_samples", None))
 
 
 # ================================================================= the protocol
@@ -338,14 +343,23 @@ def shared(key: tuple, compute: Callable[[], Any]) -> Any:
     return store[key]
 
 
-def generated_samples(trainer, n: int, seed: int, batch: int = 1024) -> Tensor:
-    """``trainer.sample(n, seed, batch)`` (n, *shape) on the CPU, shared within an evaluation;
-    NonFiniteError when the generator gave NaN or infinite values (no metric can use them)."""
-    def draw() -> Tensor:
+def timed_samples(trainer, n: int, seed: int, batch: int = 1024) -> tuple[Tensor, float]:
+    """``trainer.sample(n, seed, batch)`` (n, *shape) on the CPU and the wall-clock seconds
+    it took, shared within an evaluation (so a speed is read off the samples the other
+    metrics use, not drawn again); NonFiniteError when the generator gave NaN or infinite
+    values (no metric can use them)."""
+    def draw() -> tuple[Tensor, float]:
+        start = time.perf_counter()
         x = trainer.sample(n, seed=seed, batch=batch)
+        seconds = time.perf_counter() - start
         check_finite(f"the generator's samples (n={n}, seed={seed})", x)
-        return x
+        return x, seconds
     return shared(("samples", id(trainer), n, seed, batch), draw)
+
+
+def generated_samples(trainer, n: int, seed: int, batch: int = 1024) -> Tensor:
+    """The samples of ``timed_samples`` (n, *shape) on the CPU."""
+    return timed_samples(trainer, n, seed, batch)[0]
 
 
 # Statistics of real data depend only on the data source and how they are computed (feature

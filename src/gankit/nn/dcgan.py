@@ -28,6 +28,8 @@ Roles (see ``gankit.core.roles``):
   * ``per_sample=True``: D normalises per sample (``d_norm``: layer norm by default), as the
     gradient penalty of WGAN-GP requires.
   * ``features=True``: ``D(x, features=True)`` also returns phi(x) (feature matching).
+  * ``EncoderRole`` / ``DecoderRole`` (a VAE): D's trunk (per-sample norm) and a linear
+    layer to [mu, log sigma^2]; G without its tanh (logits or means).
 
 Improved techniques (Salimans et al. 2016, ``gankit.nn.layers``): ``g_norm=virtual`` replaces
 G's batch norms by virtual batch norms over a fixed reference batch; ``minibatch_kernels`` > 0
@@ -46,7 +48,7 @@ from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
-from gankit.core.roles import CriticRole, GeneratorRole
+from gankit.core.roles import CriticRole, DecoderRole, EncoderRole, GeneratorRole
 from gankit.nn.layers import (ImprovedTechniqueParams, ReferenceBatch, VirtualBatchNorm,
                               minibatch_layer)
 
@@ -99,13 +101,14 @@ def d_norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 class DCGANGenerator(nn.Module):
-    """z (B, in_dim) [+ labels (B,)] -> images (B, C, R, R) in [-1, 1].
+    """z (B, in_dim) [+ labels (B,)] -> images (B, C, R, R) in [-1, 1] (``squash``: the
+    final tanh; without it, unbounded outputs: a VAE decoder's logits or means).
 
     ``reference_rows`` > 0: virtual batch norm instead of batch norm, over a fixed reference
     batch of that many inputs run before the batch (``gankit.nn.layers.ReferenceBatch``)."""
 
     def __init__(self, in_dim: int, shape: tuple[int, ...], ngf: int, num_classes: int = 0,
-                 reference_rows: int = 0):
+                 reference_rows: int = 0, squash: bool = True):
         super().__init__()
         base, stages = check_resolution(shape)
         self.num_classes = num_classes
@@ -120,7 +123,8 @@ class DCGANGenerator(nn.Module):
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
                        norm(width // 2), nn.ReLU(True)]
             width //= 2
-        layers += [nn.ConvTranspose2d(width, shape[0], 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [nn.ConvTranspose2d(width, shape[0], 4, 2, 1, bias=False),
+                   nn.Tanh() if squash else nn.Identity()]
         self.main = nn.Sequential(*layers)                   # (B, C, R, R)
         if reference_rows:
             self.main = ReferenceBatch(self.main, reference_rows, (in_dim + num_classes, 1, 1))
@@ -143,6 +147,20 @@ def aux_head(features: int, out: int, hidden: int, norm: str) -> nn.Sequential:
                          nn.LeakyReLU(0.2, True), nn.Linear(hidden, out))  # (B, out)
 
 
+def d_trunk(shape: tuple[int, ...], ndf: int, norm: str) -> tuple[nn.Sequential, int, int]:
+    """D's strided convolutions: images (B, C, R, R) -> (B, width, base, base); returns the
+    trunk, its output width and base side."""
+    base, stages = check_resolution(shape)
+    layers: list[nn.Module] = [nn.Conv2d(shape[0], ndf, 4, 2, 1, bias=False),
+                               nn.LeakyReLU(0.2, True)]      # no norm on D's input layer
+    width = ndf
+    for _ in range(stages - 1):                              # halve the side, double the width
+        layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+                   d_norm_layer(norm, width * 2), nn.LeakyReLU(0.2, True)]
+        width *= 2
+    return nn.Sequential(*layers), width, base
+
+
 class DCGANDiscriminator(nn.Module):
     """images (B, C, R, R) [+ labels (B,)] -> logits (B,) or (B, out_dim); with
     ``features=True`` also phi(x) (B, width * base * base), the last feature map flattened.
@@ -152,16 +170,8 @@ class DCGANDiscriminator(nn.Module):
                  num_classes: int = 0, aux_hidden: int = 128,
                  minibatch: nn.Module | None = None):
         super().__init__()
-        base, stages = check_resolution(shape)
         self.out_dim, self.num_classes = out_dim, num_classes
-        layers: list[nn.Module] = [nn.Conv2d(shape[0], ndf, 4, 2, 1, bias=False),
-                                   nn.LeakyReLU(0.2, True)]  # no norm on D's input layer
-        width = ndf
-        for _ in range(stages - 1):                          # halve the side, double the width
-            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
-                       d_norm_layer(norm, width * 2), nn.LeakyReLU(0.2, True)]
-            width *= 2
-        self.trunk = nn.Sequential(*layers)                  # (B, width, base, base)
+        self.trunk, width, base = d_trunk(shape, ndf, norm)  # (B, width, base, base)
         features = width * base * base
         self.minibatch = minibatch
         if minibatch is None:
@@ -192,6 +202,29 @@ def critic_outputs(logit: Tensor, h: Tensor, embed: nn.Module | None, aux: nn.Mo
     return torch.cat([logit[:, None], aux(h)], 1)            # (B, out_dim)
 
 
+class DCGANEncoder(nn.Module):
+    """images (B, C, R, R) -> (B, out_dim): D's trunk under a per-sample norm (``d_norm``:
+    an example's code never depends on its batch), then a linear layer (a VAE's q(z|x))."""
+
+    def __init__(self, shape: tuple[int, ...], ndf: int, norm: str, out_dim: int):
+        super().__init__()
+        self.trunk, width, base = d_trunk(shape, ndf, norm)
+        self.head = nn.Linear(width * base * base, out_dim)
+        init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.trunk(x).flatten(1))           # (B, out_dim)
+
+
+def build_encoder(p: DCGANParams, info: DataInfo, role: EncoderRole) -> nn.Module:
+    return DCGANEncoder(info.shape, p.ndf, p.d_norm, role.out_dim)
+
+
+def build_decoder(p: DCGANParams, info: DataInfo, role: DecoderRole) -> nn.Module:
+    """G without its final tanh: Bernoulli logits or Gaussian means (B, C, R, R)."""
+    return DCGANGenerator(role.z_dim, info.shape, p.ngf, squash=False)
+
+
 def build_generator(p: DCGANParams, info: DataInfo, role: GeneratorRole) -> nn.Module:
     rows = p.vbn_reference if p.g_norm == "virtual" else 0
     return DCGANGenerator(role.in_dim, info.shape, p.ngf, role.num_classes, rows)
@@ -206,11 +239,13 @@ def build_critic(p: DCGANParams, info: DataInfo, role: CriticRole) -> nn.Module:
 
 
 class DCGANFamily:
-    """DCGAN (Radford 2016): conv G and D for 28, 32 or 64 px, 1 or 3 channels."""
+    """DCGAN (Radford 2016): conv G and D for 28, 32 or 64 px, 1 or 3 channels; the same
+    convolutions as a VAE's encoder and decoder."""
 
     Params = DCGANParams
     data_kinds = ("image",)
-    builders = {GeneratorRole: build_generator, CriticRole: build_critic}
+    builders = {GeneratorRole: build_generator, CriticRole: build_critic,
+                EncoderRole: build_encoder, DecoderRole: build_decoder}
 
     @staticmethod
     def check(p: DCGANParams, info: DataInfo) -> None:

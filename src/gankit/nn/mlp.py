@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
-from gankit.core.roles import AutoencoderRole, CriticRole, GeneratorRole
+from gankit.core.roles import (AutoencoderRole, CriticRole, DecoderRole, EncoderRole,
+                               GeneratorRole)
 from gankit.nn.layers import (ImprovedTechniqueParams, ReferenceBatch, VirtualBatchNorm,
                               minibatch_layer)
 
@@ -160,11 +161,25 @@ def build_autoencoder(p: MLPParams, info: DataInfo, role: AutoencoderRole) -> nn
     return MLPAutoencoder(info.shape, p.d_hidden, p.d_depth, p.d_activation, role.code_dim)
 
 
+def build_encoder(p: MLPParams, info: DataInfo, role: EncoderRole) -> nn.Module:
+    """x (B, *shape) -> (B, role.out_dim) through D's layers (``d_hidden``, ``d_depth``,
+    ``d_activation``): a VAE's q(z|x) with ``d_hidden=200, d_depth=2, d_activation=tanh`` is
+    Burda et al. 2016's 784-200-200-50 encoder (their Table 1 MNIST models)."""
+    return MLPCritic(info.shape, p.d_hidden, p.d_depth, p.d_activation, role.out_dim)
+
+
+def build_decoder(p: MLPParams, info: DataInfo, role: DecoderRole) -> nn.Module:
+    """z (B, z_dim) -> (B, *shape) unsquashed (logits or means) through G's layers
+    (``g_hidden``, ``g_depth``, ``activation``; ``out_activation`` does not apply)."""
+    return MLPGenerator(role.z_dim, info.shape, p.g_hidden, p.g_depth, p.activation, "none")
+
+
 class MLPFamily:
     """Fully connected G and D (toy problems; Goodfellow 2014 MNIST MLP with tanh output);
-    D as an autoencoder for BEGAN."""
+    D as an autoencoder for BEGAN; a VAE's encoder and decoder (Burda et al. 2016)."""
 
     Params = MLPParams
     data_kinds = ("toy1d", "toy2d", "image")
     builders = {GeneratorRole: build_generator, CriticRole: build_critic,
-                AutoencoderRole: build_autoencoder}
+                AutoencoderRole: build_autoencoder, EncoderRole: build_encoder,
+                DecoderRole: build_decoder}

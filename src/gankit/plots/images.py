@@ -6,7 +6,9 @@ images' own resolution (exact pixels, small files), zoomed to >= 48 px per image
 labels use matplotlib. Sample grids of class-conditional models group the images one class per
 row block, labelled in a margin (``by_class``).
 What ``final_plots`` draws depends on the model's capabilities (``gankit.core.capabilities``):
-"labels" gives one row per class, "codes" the InfoGAN traversals, "latent" interpolations.
+"labels" gives one row per class, "codes" the InfoGAN traversals, "latent" interpolations
+(and for a 2-d latent the decoded manifold), "encoding" the held-out codes
+(``gankit.plots.latent``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from gankit.core import capabilities as caps
 from gankit.data.base import make_generator
 from gankit.data.decode import decode_image
 from gankit.plots.common import Figure, curves, draw_figures, figure, save, upscale_for
+from gankit.plots.latent import FIGURES as LATENT_FIGURES
 from gankit.plots.reconstruction import FIGURE as RECONSTRUCTION
 
 PAD = 2                 # pixels between grid cells
@@ -252,6 +255,7 @@ class ImageView:
             Figure("nearest_training", lambda t, f, r: self.neighbours(
                 t, f / "nearest_training.png")),
             RECONSTRUCTION,
+            *LATENT_FIGURES,
         ]
         return draw_figures(figures, trainer, folder, rows)
 

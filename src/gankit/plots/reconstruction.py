@@ -1,5 +1,8 @@
 """The autoencoder's reconstructions of real and generated data (capability "reconstruction").
 
+The model names its reconstruction map (``reconstruction_of``: a format with one ``{}``,
+"D({})" for BEGAN's discriminator, "dec(enc({}))" for a VAE); the rows are labelled with it.
+
 For BEGAN (Berthelot, Schumm & Metz 2017) the discriminator is an autoencoder and its
 reconstruction error L(v) = mean |D(v) - v| is the energy the game is played on: D learns to
 reconstruct real images well and generated ones badly, G to make images it reconstructs
@@ -48,19 +51,27 @@ def summary(pairs: dict[str, Tensor]) -> str:
     return f"mean L1: real {lr:.3f}, generated {lf:.3f} (ratio {ratio})"
 
 
+def rec_name(trainer) -> str:
+    """The model's reconstruction map as a format with one ``{}`` (default "D({})")."""
+    return getattr(trainer.objective, "reconstruction_of", "D({})")
+
+
 def draw_images(trainer, path: Path, n: int = N_IMAGES) -> Path:
-    """Four rows of ``n`` images: real x, D(x), G(z), D(G(z))."""
+    """Four rows of ``n`` images: real x, D(x), G(z), D(G(z)) (D: the model's map)."""
     from gankit.plots.images import labelled_grid  # (images.py lists this figure)
     p = reconstruct_pairs(trainer, n)
     tiles = torch.cat([p["real"], p["real_hat"], p["fake"], p["fake_hat"]])
-    return labelled_grid(tiles, n, path, f"autoencoder reconstructions, step {trainer.c.step}\n"
-                         f"{summary(p)}", ["real x", "D(x)", "G(z)", "D(G(z))"])
+    rec = rec_name(trainer)
+    return labelled_grid(tiles, n, path, f"reconstructions, step {trainer.c.step}\n"
+                         f"{summary(p)}", ["real x", rec.format("x"), "G(z)",
+                                           rec.format("G(z)")])
 
 
 def draw_points(trainer, path: Path, n: int = N_POINTS) -> Path:
     """2-D data: real points and generated ones, each joined to its reconstruction."""
     from gankit.plots.toy import x_limits
     p = reconstruct_pairs(trainer, n)
+    rec = rec_name(trainer)
     lims = x_limits(trainer.data, *(v.numpy() for v in p.values()))
     fig, ax = figure(2, 1, 4.5)
     for a, (src, hat, what, colour) in zip(ax[0], (("real", "real_hat", "real x", "tab:blue"),
@@ -70,13 +81,13 @@ def draw_points(trainer, path: Path, n: int = N_POINTS) -> Path:
         for seg in segments:
             a.plot(seg[:, 0], seg[:, 1], color="gray", lw=0.4, alpha=0.6)
         a.scatter(x[:, 0], x[:, 1], s=4, c=colour, label=what)
-        a.scatter(y[:, 0], y[:, 1], s=4, c="black", marker="x", lw=0.6, label=f"D({what})")
+        a.scatter(y[:, 0], y[:, 1], s=4, c="black", marker="x", lw=0.6, label=rec.format(what))
         err = errors(p[src], p[hat]).mean().item()
         a.set(xlim=lims, ylim=lims, aspect="equal", xlabel="x1", ylabel="x2",
-              title=f"{what} -> D({what}), mean L1 {err:.3f}")
+              title=f"{what} -> {rec.format(what)}, mean L1 {err:.3f}")
         a.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16),
                  frameon=False)
-    fig.suptitle(f"autoencoder reconstructions, step {trainer.c.step}: {summary(p)}",
+    fig.suptitle(f"reconstructions, step {trainer.c.step}: {summary(p)}",
                  fontsize=9)
     return save(fig, path)
 

@@ -24,6 +24,7 @@ from gankit.run import COUNTERS, RunDir
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 SAMPLE_FILE = re.compile(r"^step-(\d+)\.png$")        # samples/step-XXXXXXXX.png
 EVAL_FILE = re.compile(r"^eval-(best-)?(\d+)\.json$")  # written by `gankit eval`
+EVAL_ANY = re.compile(r"^eval-(best-)?(\d+)(-\d+)?\.json$")   # and its kept earlier results
 TENSORBOARD_GLOB = "events.out.tfevents.*"
 
 # Sort order of logged keys: scores first, then what training logs about itself.
@@ -199,27 +200,67 @@ def checkpoints(root: Path) -> list[dict[str, str]]:
             for p in sorted((root / "checkpoints").glob("*.safetensors"))]
 
 
+def read_evals(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
+    """(path, JSON object) of the ``gankit eval`` results among ``paths`` that can be read,
+    in the given order."""
+    out = []
+    for p in paths:
+        try:
+            result = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(result, dict):
+            out.append((p, result))
+    return out
+
+
 def eval_results(root: Path) -> list[dict[str, Any]]:
     """The results ``gankit eval`` saved (eval-[best-]STEP.json), oldest first: {"name",
     "step", "values": [(key, value, direction words)], "protocol": pretty JSON}. Unreadable
     files are left out."""
     catalog = protocol.catalog()
     out = []
-    for p in sorted(root.glob("eval-*.json")):
-        if not EVAL_FILE.match(p.name):
-            continue
-        try:
-            result = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(result, dict):
-            continue
+    for p, result in read_evals(sorted(p for p in root.glob("eval-*.json")
+                                       if EVAL_FILE.match(p.name))):
         described = result.pop("protocol", {})
         values = [(k, v, protocol.DIRECTION_WORDS[catalog.get(k, (None, None))[1]])
                   for k, v in result.items() if k not in ("step", "checkpoint")]
         out.append({"name": p.name, "step": result.get("step"), "values": values,
                     "protocol": json.dumps(described, indent=1, sort_keys=True)})
     return out
+
+
+def latest_evals(root: Path) -> dict[str, dict[str, Any]]:
+    """The newest ``gankit eval`` value of every key in a run folder: key -> {"value",
+    "step", "file", "how": 'n=1000, k=5000' (samples, held-out examples and importance
+    samples the metric's protocol records)}. Files (eval-[best-]STEP[-N].json) are read in
+    the order they were written; unreadable ones are skipped."""
+    out: dict[str, dict[str, Any]] = {}
+    files = [p for p in root.glob("eval-*.json") if EVAL_ANY.match(p.name)]
+    for p, result in read_evals(sorted(files, key=lambda p: p.stat().st_mtime)):
+        described = result.get("protocol") or {}
+        for key, value in result.items():
+            if key in ("step", "checkpoint", "protocol") or not _number(value):
+                continue
+            entry = catalog_entry(key)
+            how = _how(described.get(entry[0], {}) if entry else {})
+            out[key] = {"value": value, "step": result.get("step"), "file": p.name,
+                        "how": how}
+    return out
+
+
+def catalog_entry(key: str) -> tuple[str, str | None] | None:
+    """(metric, direction) of a key some registered metric returns, else None."""
+    return protocol.catalog().get(key)
+
+
+def _how(described: dict[str, Any]) -> str:
+    """'n=1000, k=5000' from a metric's recorded protocol."""
+    n = described.get("n_heldout", described.get("n_generated"))
+    parts = [f"n={n}"] if n is not None else []
+    if described.get("iw_samples"):
+        parts.append(f"k={described['iw_samples']}")
+    return ", ".join(parts)
 
 
 def has_tensorboard(root: Path) -> bool:

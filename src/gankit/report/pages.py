@@ -175,31 +175,122 @@ def write_report_quietly(path: Path, curves: bool) -> Path | None:
 
 
 # ---------------------------------------------------------------- several runs
-def write_compare(paths: list[Path | str], out: Path | str) -> Path:
+def write_compare(paths: list[Path | str], out: Path | str,
+                  figure: Path | str | None = None) -> Path:
     """Write one page comparing the runs in ``paths`` (two or more) to ``out``: their curves
     overlaid (one panel per logged key, one line per run), a table with a column per logged
     key (final value; best value and its step for scores, by the key's declared direction,
-    the best run marked), steps, images seen and training time, and their resolved configs
-    (the keys that differ, and all of them in a folded section). GankitError (one line) for
-    fewer than two runs or a folder that is not a run."""
+    the best run marked), steps, images seen and training time, a table of their newest
+    ``gankit eval`` results (test NLL, cfd, precision/recall, samples/s, ... with how many
+    samples), the newest sample grid of each side by side (also written to ``figure`` as a
+    PNG when given), and their resolved configs (the keys that differ, and all of them in a
+    folded section). GankitError (one line) for fewer than two runs, a folder that is not a
+    run, or an output that cannot be written."""
     records = collect.require_runs([Path(p) for p in paths])
     names = collect.labels(records)
     out = Path(out)
-    if out.is_dir():
-        raise GankitError(f"--out {out} is a folder; name the page to write, e.g. "
-                          f"{out / 'compare.html'}")
+    for what, path in (("--out", out), ("--figure", figure)):
+        if path is not None and Path(path).is_dir():
+            raise GankitError(f"{what} {path} is a folder; name the file to write")
     keys = _union_keys(records)
     panels = [(panel_title(s), {n: r.series[k].points if k in r.series else []
                                 for n, r in zip(names, records)})
               for k, s in keys.items()]
     runs = [{"name": n, "record": r, "link": _link(r, out)} for n, r in zip(names, records)]
+    fig = samples_figure(records, names)
+    samples = None if fig is None else png_uri(fig)
+    if fig is not None and figure is not None:
+        _write(Path(figure), _png_bytes(fig))
     page = render("compare.html", runs=runs, columns=_columns(records, keys),
+                  evals=eval_columns(records), samples=samples,
                   curves=curves_png(panels, names), config_rows=collect.config_rows(records))
-    try:
-        atomic_write(out, page.encode("utf-8"))
-    except OSError as e:
-        raise GankitError(f"cannot write {out}: {e.strerror or e}") from None
+    _write(out, page.encode("utf-8"))
     return out
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        atomic_write(path, data)
+    except OSError as e:
+        raise GankitError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _png_bytes(fig, dpi: int = 100) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def eval_columns(records: list[RunRecord]) -> list[dict[str, Any]]:
+    """One column per key of the runs' newest ``gankit eval`` results
+    (``collect.latest_evals``): {"key", "direction", "cells": per run {"value", "how",
+    "step", "top": the best run by the key's direction}}."""
+    evals = [collect.latest_evals(r.path) for r in records]
+    keys = list(dict.fromkeys(k for e in evals for k in e))
+    columns = []
+    for key in keys:
+        entry = collect.catalog_entry(key)
+        direction = entry[1] if entry else None
+        cells = [dict(e[key], top=False) if key in e else None for e in evals]
+        present = [c for c in cells if c is not None]
+        if direction and present:
+            best = (min if direction == "min" else max)(c["value"] for c in present)
+            for c in present:
+                c["top"] = c["value"] == best
+        columns.append({"key": key, "direction": protocol_words(direction), "cells": cells})
+    return columns
+
+
+def protocol_words(direction: str | None) -> str:
+    from gankit.metrics.protocol import DIRECTION_WORDS
+    return DIRECTION_WORDS[direction] if direction else ""
+
+
+def newest_samples(record: RunRecord) -> tuple[int, Path] | None:
+    """(step, path) of the run's newest sample grid (samples/step-N.png), or None."""
+    grids = [(int(m.group(1)), p) for p in (record.path / "samples").glob("step-*.png")
+             if (m := collect.SAMPLE_FILE.match(p.name))]
+    return max(grids) if grids else None
+
+
+def samples_figure(records: list[RunRecord], names: list[str]):
+    """A matplotlib Figure with each run's newest sample grid side by side, titled with the
+    run, its objective and the step; None when no run has one."""
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    grids = [(n, r, newest_samples(r)) for n, r in zip(names, records)]
+    grids = [(n, r, g) for n, r, g in grids if g is not None]
+    if not grids:
+        return None
+    fig = Figure(figsize=(4.2 * len(grids), 4.8), layout="constrained")
+    for a, (name, record, (step, path)) in zip(fig.subplots(1, len(grids), squeeze=False)[0],
+                                                grids):
+        with Image.open(path) as im:
+            a.imshow(im.convert("RGB"), interpolation="nearest")
+        a.set_title(f"{name}\n{record.section_name('objective')}, step {step:,}", fontsize=9)
+        a.axis("off")
+    return fig
+
+
+def compare_table(paths: list[Path | str]) -> str:
+    """A Markdown table of the runs in ``paths``: objective, data, steps, training time and
+    their newest ``gankit eval`` values (with n / k), one row per run."""
+    records = collect.require_runs([Path(p) for p in paths])
+    names = collect.labels(records)
+    columns = eval_columns(records)
+    head = ["run", "objective", "data", "steps", "training time (s)"]
+    head += [f"{c['key']} ({c['direction']})" if c["direction"] else c["key"] for c in columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, (name, r) in enumerate(zip(names, records)):
+        row = [name, r.section_name("objective"), r.section_name("data"),
+               number(r.counter("step", 0)), number(r.counter("seconds"))]
+        for c in columns:
+            cell = c["cells"][i]
+            row.append("" if cell is None else
+                       f"{number(cell['value'])}" + (f" ({cell['how']})" if cell["how"] else ""))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
 
 
 def _union_keys(records: list[RunRecord]) -> dict[str, Series]:
