@@ -22,7 +22,8 @@ attributes on the objective instance:
 ``encoding``      ``encode(x) -> (n, z_dim)``: the latent code of data points (a VAE's
                   posterior mean) and ``decode(z) -> (n, *shape)``: the mean image at codes z
 ``reconstruction`` ``reconstruct(x) -> x_hat`` of the same shape; optional
-                  ``reconstruction_of``: its name as a format ("D({})", "dec(enc({}))")
+                  ``reconstruction_of``: its name as a format ("D({})", "dec(enc({}))") and
+                  ``sample_name``: what its samples are called ("G(z)", "sample")
 ``translation``   ``directions`` {"AtoB": net name, ...} and ``inverse`` {direction: the net that
                   undoes it} (CycleGAN; empty for pix2pix); ``generate`` translates held-out
                   inputs

@@ -95,6 +95,7 @@ class VAE(Objective):
     sample_nets: ClassVar[tuple[str, ...]] = ("decoder",)
     data_kinds: ClassVar[tuple[str, ...]] = ("image",)
     reconstruction_of: ClassVar[str] = "dec(enc({}))"    # the reconstruction figure's rows
+    sample_name: ClassVar[str] = "sample"
     smoke_config: ClassVar[dict[str, Any]] = {"objective": {"iw_samples": 8}}
 
     @classmethod

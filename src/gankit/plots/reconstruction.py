@@ -56,15 +56,19 @@ def rec_name(trainer) -> str:
     return getattr(trainer.objective, "reconstruction_of", "D({})")
 
 
+def sample_name(trainer) -> str:
+    """What the model's samples are called (default "G(z)")."""
+    return getattr(trainer.objective, "sample_name", "G(z)")
+
+
 def draw_images(trainer, path: Path, n: int = N_IMAGES) -> Path:
     """Four rows of ``n`` images: real x, D(x), G(z), D(G(z)) (D: the model's map)."""
     from gankit.plots.images import labelled_grid  # (images.py lists this figure)
     p = reconstruct_pairs(trainer, n)
     tiles = torch.cat([p["real"], p["real_hat"], p["fake"], p["fake_hat"]])
-    rec = rec_name(trainer)
+    rec, fake = rec_name(trainer), sample_name(trainer)
     return labelled_grid(tiles, n, path, f"reconstructions, step {trainer.c.step}\n"
-                         f"{summary(p)}", ["real x", rec.format("x"), "G(z)",
-                                           rec.format("G(z)")])
+                         f"{summary(p)}", ["real x", rec.format("x"), fake, rec.format(fake)])
 
 
 def draw_points(trainer, path: Path, n: int = N_POINTS) -> Path:

@@ -231,11 +231,14 @@ def eval_results(root: Path) -> list[dict[str, Any]]:
 
 
 def latest_evals(root: Path) -> dict[str, dict[str, Any]]:
-    """The newest ``gankit eval`` value of every key in a run folder: key -> {"value",
-    "step", "file", "how": 'n=1000, k=5000' (samples, held-out examples and importance
-    samples the metric's protocol records)}. Files (eval-[best-]STEP[-N].json) are read in
-    the order they were written; unreadable ones are skipped."""
+    """The ``gankit eval`` value of every key in a run folder that is best measured at the
+    newest step: key -> {"value", "step", "file", "how": 'n=1000, k=5000'}. Of the results
+    (eval-[best-]STEP[-N].json) holding a key, the one of the highest step wins, then the one
+    with the most samples n (held-out examples or generated samples), then the most
+    importance samples k (``iw_samples``), then the file written last; unreadable files are
+    skipped."""
     out: dict[str, dict[str, Any]] = {}
+    ranks: dict[str, tuple] = {}
     files = [p for p in root.glob("eval-*.json") if EVAL_ANY.match(p.name)]
     for p, result in read_evals(sorted(files, key=lambda p: p.stat().st_mtime)):
         described = result.get("protocol") or {}
@@ -243,9 +246,13 @@ def latest_evals(root: Path) -> dict[str, dict[str, Any]]:
             if key in ("step", "checkpoint", "protocol") or not _number(value):
                 continue
             entry = catalog_entry(key)
-            how = _how(described.get(entry[0], {}) if entry else {})
-            out[key] = {"value": value, "step": result.get("step"), "file": p.name,
-                        "how": how}
+            how = described.get(entry[0], {}) if entry else {}
+            n, k = _samples(how)
+            rank = (result.get("step") or 0, n, k)
+            if key not in ranks or rank >= ranks[key]:
+                ranks[key] = rank
+                out[key] = {"value": value, "step": result.get("step"), "file": p.name,
+                            "how": ", ".join([f"n={n}"] * bool(n) + [f"k={k}"] * bool(k))}
     return out
 
 
@@ -254,13 +261,11 @@ def catalog_entry(key: str) -> tuple[str, str | None] | None:
     return protocol.catalog().get(key)
 
 
-def _how(described: dict[str, Any]) -> str:
-    """'n=1000, k=5000' from a metric's recorded protocol."""
-    n = described.get("n_heldout", described.get("n_generated"))
-    parts = [f"n={n}"] if n is not None else []
-    if described.get("iw_samples"):
-        parts.append(f"k={described['iw_samples']}")
-    return ", ".join(parts)
+def _samples(described: dict[str, Any]) -> tuple[int, int]:
+    """(n, k) from a metric's recorded protocol: held-out examples or generated samples, and
+    importance samples (0 when not recorded)."""
+    n = described.get("n_heldout", described.get("n_generated")) or 0
+    return int(n), int(described.get("iw_samples") or 0)
 
 
 def has_tensorboard(root: Path) -> bool:

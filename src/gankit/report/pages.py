@@ -180,9 +180,9 @@ def write_compare(paths: list[Path | str], out: Path | str,
     """Write one page comparing the runs in ``paths`` (two or more) to ``out``: their curves
     overlaid (one panel per logged key, one line per run), a table with a column per logged
     key (final value; best value and its step for scores, by the key's declared direction,
-    the best run marked), steps, images seen and training time, a table of their newest
+    the best run marked), steps, images seen and training time, a table of their
     ``gankit eval`` results (test NLL, cfd, precision/recall, samples/s, ... with how many
-    samples), the newest sample grid of each side by side (also written to ``figure`` as a
+    samples; ``collect.latest_evals`` picks one per key), the newest sample grid of each side by side (also written to ``figure`` as a
     PNG when given), and their resolved configs (the keys that differ, and all of them in a
     folded section). GankitError (one line) for fewer than two runs, a folder that is not a
     run, or an output that cannot be written."""
@@ -222,7 +222,7 @@ def _png_bytes(fig, dpi: int = 100) -> bytes:
 
 
 def eval_columns(records: list[RunRecord]) -> list[dict[str, Any]]:
-    """One column per key of the runs' newest ``gankit eval`` results
+    """One column per key of the runs' ``gankit eval`` results
     (``collect.latest_evals``): {"key", "direction", "cells": per run {"value", "how",
     "step", "top": the best run by the key's direction}}."""
     evals = [collect.latest_evals(r.path) for r in records]
@@ -275,7 +275,7 @@ def samples_figure(records: list[RunRecord], names: list[str]):
 
 def compare_table(paths: list[Path | str]) -> str:
     """A Markdown table of the runs in ``paths``: objective, data, steps, training time and
-    their newest ``gankit eval`` values (with n / k), one row per run."""
+    their ``gankit eval`` values (``collect.latest_evals``, with n / k), one row per run."""
     records = collect.require_runs([Path(p) for p in paths])
     names = collect.labels(records)
     columns = eval_columns(records)
