@@ -196,3 +196,16 @@ def test_plot_writes_only_its_figures(ring):
     assert run_cli(["plot", str(ring)])[0] == 0                  # redrawn in place
     assert {k for k in fingerprint(ring) if k.startswith("plots/")} == \
         {k for k in after if k.startswith("plots/")}
+
+
+def test_read_json_treats_missing_torn_and_foreign_files_as_absent(tmp_path):
+    from gankit.fileio import read_json
+
+    good, torn, foreign, binary = (tmp_path / n for n in ("a.json", "b.json", "c.json", "d.json"))
+    good.write_text('{"step": 3}')
+    torn.write_text('{"step": ')
+    foreign.write_text("[1, 2]")
+    binary.write_bytes(b"\xff\xfe\x00")
+    assert read_json(good) == {"step": 3}
+    assert [read_json(p) for p in (torn, foreign, binary, tmp_path / "none.json")] == [None] * 4
+    assert read_json(foreign, list) == [1, 2]

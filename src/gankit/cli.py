@@ -275,11 +275,9 @@ RUNTIMES = "runtimes.json"      # beside the presets: benchmarks/preset_times.py
 def _runtimes() -> dict:
     """{preset: measurement} from the presets' runtimes.json ({} when absent or unreadable)."""
     from gankit.config import PRESET_DIR
+    from gankit.fileio import read_json
 
-    try:
-        presets = json.loads((PRESET_DIR / RUNTIMES).read_text()).get("presets", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
+    presets = (read_json(PRESET_DIR / RUNTIMES) or {}).get("presets", {})
     return presets if isinstance(presets, dict) else {}
 
 

@@ -1,10 +1,13 @@
-"""Crash-safe file writes (checkpoints, configs, metrics): all of a file or none of it."""
+"""Crash-safe file writes (checkpoints, configs, metrics): all of a file or none of it; and
+the one tolerant reader of the small JSON files gankit keeps beside them."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -33,3 +36,14 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def read_json(path: Path, kind: type = dict) -> Any | None:
+    """The JSON value in ``path`` when it is a ``kind`` (default: an object), else None: a
+    missing, unreadable, torn or foreign file (eval results, cache metadata, run-time tables)
+    is treated as absent, never as an error, since every caller can recompute or skip it."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError):    # ValueError: bad JSON or bad UTF-8
+        return None
+    return value if isinstance(value, kind) else None

@@ -29,6 +29,7 @@ from gankit.core.roles import build_nets
 from gankit.core.step import Latent
 from gankit.data import folder as folder_mod
 from gankit import outputs
+from gankit.fileio import read_json
 from gankit.errors import CheckpointError, GankitError
 from gankit.fileio import atomic_write
 from gankit.log import note
@@ -153,10 +154,7 @@ def domain_ranges(run_path: Path, direction: str) -> dict | None:
     the run's data set and saved there. None (with a note) when the data cannot be read."""
     run = RunDir.open(run_path)
     cache = run.path / DOMAIN_STATS
-    try:
-        kept = json.loads(cache.read_text()) if cache.exists() else {}
-    except (OSError, json.JSONDecodeError):
-        kept = {}
+    kept = read_json(cache) or {}
     if isinstance(kept.get(direction), dict) and len(kept[direction].get("ranges", ())) == 3:
         return kept[direction]
     cfg = run.read_config()

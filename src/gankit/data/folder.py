@@ -49,6 +49,7 @@ from gankit.data.decode import IMAGE_EXTENSIONS, is_image_name
 from gankit.data.download import cache_root
 from gankit.data.images import ImageSet, ImageTensorSource, heldout_of_set, source_from_set
 from gankit.errors import DataError
+from gankit.fileio import read_json
 from gankit.params import Channels, Params
 
 _CACHE_VERSION = 2      # 2: keyed by file contents and the decoder version
@@ -195,8 +196,10 @@ _Cached = tuple[np.ndarray, np.ndarray | None, dict]  # images memmap, labels, m
 
 def _open_cached(cache: Path) -> _Cached | None:
     """A complete cache in ``cache``, or None. meta.json is written last, so it marks completion."""
+    meta = read_json(cache / "meta.json")
+    if meta is None:
+        return None
     try:
-        meta = json.loads((cache / "meta.json").read_text())
         shape = tuple(meta["shape"])
         if (cache / "images.u8").stat().st_size != int(np.prod(shape)):
             return None
@@ -251,11 +254,8 @@ def _remove_stale(current: Path, meta: dict) -> None:
     for other in current.parent.iterdir():
         if other == current or not other.is_dir():
             continue
-        try:
-            old = json.loads((other / "meta.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if all(old.get(k) == meta.get(k) for k in ("root", "size", "channels", "subset")):
+        old = read_json(other / "meta.json")
+        if old is not None and all(old.get(k) == meta.get(k) for k in ("root", "size", "channels", "subset")):
             shutil.rmtree(other, ignore_errors=True)
 
 

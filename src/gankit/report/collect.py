@@ -18,6 +18,7 @@ from typing import Any
 
 from gankit.config import EvalConfig, LogConfig, flatten, load_yaml
 from gankit.errors import GankitError
+from gankit.fileio import read_json
 from gankit.metrics import protocol
 from gankit.run import COUNTERS, RunDir
 
@@ -203,15 +204,8 @@ def checkpoints(root: Path) -> list[dict[str, str]]:
 def read_evals(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
     """(path, JSON object) of the ``gankit eval`` results among ``paths`` that can be read,
     in the given order."""
-    out = []
-    for p in paths:
-        try:
-            result = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(result, dict):
-            out.append((p, result))
-    return out
+    results = [(p, read_json(p)) for p in paths]
+    return [(p, result) for p, result in results if result is not None]
 
 
 def eval_results(root: Path) -> list[dict[str, Any]]:
