@@ -87,6 +87,7 @@ OBJECTIVES = Registry("objective", {
     "unrolled": "gankit.objectives.unrolled:Unrolled",
     "vae": "gankit.objectives.vae:VAE",
     "pixelcnn": "gankit.objectives.pixelcnn:PixelCNN",
+    "ssgan": "gankit.objectives.ssgan:SSGAN",
 })
 
 NETWORKS = Registry("network", {
@@ -96,6 +97,7 @@ NETWORKS = Registry("network", {
     "infogan": "gankit.nn.infogan:InfoGANFamily",
     "began": "gankit.nn.began:BEGANFamily",
     "pixelcnn": "gankit.nn.pixelcnn:PixelCNNFamily",
+    "ssgan-mlp": "gankit.nn.ssgan:SSGANMLPFamily",
 })
 
 DATASETS = Registry("dataset", {
@@ -123,6 +125,7 @@ METRICS = Registry("metric", {
     "class-agreement": "gankit.metrics.offline:ClassAgreement",
     "stacked-mnist": "gankit.metrics.offline:StackedMNISTMetrics",
     "nll": "gankit.metrics.likelihood:HeldOutNLL",
+    "test-error": "gankit.metrics.likelihood:HeldOutError",
     "fid": "gankit.eval.metrics:FID",
     "is": "gankit.eval.metrics:InceptionScore",
     "kid": "gankit.eval.metrics:KID",

@@ -28,6 +28,8 @@ attributes on the objective instance:
                   undoes it} (CycleGAN; empty for pix2pix); ``generate`` translates held-out
                   inputs
 ``text``          ``decode(x) -> list[str]``
+``classifier``    ``classify(x, net=None) -> (n, K)`` class logits of data points, by the net named
+                  ``classifier_net`` (the trainer passes its averaged copy when it keeps one)
 ================  ==============================================================================
 """
 
@@ -44,6 +46,7 @@ RECONSTRUCTION = "reconstruction"
 ENCODING = "encoding"
 TRANSLATION = "translation"
 TEXT = "text"
+CLASSIFIER = "classifier"
 
 MEANING = {
     SAMPLES: "draws samples",
@@ -57,6 +60,7 @@ MEANING = {
     ENCODING: "an encoder into the latent space",
     TRANSLATION: "translation between two image domains",
     TEXT: "text decoding",
+    CLASSIFIER: "a classifier of data points",
 }
 
 

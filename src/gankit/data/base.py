@@ -33,6 +33,9 @@ class DataInfo:
     shape: tuple[int, ...]          # one sample, e.g. (2,) or (1, 28, 28)
     num_classes: int = 0            # 0 when unlabelled
     class_names: tuple[str, ...] = field(default_factory=tuple)
+    # semi-supervised sources: labelled examples served beside the unlabelled stream as
+    # "x_lab"/"y_lab" in every batch (0: none; see gankit.data.images.SemiSupervisedSource)
+    labelled: int = 0
 
     def to_state(self) -> dict[str, Any]:
         """``{"type": class name, field: value}``: tuples as lists, tensors as they are."""

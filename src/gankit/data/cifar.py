@@ -30,7 +30,8 @@ from pydantic import Field
 
 from gankit.data.base import DataInfo
 from gankit.data.download import REMOTES, data_root, ensure_file
-from gankit.data.images import ImageParams, ImageSet, ImageTensorSource, split_source
+from gankit.data.images import (ImageParams, ImageSet, ImageTensorSource, labelled_count,
+                                split_source)
 from gankit.errors import DataError
 
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -221,8 +222,9 @@ class CIFAR10:
     def describe(cls, params: CIFAR10Params) -> DataInfo:
         """What the config says about the data: 3 x size x size images in 10 classes (none
         with ``labels: false``; their names are read from the archive)."""
-        return DataInfo("image", (cls.channels, params.size, params.size),
-                        10 if params.labels else 0)
+        k = 10 if params.labels else 0
+        return DataInfo("image", (cls.channels, params.size, params.size), k,
+                        labelled=labelled_count(params, k))
 
     @classmethod
     def build(cls, params: CIFAR10Params, *, seed: int, device="cpu") -> ImageTensorSource:

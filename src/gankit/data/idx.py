@@ -19,7 +19,8 @@ from pydantic import Field
 
 from gankit.data.base import DataInfo
 from gankit.data.download import REMOTES, data_root, ensure_file
-from gankit.data.images import ImageParams, ImageSet, ImageTensorSource, split_source
+from gankit.data.images import (ImageParams, ImageSet, ImageTensorSource, labelled_count,
+                                split_source)
 from gankit.errors import DataError
 
 # IDX type code -> numpy dtype (big-endian, as the format specifies).
@@ -126,7 +127,8 @@ class MNIST:
         """What the config says about the data: 1 x size x size images, 10 named classes
         (none with ``labels: false``)."""
         names = CLASS_NAMES[params.name] if params.labels else ()
-        return DataInfo("image", (cls.channels, params.size, params.size), len(names), names)
+        return DataInfo("image", (cls.channels, params.size, params.size), len(names), names,
+                        labelled=labelled_count(params, len(names)))
 
     @classmethod
     def build(cls, params: MNISTParams, *, seed: int, device="cpu") -> ImageTensorSource:

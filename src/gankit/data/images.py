@@ -9,12 +9,13 @@ converting the whole batch at once; there is no per-sample Python work on the ho
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 
 from gankit.data.base import (DataInfo, HeldOut, draw_indices, generator_state, lazy_heldout,
                               make_generator, take_rows)
@@ -210,13 +211,28 @@ class ImageParams(Params):
     binarisation, Salakhutdinov & Murray 2008; Burda et al. 2016): the training stream draws
     from its own resumable generator; the held-out set is binarised once with the fixed seed
     ``HELDOUT_BINARIZE_SEED``, so that a test likelihood is deterministic and comparable
-    between runs."""
+    between runs.
+
+    ``labelled_per_class: n`` makes the source semi-supervised: every training image is served
+    unlabelled as ``x``, and a fixed labelled subset of n images per class (chosen by
+    ``labelled_seed``, the same subset on every run with that seed) beside it as ``x_lab``,
+    ``y_lab`` (``SemiSupervisedSource``); the held-out split keeps all its labels."""
 
     root: str | None = None
     split: Literal["train", "test"] = "train"
     flip: bool = False
     labels: bool = True
     binarize: Literal["none", "dynamic"] = "none"
+    # semi-supervised learning (Salimans et al. 2016, section 5): only this many training
+    # images per class keep their labels (chosen by labelled_seed); see SemiSupervisedSource
+    labelled_per_class: int | None = Field(None, ge=1, le=1_000_000)
+    labelled_seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _labelled_needs_labels(self) -> "ImageParams":
+        if self.labelled_per_class is not None and not self.labels:
+            raise ValueError("data.labelled_per_class needs data.labels=true")
+        return self
 
 
 HELDOUT_BINARIZE_SEED = 20140101   # the one fixed draw of a binarised held-out set
@@ -305,5 +321,88 @@ def split_source(load: Callable[[Split], ImageSet], name: str, params: Any, *, s
             what += f", binarised once (seed {HELDOUT_BINARIZE_SEED})"
         return heldout_of_set(held, what, labels=params.labels, device=device)
 
+    if params.labelled_per_class is not None:
+        return semi_supervised(data, params, seed=seed, device=device, heldout=heldout)
     return source_from_set(data, seed=seed, device=device, flip=params.flip,
                            labels=params.labels, heldout=heldout, binarize=dynamic)
+
+
+def labelled_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
+    """(K * per_class,) sorted indices: ``per_class`` examples of each of the K classes in
+    ``labels`` (N,), drawn from stream ``seed`` (the same subset for the same labels and
+    seed). Raises DataError when a class has fewer than ``per_class`` examples."""
+    gen = make_generator(seed)
+    picked = []
+    for k in labels.unique().tolist():
+        members = (labels == k).nonzero().flatten()                     # (N_k,)
+        if len(members) < per_class:
+            raise DataError(f"data.labelled_per_class={per_class}, but class {k} has only "
+                            f"{len(members)} training images")
+        picked.append(members[torch.randperm(len(members), generator=gen)[:per_class]])
+    return torch.cat(picked).sort().values
+
+
+class SemiSupervisedSource:
+    """Batches for semi-supervised learning (Salimans et al. 2016, section 5): ``{"x"}``, every
+    training image with its label dropped, plus ``{"x_lab", "y_lab"}``, as many rows again from
+    a fixed labelled subset, cycled in shuffled epochs of its own (the authors' code repeats
+    the labelled images to the length of an unlabelled epoch). Both streams are resumable;
+    ``sample`` and ``heldout`` are the unlabelled stream's (the held-out set keeps its
+    labels). ``info.labelled`` counts the labelled subset."""
+
+    def __init__(self, unlabelled: ImageTensorSource, labelled: ImageTensorSource,
+                 indices: torch.Tensor, class_names: tuple[str, ...]):
+        self.unlabelled, self.labelled, self.indices = unlabelled, labelled, indices
+        self.info = replace(labelled.info, labelled=len(indices), class_names=class_names)
+
+    def __len__(self) -> int:
+        return len(self.unlabelled)
+
+    def next_batch(self, n: int, rows: slice | None = None) -> dict[str, torch.Tensor]:
+        """``{"x": (m, C, H, W), "x_lab": (m, C, H, W), "y_lab": (m,)}`` (``rows``: this
+        rank's share of both streams, as ``ImageTensorSource.next_batch``)."""
+        lab = self.labelled.next_batch(n, rows)
+        return {"x": self.unlabelled.next_batch(n, rows)["x"], "x_lab": lab["x"],
+                "y_lab": lab["y"]}
+
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        return self.unlabelled.sample(n, seed)
+
+    def heldout(self) -> HeldOut:
+        return self.unlabelled.heldout()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"unlabelled": self.unlabelled.state_dict(),
+                "labelled": self.labelled.state_dict(), "labelled_indices": self.indices}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Raises DataError when the checkpoint's labelled subset is not this one (another
+        ``labelled_seed``, ``labelled_per_class`` or data set)."""
+        saved = torch.as_tensor(state.get("labelled_indices", torch.empty(0)))
+        if not torch.equal(saved.cpu().long(), self.indices.cpu()):
+            raise DataError("the checkpoint was trained on another labelled subset (see "
+                            "data.labelled_per_class / data.labelled_seed)")
+        self.unlabelled.load_state_dict(state["unlabelled"])
+        self.labelled.load_state_dict(state["labelled"])
+
+
+def semi_supervised(data: ImageSet, params: Any, *, seed: int, device: str | torch.device,
+                    heldout: Callable[[], HeldOut]) -> SemiSupervisedSource:
+    """The semi-supervised source of ``data`` (``params.labelled_per_class`` labelled images
+    per class, chosen by ``params.labelled_seed``); DataError for an unlabelled set."""
+    if data.labels is None:
+        raise DataError("data.labelled_per_class needs a labelled data set")
+    idx = labelled_subset(data.labels, params.labelled_per_class, params.labelled_seed)
+    images = torch.as_tensor(np.asarray(take_rows(data.images, idx)))   # (K n, C, H, W)
+    dynamic = params.binarize == "dynamic"
+    unlabelled = source_from_set(data, seed=seed, device=device, flip=params.flip,
+                                 labels=False, heldout=heldout, binarize=dynamic)
+    labelled = ImageTensorSource(images, data.labels[idx], class_names=data.class_names,
+                                 seed=seed + 1, flip=params.flip, device=device,
+                                 binarize=dynamic)
+    return SemiSupervisedSource(unlabelled, labelled, idx, data.class_names)
+
+
+def labelled_count(params: Any, num_classes: int) -> int:
+    """How many labelled examples a semi-supervised source of ``params`` serves (0: none)."""
+    return (params.labelled_per_class or 0) * num_classes

@@ -1,20 +1,24 @@
-"""Likelihood metrics, on held-out data only (``DataSource.heldout()``).
+"""Likelihood and classification metrics, on held-out data only (``DataSource.heldout()``).
 
 A model that offers a likelihood (capability "likelihood": ``objective.log_likelihood(x,
 net) -> (n,)`` nats) is scored by the mean negative log-likelihood of examples it never saw
-in training; on the training data the same number rewards memorisation.
+in training; on the training data the same number rewards memorisation. A model that offers
+a classifier (capability "classifier": a semi-supervised GAN's critic) is scored by its error
+rate on the labelled held-out set.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from gankit.core import capabilities as caps
+from gankit.core.modes import eval_mode
+from gankit.errors import GankitError
 from gankit.metrics.finite import check_finite
-from gankit.metrics.protocol import EvalOptions, Metric
+from gankit.metrics.protocol import SMOKE_IMAGE_MODEL, EvalOptions, Metric
 
 BATCH = 1024
 
@@ -70,3 +74,51 @@ class HeldOutNLL(Metric, name="nll"):
         return {"n_heldout": min(n, len(held)), "seed_heldout": cls.seed(seed),
                 "heldout": held.description, "units": "nll: nats per example; bpd: bits/dim",
                 **trainer.objective.likelihood_protocol(k)}
+
+
+def count_errors(logits: torch.Tensor, labels: torch.Tensor) -> int:
+    """How many rows of ``logits`` (n, K) do not have their largest value at ``labels`` (n,)."""
+    return int((logits.argmax(1) != labels).sum())
+
+
+class HeldOutError(Metric, name="test-error"):
+    """Classification error of the model's classifier on labelled held-out data.
+
+    ``test_error``: the fraction misclassified; ``test_errors``: their number (Salimans et
+    al. 2016, Table 1, report errors out of the 10,000 MNIST test digits). With the averaged
+    weights when ``train.ema_beta`` keeps them (Polyak averaging)."""
+
+    needs = frozenset({caps.CLASSIFIER})
+    values = {"test_error": "min", "test_errors": "min"}
+    smoke_config: ClassVar[dict[str, Any]] = {
+        "data": {"name": "mnist", "split": "test", "labelled_per_class": 1},
+        "model": SMOKE_IMAGE_MODEL, "objective": {"name": "ssgan"}}
+
+    @classmethod
+    @torch.no_grad()
+    def evaluate(cls, trainer, n: int, seed: int | None = None,
+                 options: EvalOptions | None = None) -> dict[str, float]:
+        """On the first min(n, size) held-out examples in their stored order (all 10,000
+        MNIST test digits by default). GankitError when the held-out set has no labels."""
+        objective = trainer.objective
+        net = trainer.sampler(objective.classifier_net)
+        errors = seen = 0
+        with eval_mode(net):
+            for batch in trainer.data.heldout().batches(BATCH):
+                if "y" not in batch:
+                    raise GankitError("the held-out set has no labels (data.labels=false)")
+                x, y = batch["x"][:n - seen], batch["y"][:n - seen]
+                errors += count_errors(objective.classify(x.to(trainer.device), net).cpu(), y)
+                seen += len(y)
+                if seen >= n:
+                    break
+        return {"test_error": errors / seen, "test_errors": float(errors)}
+
+    @classmethod
+    def describe(cls, trainer, n: int, seed: int | None = None,
+                 options: EvalOptions | None = None) -> dict[str, Any]:
+        held = trainer.data.heldout()
+        averaged = trainer.objective.classifier_net in trainer.ema
+        return {"n_heldout": min(n, len(held)), "heldout": held.description,
+                "order": "stored order (the first n)",
+                "weights": "averaged (train.ema_beta)" if averaged else "trained"}

@@ -40,6 +40,9 @@ class Objective:
     can_reuse_fakes: ClassVar[bool] = False           # accepts train.reuse_fakes
     sample_nets: ClassVar[tuple[str, ...]] = ()       # nets that make samples (EMA'd), first
                                                       # the default one
+    # nets averaged besides the sample nets under train.ema_beta (e.g. a classifier whose
+    # averaged weights are evaluated: Polyak averaging)
+    averaged_nets: ClassVar[tuple[str, ...]] = ()
     # the kinds of data (``DataInfo.kind``) it trains on; others are refused at validation
     data_kinds: ClassVar[tuple[str, ...]] = ("toy1d", "toy2d", "image")
     # A tiny run for the contract test (tests/test_contract.py): config sections that differ
@@ -65,6 +68,12 @@ class Objective:
             if rows:
                 with torch.no_grad():
                     self.generate(self.sample_inputs(rows, None), net)
+
+    @classmethod
+    def ema_nets(cls) -> tuple[str, ...]:
+        """The nets whose exponential moving average the trainer keeps (``train.ema_beta``):
+        the sample nets, then the ``averaged_nets``."""
+        return cls.sample_nets + tuple(n for n in cls.averaged_nets if n not in cls.sample_nets)
 
     # ---- structure (class methods: a config is checked before anything is built) --------
     @classmethod

@@ -20,7 +20,7 @@ from gankit.core import capabilities as caps
 from gankit.core.roles import AutoregressiveRole, Role
 from gankit.core.step import Phase, StepContext
 from gankit.objectives.base import Objective, ObjectiveParams, Scalars
-from gankit.objectives.vae import eval_mode
+from gankit.core.modes import eval_mode
 
 LEVELS = {"bernoulli": 1, "categorical": 256}
 

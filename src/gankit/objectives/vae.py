@@ -14,9 +14,8 @@ a lower bound that rises to log p(x) as k grows (k = 1: the ELBO, in expectation
 
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Any, ClassVar, Iterator, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +23,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from gankit.core import capabilities as caps
+from gankit.core.modes import eval_mode
 from gankit.core.roles import DecoderRole, EncoderRole, Role
 from gankit.core.step import Phase, StepContext
 from gankit.data.base import make_generator
@@ -47,18 +47,6 @@ class VAEParams(ObjectiveParams):
     samples: Literal["auto", "mean", "draw"] = "auto"
 
 
-@contextlib.contextmanager
-def eval_mode(*nets: nn.Module) -> Iterator[None]:
-    """The nets in eval mode inside (batch-norm running statistics, no dropout), restored
-    after."""
-    was = [n.training for n in nets]
-    for n in nets:
-        n.eval()
-    try:
-        yield
-    finally:
-        for n, w in zip(nets, was):
-            n.train(w)
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:

@@ -193,7 +193,7 @@ class Model(Sampling):
                                              roles)).to(device)
         options = PhaseOptions(d_steps=cfg.train.d_steps, reuse_fakes=cfg.train.reuse_fakes)
         self.objective = obj_cls(cfg.objective, dict(self.nets.items()), latent, info, options)
-        self.ema = ({n: EMA(self.nets[n], cfg.train.ema_beta) for n in self.objective.sample_nets}
+        self.ema = ({n: EMA(self.nets[n], cfg.train.ema_beta) for n in self.objective.ema_nets()}
                     if cfg.train.ema_beta else {})
         self.fixed_inputs: dict[str, Tensor] = {}
         self.c = Counters()

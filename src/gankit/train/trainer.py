@@ -67,7 +67,7 @@ class Trainer(Sampling):
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.amp)
         self.optims: dict[str, torch.optim.Optimizer] = {}
         self._set_game(cfg, fresh_optimizers=True)    # objective, phases, optimizers, scalers
-        self.ema = ({n: EMA(self.nets[n], cfg.train.ema_beta) for n in self.objective.sample_nets}
+        self.ema = ({n: EMA(self.nets[n], cfg.train.ema_beta) for n in self.objective.ema_nets()}
                     if cfg.train.ema_beta else {})
         self.rng = make_generator(cfg.seed + 1, self.device)          # noise for training
         # (ranks > 0 reseed it every step: see _seed_rank)
