@@ -87,6 +87,7 @@ OBJECTIVES = Registry("objective", {
     "unrolled": "gankit.objectives.unrolled:Unrolled",
     "vae": "gankit.objectives.vae:VAE",
     "pixelcnn": "gankit.objectives.pixelcnn:PixelCNN",
+    "gan-cls": "gankit.objectives.captions:GANCLS",
 })
 
 NETWORKS = Registry("network", {
@@ -96,6 +97,7 @@ NETWORKS = Registry("network", {
     "infogan": "gankit.nn.infogan:InfoGANFamily",
     "began": "gankit.nn.began:BEGANFamily",
     "pixelcnn": "gankit.nn.pixelcnn:PixelCNNFamily",
+    "captions": "gankit.nn.captions:CaptionsFamily",
 })
 
 DATASETS = Registry("dataset", {
@@ -111,6 +113,7 @@ DATASETS = Registry("dataset", {
     "paired-folder": "gankit.data.translation:PairedFolder",
     "mnist-strokes": "gankit.data.translation:MNISTStrokes",
     "fashion-edges": "gankit.data.translation:FashionEdges",
+    "mnist-captions": "gankit.data.captions:MNISTCaptions",
 })
 
 # Each a gankit.metrics.protocol.Metric (tests/test_metric_protocol.py checks them all).
@@ -122,6 +125,7 @@ METRICS = Registry("metric", {
     "conditional-accuracy": "gankit.metrics.offline:ConditionalAccuracy",
     "class-agreement": "gankit.metrics.offline:ClassAgreement",
     "stacked-mnist": "gankit.metrics.offline:StackedMNISTMetrics",
+    "caption-accuracy": "gankit.metrics.captions:CaptionAccuracy",
     "nll": "gankit.metrics.likelihood:HeldOutNLL",
     "fid": "gankit.eval.metrics:FID",
     "is": "gankit.eval.metrics:InceptionScore",

@@ -28,6 +28,8 @@ attributes on the objective instance:
                   undoes it} (CycleGAN; empty for pix2pix); ``generate`` translates held-out
                   inputs
 ``text``          ``decode(x) -> list[str]``
+``captions``      text-conditioned sampling: inputs carry ``tokens`` (n, length) int64 caption
+                  ids that may be replaced, encoded by the data's ``CaptionInfo.encode``
 ================  ==============================================================================
 """
 
@@ -44,6 +46,7 @@ RECONSTRUCTION = "reconstruction"
 ENCODING = "encoding"
 TRANSLATION = "translation"
 TEXT = "text"
+CAPTIONS = "captions"
 
 MEANING = {
     SAMPLES: "draws samples",
@@ -57,6 +60,7 @@ MEANING = {
     ENCODING: "an encoder into the latent space",
     TRANSLATION: "translation between two image domains",
     TEXT: "text decoding",
+    CAPTIONS: "caption-conditioned sampling",
 }
 
 
