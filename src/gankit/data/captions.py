@@ -112,7 +112,7 @@ class CaptionInfo(DataInfo):
         ids = [self.vocab.index(w) for w in words]
         return torch.tensor(ids + [0] * (self.length - len(ids)), dtype=torch.int64)
 
-    def decode(self, tokens: Tensor) -> list[str]:
+    def sentences(self, tokens: Tensor) -> list[str]:
         """Token ids (n, length) -> the captions as text (padding dropped)."""
         return [" ".join(self.vocab[i] for i in row if i) for row in tokens.tolist()]
 
