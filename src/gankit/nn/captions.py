@@ -50,17 +50,23 @@ def check_image(info: DataInfo) -> None:
 
 
 class TextEncoder(nn.Module):
-    """Token ids (B, L) int64, right-padded with 0 -> caption embeddings (B, out_dim)."""
+    """Token ids (B, L) int64, right-padded with 0 -> caption embeddings (B, out_dim).
+
+    A GRU cell stepped over the words: ``nn.GRU``'s CPU kernel gives other last bits when its
+    weights do not require gradients (as in the trainer's G phase), so samples would differ
+    between the trainer and a loaded run; the cell's are the same either way."""
 
     def __init__(self, vocab: int, embed_dim: int, out_dim: int):
         super().__init__()
         self.embed = nn.Embedding(vocab, embed_dim, padding_idx=0)
-        self.gru = nn.GRU(embed_dim, out_dim, batch_first=True)
+        self.cell = nn.GRUCell(embed_dim, out_dim)
 
     def forward(self, tokens: Tensor) -> Tensor:
-        states, _ = self.gru(self.embed(tokens))                      # (B, L, out_dim)
-        last = (tokens != 0).sum(1).clamp_min(1) - 1                   # (B,) last word
-        return states[torch.arange(len(tokens), device=tokens.device), last]
+        words = self.embed(tokens)                                     # (B, L, embed_dim)
+        h = words.new_zeros(len(tokens), self.cell.hidden_size)
+        for t in range(tokens.shape[1]):            # padding keeps the state of the last word
+            h = torch.where((tokens[:, t] != 0)[:, None], self.cell(words[:, t], h), h)
+        return h
 
 
 class ConditionedGenerator(nn.Module):
