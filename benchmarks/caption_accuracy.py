@@ -17,10 +17,7 @@ At each mark the generator (its EMA copy when kept) draws ``--n`` canvases for s
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -30,6 +27,7 @@ from gankit.metrics.captions import CaptionAccuracy
 from gankit.run import RunDir
 from gankit.train.model import save_data_info
 from gankit.train.trainer import Trainer
+from time_to_quality import append_json, cpu_marks      # benchmarks/, this script's folder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,23 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {args.preset} seed {args.seed} [{tag}], n={args.n} captions each", flush=True)
     print("| minutes (CPU) | wall s | steps | seen | held-out | load |\n"
           "| ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
-    cpu, wall0 = 0.0, time.perf_counter()
-    for mark in sorted(args.minutes):
-        c0 = time.process_time()
-        while cpu + time.process_time() - c0 < 60 * mark:
-            trainer.train_step()
-        cpu += time.process_time() - c0
+    for mark, row in cpu_marks(trainer, args.minutes):
         acc = CaptionAccuracy.evaluate(trainer, args.n)
         trainer.save()
-        row = {"preset": args.preset, "seed": args.seed, "tag": tag, "minutes": mark,
-               "cpu_s": round(cpu, 1), "wall_s": round(time.perf_counter() - wall0, 1),
-               "steps": trainer.c.step, **acc, "load_1min": round(os.getloadavg()[0], 2)}
+        row = {"preset": args.preset, "seed": args.seed, "tag": tag, **row, **acc}
         print(f"| {mark:g} | {row['wall_s']:.0f} | {row['steps']} | "
               f"{acc['caption_accuracy_seen']:.3f} | {acc['caption_accuracy_heldout']:.3f} | "
               f"{row['load_1min']} |", flush=True)
-        if args.json:
-            with open(args.json, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        append_json(args.json, row)
     return 0
 
 
