@@ -33,6 +33,17 @@ def test_captions_are_parsed_into_the_run_vocabulary():
     assert INFO.length == max(len(t.split()) for t, _ in TEMPLATES) == 11
 
 
+def test_near_misses_change_the_digits_only():
+    tokens = torch.stack([INFO.encode("the digit 7 is on the left of the digit 2"),
+                          INFO.encode("the digit 0 is at the top left of the image")])
+    for seed in range(5):
+        miss = INFO.near_misses(tokens, make_generator(seed))
+        for right, wrong in zip(INFO.sentences(tokens), INFO.sentences(miss)):
+            changed = [(a, b) for a, b in zip(right.split(), wrong.split()) if a != b]
+            assert len(right.split()) == len(wrong.split()) and changed
+            assert all(a.isdigit() and b.isdigit() for a, b in changed)
+
+
 @pytest.mark.parametrize("caption,message", [
     ("the digit seven is on the left", "unknown word 'seven' in the caption; the vocabulary "
                                        "is: 0 1 2 3 4 5 6 7 8 9 at bottom digit image is left"),

@@ -116,6 +116,16 @@ class CaptionInfo(DataInfo):
         """Token ids (n, length) -> the captions as text (padding dropped)."""
         return [" ".join(self.vocab[i] for i in row if i) for row in tokens.tolist()]
 
+    def near_misses(self, tokens: Tensor, gen: torch.Generator | None) -> Tensor:
+        """The captions ``tokens`` (n, length) with every digit replaced by another one
+        (uniform over the other nine, from ``gen``): mismatched captions that differ from
+        the right ones in the digits only, the hardest negatives of a matching-aware
+        discriminator (a rolled batch mostly differs in the template, i.e. the places)."""
+        first = self.vocab.index(DIGITS[0])                  # digits have ids first..first+9
+        is_digit = (tokens >= first) & (tokens < first + 10)
+        shift = torch.randint(1, 10, tokens.shape, generator=gen, device=tokens.device)
+        return torch.where(is_digit, (tokens - first + shift) % 10 + first, tokens)
+
     # ---- combinations -------------------------------------------------------------
     def first_digits(self, heldout: bool) -> Tensor:
         """(len(templates), m) int64: per template in use, the first digits of its seen

@@ -8,7 +8,10 @@ fake, so it must judge whether an image fits its text, not only whether it looks
 
 The data are captioned images (``CaptionInfo``: ``gankit.data.captions``); batches carry
 ``x`` and ``tokens``. Mismatched captions are the batch's own, rolled by one row (rows whose
-rolled caption is the same sentence are left out of that term).
+rolled caption is the same sentence are left out of that term), and for a share
+``near_misses`` of the rows the right caption with other digits (the data's
+``near_misses``): a rolled caption mostly names other places, which D learns first, so
+without near misses D (and so G) long ignores which digits a caption names.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ class GANCLSParams(ObjectiveParams):
     # GAN-INT (Reed et al. 2016, section 4.3): weight of G's loss on interpolated caption
     # embeddings beta e1 + (1 - beta) e2, beta = 0.5 (0: off, plain GAN-CLS)
     interpolation: float = Field(0.0, ge=0, le=100)
+    # share of the mismatched captions that are near misses (the right caption with other
+    # digits, names, ...: ``near_misses`` of the data's CaptionInfo) instead of another
+    # image's caption; 0: Reed et al.'s rolled batch only
+    near_misses: float = Field(0.5, ge=0, le=1)
 
 
 def caption_info(info: Any) -> Any:
@@ -47,7 +54,8 @@ class GANCLS(Objective):
 
         L_D = -E[log D(x, E(t))] - 1/2 (E[log(1 - D(x, E(t')))] + E[log(1 - D(G(z, e), e))])
         L_G = -E[log D(G(z, e), e)]  [+ w_int (-E[log D(G(z, e_int), e_int)])]
-    (x, t) a real image and its caption, t' another image's caption, e = E(t) held fixed
+    (x, t) a real image and its caption, t' a wrong one (another image's, or a near miss of
+    t: ``near_misses``), e = E(t) held fixed
     in L_G, e_int = (e + e') / 2 (GAN-INT, weight ``interpolation``). E trains with D (the
     D phase updates both). G's captions in its own step are drawn from the data's seen
     combinations (``sample_inputs``), as the training stream draws them.
@@ -100,11 +108,11 @@ class GANCLS(Objective):
     def loss_D(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
         real, tokens = ctx.batch["x"], ctx.batch["tokens"]
         n = real.shape[0]
-        e = self.nets["E"](tokens)                               # (B, text_dim), trained
+        wrong_tokens = self.mismatched(tokens, ctx.rng)
+        e, wrong = self.nets["E"](torch.cat([tokens, wrong_tokens])).split(n)   # trained
         with torch.no_grad():
             fake = self.nets["G"](self.latent.sample(n, ctx.rng, ctx.device), e.detach())
-        wrong = e.roll(1, 0)                                     # another row's caption
-        differs = (tokens != tokens.roll(1, 0)).any(1)           # (B,) truly mismatched
+        differs = (tokens != wrong_tokens).any(1)                # (B,) truly mismatched
         out = self.nets["D"](torch.cat([real, real, fake]), torch.cat([e, wrong, e]))
         real_out, wrong_out, fake_out = out.split(n)
         bce = nn.functional.binary_cross_entropy_with_logits
@@ -115,6 +123,15 @@ class GANCLS(Objective):
         return loss, {"loss/D": loss.detach(), "D(x)": torch.sigmoid(real_out).mean().detach(),
                       "D(x,wrong)": torch.sigmoid(wrong_out).mean().detach(),
                       "D(G(z))": torch.sigmoid(fake_out).mean().detach()}
+
+    def mismatched(self, tokens: Tensor, rng: torch.Generator) -> Tensor:
+        """Wrong captions (B, length): another row's (the batch rolled by one), and for the
+        first ``near_misses`` share of the rows the data's near misses of the right one."""
+        wrong = tokens.roll(1, 0)
+        k = round(self.params.near_misses * len(tokens))
+        if k and hasattr(self.info, "near_misses"):
+            wrong = torch.cat([self.info.near_misses(tokens[:k], rng), wrong[k:]])
+        return wrong
 
     def loss_G(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
         inputs = self.sample_inputs(ctx.local_batch, ctx.rng)
