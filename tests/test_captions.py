@@ -45,8 +45,8 @@ def test_near_misses_change_the_digits_only():
 
 
 @pytest.mark.parametrize("caption,message", [
-    ("the digit seven is on the left", "unknown word 'seven' in the caption; the vocabulary "
-                                       "is: 0 1 2 3 4 5 6 7 8 9 at bottom digit image is left"),
+    ("the digit seven is on the left", ("unknown word 'seven' in the caption; the vocabulary "
+                                        "is: 0 1 2 3 4 5 6 7 8 9 at bottom digit image is left")),
     ("a digit 3 and a digit 4", "unknown words 'a', 'and', 'a'"),
     ("<pad>", "unknown word '<pad>'"),
     ("", "a caption has 1 to 11 words, not 0"),
@@ -125,9 +125,9 @@ def test_sample_draws_images_of_a_caption_and_refuses_unknown_words(tmp_path, da
     assert code == 2 and err.count("\n") == 1 and "the vocabulary is: 0 1 2" in err
     assert not (tmp_path / "bad.png").exists()
     ring = Trainer(validate({"log": TINY["log"]}), None)       # a model without captions
-    with pytest.raises(ConfigError, match="does not draw images from captions"):
-        with ring.fixed_caption("the digit 1"):
-            pass
+    with pytest.raises(ConfigError, match="does not draw images from captions"), \
+            ring.fixed_caption("the digit 1"):
+        pass
 
 
 def test_gan_cls_needs_captioned_data():
