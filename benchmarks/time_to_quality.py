@@ -85,22 +85,35 @@ def main(argv: list[str] | None = None) -> int:
           f"cfd {ref[2]:.2f}", flush=True)
     print("| minutes (CPU) | wall s | steps | cfd | class KL | load |\n"
           "| ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
+    for mark, row in cpu_marks(trainer, args.minutes):
+        row = {"preset": args.preset, "seed": args.seed, "tag": tag, **row,
+               **score(trainer, name, ref, args.n), "floor_cfd": ref[2]}
+        print(f"| {mark:g} | {row['wall_s']:.0f} | {row['steps']} | {row['cfd']:.2f} | "
+              f"{row['class_kl']:.4f} | {row['load_1min']} |", flush=True)
+        append_json(args.json, row)
+    return 0
+
+
+def cpu_marks(trainer: Trainer, minutes: list[float]):
+    """Train to each mark (minutes of this process's CPU time in training steps), yielding
+    ``(mark, {"minutes", "cpu_s", "wall_s", "steps", "load_1min"})``; the CPU clock counts
+    only the steps, not what the caller does between marks."""
     cpu, wall0 = 0.0, time.perf_counter()
-    for mark in sorted(args.minutes):
+    for mark in sorted(minutes):
         c0 = time.process_time()
         while cpu + time.process_time() - c0 < 60 * mark:
             trainer.train_step()
         cpu += time.process_time() - c0
-        row = {"preset": args.preset, "seed": args.seed, "tag": tag, "minutes": mark,
-               "cpu_s": round(cpu, 1), "wall_s": round(time.perf_counter() - wall0, 1),
-               "steps": trainer.c.step, **score(trainer, name, ref, args.n),
-               "floor_cfd": ref[2], "load_1min": round(os.getloadavg()[0], 2)}
-        print(f"| {mark:g} | {row['wall_s']:.0f} | {row['steps']} | {row['cfd']:.2f} | "
-              f"{row['class_kl']:.4f} | {row['load_1min']} |", flush=True)
-        if args.json:
-            with open(args.json, "a") as f:
-                f.write(json.dumps(row) + "\n")
-    return 0
+        yield mark, {"minutes": mark, "cpu_s": round(cpu, 1),
+                     "wall_s": round(time.perf_counter() - wall0, 1), "steps": trainer.c.step,
+                     "load_1min": round(os.getloadavg()[0], 2)}
+
+
+def append_json(path: str | None, row: dict) -> None:
+    """One JSON line appended to ``path`` (None: nothing)."""
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

@@ -318,6 +318,18 @@ def probe_role(role_type, B: int = 3):
     if role_type is R.AutoencoderRole:
         role = R.AutoencoderRole(code_dim=4)
         return role, lambda net, info: net(torch.randn(B, *info.shape)).shape == (B, *info.shape)
+    if role_type is R.TextEncoderRole:
+        role = R.TextEncoderRole(length=6, vocab=9, out_dim=5)
+        tokens = torch.randint(1, 9, (B, 6)) * (torch.arange(6) < torch.randint(1, 7, (B, 1)))
+        return role, lambda net, info: net(tokens).shape == (B, 5)    # right-padded with 0
+    if role_type is R.ConditionedGeneratorRole:
+        role = R.ConditionedGeneratorRole(z_dim=5, cond_dim=3)
+        return role, lambda net, info: net(torch.randn(B, 5), torch.randn(B, 3)).shape == (
+            B, *info.shape)
+    if role_type is R.ConditionedCriticRole:
+        role = R.ConditionedCriticRole(cond_dim=3)
+        return role, lambda net, info: net(torch.randn(B, *info.shape),
+                                           torch.randn(B, 3)).shape == (B,)
     pytest.fail(f"add a probe for {role_type.__name__} to tests/test_contract.py")
 
 
@@ -342,6 +354,10 @@ def test_every_family_builds_every_role_it_registers(family):
         assert built, f"{family} built its {role.kind} for none of {list(INFOS)}"
 
 
+# roles whose inputs are not noise or images (tokens; a vector beside z or x)
+CONDITIONED = (R.TextEncoderRole, R.ConditionedGeneratorRole, R.ConditionedCriticRole)
+
+
 @pytest.mark.parametrize("family", NETWORKS.names())
 def test_every_family_trains_on_the_batch_it_declares(family):
     """A family's ``min_batch(params, info, role)`` is true: its nets run a training-mode
@@ -352,6 +368,13 @@ def test_every_family_trains_on_the_batch_it_declares(family):
     for role_type in fam.builders:
         for info in INFOS.values():
             role, _ = probe_role(role_type)
+            if role_type in CONDITIONED:     # inputs beside z or x: the probe's own call
+                try:
+                    net = R.build_nets(fam, params, info, {"net": role})["net"].train()
+                except ConfigError:
+                    continue
+                assert probe_role(role_type, declared(params, info, role))[1](net, info)
+                continue
             variants = [role] + ([R.CriticRole(out_dim=role.out_dim, per_sample=True)]
                                  if role_type is R.CriticRole else [])
             if family == "translation" and role_type is R.CriticRole:

@@ -171,14 +171,16 @@ def load_model(run_path: Path | str, best: bool = False,
 
 
 def sample(run_path: Path | str, n: int = 64, seed: int = 0, best: bool = False,
-           label: int | None = None, device: str = "auto") -> Tensor:
+           label: int | None = None, device: str = "auto",
+           caption: str | None = None) -> Tensor:
     """``n`` samples of a run's generator (its EMA weights when kept) as a float32 CPU tensor
     (n, *data shape) (images in [-1, 1]); ``best`` uses the best checkpoint; ``label`` draws
-    that class only (class-conditional models; ConfigError otherwise); ``device`` as
-    ``load_model`` (the run folder alone is needed). The same seed gives the same samples
-    on the same device."""
+    that class only (class-conditional models; ConfigError otherwise); ``caption`` draws
+    images of that sentence (caption models, e.g. GAN-CLS; ConfigError otherwise, or for a
+    word outside the run's vocabulary); ``device`` as ``load_model`` (the run folder alone is
+    needed). The same seed gives the same samples on the same device."""
     model = load_model(run_path, best=best, device=device)[1]
-    with model.fixed_label(label):
+    with model.fixed_label(label), model.fixed_caption(caption):
         return model.sample(n, seed=seed)
 
 

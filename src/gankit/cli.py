@@ -162,8 +162,10 @@ def _flags(quiet: bool, as_json: bool) -> list[str]:
 @click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
 @click.option("--label", type=click.IntRange(min=0),
               help="Class-conditional models: draw this class only.")
+@click.option("--caption", help='Caption models (GAN-CLS): draw images of this sentence, e.g. '
+              '"the digit 7 is on the left of the digit 2".')
 @_model_device_option
-def sample(run, n, out, seed, best, label, device) -> None:
+def sample(run, n, out, seed, best, label, caption, device) -> None:
     """Draw N samples from RUN's generator (EMA weights when the run keeps them); needs only
     the run folder."""
     import numpy as np
@@ -183,7 +185,7 @@ def sample(run, n, out, seed, best, label, device) -> None:
         raise GankitError(f"--out {out} is a folder; name the file to write")
     _, model = load_model(run, best=best, device=device)
     labelled = suffix == ".png" and caps.LABELS in model.objective.offers
-    with model.fixed_label(label):
+    with model.fixed_label(label), model.fixed_caption(caption):
         if labelled and label is None:       # a picture: the n split over the classes
             x, labels = class_samples(model, n, seed)
         else:

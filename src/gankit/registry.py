@@ -88,6 +88,7 @@ OBJECTIVES = Registry("objective", {
     "vae": "gankit.objectives.vae:VAE",
     "pixelcnn": "gankit.objectives.pixelcnn:PixelCNN",
     "ssgan": "gankit.objectives.ssgan:SSGAN",
+    "gan-cls": "gankit.objectives.captions:GANCLS",
 })
 
 NETWORKS = Registry("network", {
@@ -98,6 +99,7 @@ NETWORKS = Registry("network", {
     "began": "gankit.nn.began:BEGANFamily",
     "pixelcnn": "gankit.nn.pixelcnn:PixelCNNFamily",
     "ssgan-mlp": "gankit.nn.ssgan:SSGANMLPFamily",
+    "captions": "gankit.nn.captions:CaptionsFamily",
 })
 
 DATASETS = Registry("dataset", {
@@ -113,6 +115,7 @@ DATASETS = Registry("dataset", {
     "paired-folder": "gankit.data.translation:PairedFolder",
     "mnist-strokes": "gankit.data.translation:MNISTStrokes",
     "fashion-edges": "gankit.data.translation:FashionEdges",
+    "mnist-captions": "gankit.data.captions:MNISTCaptions",
 })
 
 # Each a gankit.metrics.protocol.Metric (tests/test_metric_protocol.py checks them all).
@@ -124,6 +127,7 @@ METRICS = Registry("metric", {
     "conditional-accuracy": "gankit.metrics.offline:ConditionalAccuracy",
     "class-agreement": "gankit.metrics.offline:ClassAgreement",
     "stacked-mnist": "gankit.metrics.offline:StackedMNISTMetrics",
+    "caption-accuracy": "gankit.metrics.captions:CaptionAccuracy",
     "nll": "gankit.metrics.likelihood:HeldOutNLL",
     "test-error": "gankit.metrics.likelihood:HeldOutError",
     "fid": "gankit.eval.metrics:FID",

@@ -30,6 +30,8 @@ attributes on the objective instance:
 ``text``          ``decode(x) -> list[str]``
 ``classifier``    ``classify(x, net=None) -> (n, K)`` class logits of data points, by the net named
                   ``classifier_net`` (the trainer passes its averaged copy when it keeps one)
+``captions``      text-conditioned sampling: inputs carry ``tokens`` (n, length) int64 caption
+                  ids that may be replaced, encoded by the data's ``CaptionInfo.encode``
 ================  ==============================================================================
 """
 
@@ -47,6 +49,7 @@ ENCODING = "encoding"
 TRANSLATION = "translation"
 TEXT = "text"
 CLASSIFIER = "classifier"
+CAPTIONS = "captions"
 
 MEANING = {
     SAMPLES: "draws samples",
@@ -61,6 +64,7 @@ MEANING = {
     TRANSLATION: "translation between two image domains",
     TEXT: "text decoding",
     CLASSIFIER: "a classifier of data points",
+    CAPTIONS: "caption-conditioned sampling",
 }
 
 

@@ -128,6 +128,13 @@ SequenceCriticRole = role_spec(
 TextEncoderRole = role_spec(
     "TextEncoderRole", "text encoder", "Token ids (B, length) -> an embedding (B, out_dim) "
     "(text-conditioned generation).", SequenceRole, out_dim=0)
+ConditionedGeneratorRole = role_spec(
+    "ConditionedGeneratorRole", "conditioned generator", "z (B, z_dim), c (B, cond_dim) -> "
+    "samples (B, *shape): a generator conditioned on a vector, e.g. a caption's embedding.",
+    z_dim=0, cond_dim=0)
+ConditionedCriticRole = role_spec(
+    "ConditionedCriticRole", "conditioned critic", "x (B, *shape), c (B, cond_dim) -> logits "
+    "(B,): whether x is real and matches c (a matching-aware discriminator).", cond_dim=0)
 
 
 Builder = Callable[[Any, DataInfo, Any], nn.Module]

@@ -73,6 +73,8 @@ class Sampling:
     ``cfg``, ``nets``, ``ema``, ``objective``, ``device``, ``dist``, ``data.info``, ``c``,
     ``fixed_inputs``, ``_label`` and ``_sharded`` of the object it is mixed into."""
 
+    _caption: Tensor | None = None        # token ids (length,) held fixed by fixed_caption
+
     def sampler(self, name: str | None = None) -> nn.Module:
         """The net that makes samples: its EMA copy when ``train.ema_beta`` keeps one."""
         name = name or self.objective.sample_nets[0]
@@ -95,7 +97,24 @@ class Sampling:
         inputs = self.objective.sample_inputs(n, gen)
         if self._label is not None:
             inputs["y"] = torch.full_like(inputs["y"], self._label)
+        if self._caption is not None:
+            inputs["tokens"] = self._caption.to(inputs["tokens"]).expand(n, -1).clone()
         return inputs
+
+    @contextlib.contextmanager
+    def fixed_caption(self, caption: str | None):
+        """Inside, ``sample`` draws images of ``caption`` only (capability "captions"; None:
+        random captions). ConfigError (one line) when the model takes no captions, or for a
+        word outside its vocabulary (the vocabulary is listed)."""
+        if caption is not None:
+            if caps.CAPTIONS not in self.objective.offers:
+                raise ConfigError(f"--caption: the {self.cfg.objective.name} model does not "
+                                  "draw images from captions")
+            self._caption = self.data.info.encode(caption)
+        try:
+            yield
+        finally:
+            self._caption = None
 
     @contextlib.contextmanager
     def fixed_label(self, label: int | None):

@@ -1,0 +1,149 @@
+"""GAN-CLS: images from captions with a matching-aware discriminator (Reed et al. 2016).
+
+Reed, Akata, Yan, Logeswaran, Schiele & Lee 2016, "Generative adversarial text to image
+synthesis", Algorithm 1. A caption encoder E maps token ids t to an embedding e = E(t); the
+generator draws G(z, e); the discriminator scores (image, embedding) pairs. Besides real
+pairs and fakes it sees a third kind of input, a real image with a *mismatched* caption, as
+fake, so it must judge whether an image fits its text, not only whether it looks real.
+
+The data are captioned images (``CaptionInfo``: ``gankit.data.captions``); batches carry
+``x`` and ``tokens``. Mismatched captions are the batch's own, rolled by one row (rows whose
+rolled caption is the same sentence are left out of that term), and for a share
+``near_misses`` of the rows the right caption with other digits (the data's
+``near_misses``): a rolled caption mostly names other places, which D learns first, so
+without near misses D (and so G) long ignores which digits a caption names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from gankit.core import capabilities as caps
+from gankit.core.roles import ConditionedCriticRole, ConditionedGeneratorRole, TextEncoderRole
+from gankit.core.step import Phase, PhaseOptions, StepContext
+from gankit.errors import ConfigError
+from gankit.objectives import functional as L
+from gankit.objectives.base import Objective, ObjectiveParams, Scalars
+
+
+class GANCLSParams(ObjectiveParams):
+    name: Literal["gan-cls"] = "gan-cls"
+    # GAN-INT (Reed et al. 2016, section 4.3): weight of G's loss on interpolated caption
+    # embeddings beta e1 + (1 - beta) e2, beta = 0.5 (0: off, plain GAN-CLS)
+    interpolation: float = Field(0.0, ge=0, le=100)
+    # share of the mismatched captions that are near misses (the right caption with other
+    # digits, names, ...: ``near_misses`` of the data's CaptionInfo) instead of another
+    # image's caption; 0: Reed et al.'s rolled batch only
+    near_misses: float = Field(0.5, ge=0, le=1)
+
+
+def caption_info(info: Any) -> Any:
+    """The data's ``CaptionInfo``; ConfigError (one line) for data without captions."""
+    if getattr(info, "vocab", None) is None or not getattr(info, "length", 0):
+        raise ConfigError("the gan-cls objective needs captioned images (data: "
+                          "mnist-captions)")
+    return info
+
+
+class GANCLS(Objective):
+    """GAN-CLS (Reed et al. 2016): caption encoder E, G(z, E(t)), matching-aware D(x, E(t)).
+
+        L_D = -E[log D(x, E(t))] - 1/2 (E[log(1 - D(x, E(t')))] + E[log(1 - D(G(z, e), e))])
+        L_G = -E[log D(G(z, e), e)]  [+ w_int (-E[log D(G(z, e_int), e_int)])]
+    (x, t) a real image and its caption, t' a wrong one (another image's, or a near miss of
+    t: ``near_misses``), e = E(t) held fixed
+    in L_G, e_int = (e + e') / 2 (GAN-INT, weight ``interpolation``). E trains with D (the
+    D phase updates both). G's captions in its own step are drawn from the data's seen
+    combinations (``sample_inputs``), as the training stream draws them.
+    """
+
+    Params = GANCLSParams
+    sample_nets: ClassVar[tuple[str, ...]] = ("G",)
+    data_kinds: ClassVar[tuple[str, ...]] = ("image",)
+    smoke_config: ClassVar[dict[str, Any]] = {
+        "data": {"name": "mnist-captions", "split": "test", "canvas": 28, "heldout_size": 16},
+        "model": {"name": "captions", "z_dim": 4, "ngf": 4, "ndf": 4, "embed_dim": 4,
+                  "text_dim": 4}}
+
+    @classmethod
+    def phases(cls, params, options: PhaseOptions) -> tuple[Phase, ...]:
+        return (Phase("D", ("D", "E"), repeats=options.d_steps, real="fresh"),
+                Phase("G", ("G",), real="none"))
+
+    @classmethod
+    def roles(cls, params, info, latent):
+        text = caption_info(info)
+        # embedding sizes 0: the network family's own (model.text_dim)
+        return {"E": TextEncoderRole(length=text.length, vocab=len(text.vocab)),
+                "G": ConditionedGeneratorRole(z_dim=latent.dim),
+                "D": ConditionedCriticRole()}
+
+    @classmethod
+    def capabilities(cls, params) -> frozenset[str]:
+        return frozenset({caps.SAMPLES, caps.LATENT, caps.CAPTIONS})
+
+    @classmethod
+    def default_optim(cls, phase: str) -> dict[str, Any]:
+        """Adam(2e-4, beta1 0.5), as Reed et al.'s code (DCGAN's settings)."""
+        return {"name": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
+
+    # ---- sampling -------------------------------------------------------------------
+    def sample_inputs(self, n: int, rng: torch.Generator | None) -> dict[str, Tensor]:
+        """z (n, z_dim) and the tokens (n, length) of n random seen captions."""
+        from gankit.data.captions import draw_specs, spec_tokens
+        z = self.latent.sample(n, rng, self.device)
+        tokens = spec_tokens(self.info, draw_specs(self.info, n, rng))
+        return {"z": z, "tokens": tokens.to(self.device)}
+
+    def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
+        with torch.no_grad():
+            e = self.nets["E"](inputs["tokens"])
+        return (net or self.nets["G"])(inputs["z"], e)
+
+    # ---- losses ---------------------------------------------------------------------
+    def loss_D(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
+        real, tokens = ctx.batch["x"], ctx.batch["tokens"]
+        n = real.shape[0]
+        wrong_tokens = self.mismatched(tokens, ctx.rng)
+        e, wrong = self.nets["E"](torch.cat([tokens, wrong_tokens])).split(n)   # trained
+        with torch.no_grad():
+            fake = self.nets["G"](self.latent.sample(n, ctx.rng, ctx.device), e.detach())
+        differs = (tokens != wrong_tokens).any(1)                # (B,) truly mismatched
+        out = self.nets["D"](torch.cat([real, real, fake]), torch.cat([e, wrong, e]))
+        real_out, wrong_out, fake_out = out.split(n)
+        bce = nn.functional.binary_cross_entropy_with_logits
+        wrong_loss = (bce(wrong_out, torch.zeros_like(wrong_out), reduction="none")
+                      * differs).sum() / differs.sum().clamp_min(1)
+        loss = bce(real_out, torch.ones_like(real_out)) + 0.5 * (
+            wrong_loss + bce(fake_out, torch.zeros_like(fake_out)))
+        return loss, {"loss/D": loss.detach(), "D(x)": torch.sigmoid(real_out).mean().detach(),
+                      "D(x,wrong)": torch.sigmoid(wrong_out).mean().detach(),
+                      "D(G(z))": torch.sigmoid(fake_out).mean().detach()}
+
+    def mismatched(self, tokens: Tensor, rng: torch.Generator) -> Tensor:
+        """Wrong captions (B, length): another row's (the batch rolled by one), and for the
+        first ``near_misses`` share of the rows the data's near misses of the right one."""
+        wrong = tokens.roll(1, 0)
+        k = round(self.params.near_misses * len(tokens))
+        if k and hasattr(self.info, "near_misses"):
+            wrong = torch.cat([self.info.near_misses(tokens[:k], rng), wrong[k:]])
+        return wrong
+
+    def loss_G(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
+        inputs = self.sample_inputs(ctx.local_batch, ctx.rng)
+        with torch.no_grad():
+            e = self.nets["E"](inputs["tokens"])
+        D, G = self.nets["D"], self.nets["G"]
+        loss = L.g_loss_nonsaturating(D(G(inputs["z"], e), e))
+        scalars = {"loss/G": loss.detach()}
+        if self.params.interpolation:
+            mid = (e + e.roll(1, 0)) / 2
+            z = self.latent.sample(ctx.local_batch, ctx.rng, ctx.device)
+            interp = L.g_loss_nonsaturating(D(G(z, mid), mid))
+            loss = loss + self.params.interpolation * interp
+            scalars["loss/G_int"] = interp.detach()
+        return loss, scalars

@@ -1,0 +1,138 @@
+"""MNIST with captions (alignDRAW protocol), GAN-CLS sampling from a caption, caption accuracy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cli_runner import run_cli
+from gankit import api
+from gankit.config import validate
+from gankit.data.base import make_generator
+from gankit.data.captions import (TEMPLATES, MNISTCaptions, MNISTCaptionsParams, compose,
+                                  draw_specs, spec_text, spec_tokens, to_unit)
+from gankit.errors import ConfigError
+from gankit.metrics.captions import caption_correct
+from gankit.train.trainer import Trainer
+
+INFO = MNISTCaptions.describe(MNISTCaptionsParams())
+TINY = {"data": {"name": "mnist-captions", "split": "test", "canvas": 28, "heldout_size": 8},
+        "model": {"name": "captions", "z_dim": 4, "ngf": 4, "ndf": 4, "embed_dim": 4,
+                  "text_dim": 4},
+        "objective": {"name": "gan-cls"},
+        "train": {"steps": 2, "batch_size": 8},
+        "log": {"progress": False, "sample_at": [], "figures": False, "n_fixed": 4}}
+
+
+def test_captions_are_parsed_into_the_run_vocabulary():
+    caption = "the digit 7 is on the left of the digit 2"
+    ids = INFO.encode(caption)
+    assert ids.shape == (INFO.length,) and ids.dtype == torch.int64
+    assert INFO.sentences(ids[None]) == [caption]
+    assert torch.equal(INFO.encode("The digit 7 is on the LEFT of the digit 2."), ids)
+    assert INFO.length == max(len(t.split()) for t, _ in TEMPLATES) == 11
+
+
+def test_near_misses_change_the_digits_only():
+    tokens = torch.stack([INFO.encode("the digit 7 is on the left of the digit 2"),
+                          INFO.encode("the digit 0 is at the top left of the image")])
+    for seed in range(5):
+        miss = INFO.near_misses(tokens, make_generator(seed))
+        for right, wrong in zip(INFO.sentences(tokens), INFO.sentences(miss)):
+            changed = [(a, b) for a, b in zip(right.split(), wrong.split()) if a != b]
+            assert len(right.split()) == len(wrong.split()) and changed
+            assert all(a.isdigit() and b.isdigit() for a, b in changed)
+
+
+@pytest.mark.parametrize("caption,message", [
+    ("the digit seven is on the left", ("unknown word 'seven' in the caption; the vocabulary "
+                                        "is: 0 1 2 3 4 5 6 7 8 9 at bottom digit image is left")),
+    ("a digit 3 and a digit 4", "unknown words 'a', 'and', 'a'"),
+    ("<pad>", "unknown word '<pad>'"),
+    ("", "a caption has 1 to 11 words, not 0"),
+    ("the digit 1 is at the top left of the image the digit", "not 13"),
+])
+def test_captions_outside_the_vocabulary_are_refused_in_one_line(caption, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        INFO.encode(caption)
+    assert "\n" not in str(err.value)
+
+
+def test_heldout_combinations_follow_their_seed_and_stay_out_of_training(data_root):
+    params = MNISTCaptionsParams(split="test", canvas=28)
+    assert MNISTCaptions.describe(params).heldout == INFO.heldout          # the same seed
+    other = MNISTCaptions.describe(MNISTCaptionsParams(heldout_seed=1)).heldout
+    assert other != INFO.heldout and len(other) == len(INFO.heldout) == 16
+    source = MNISTCaptions.build(params, seed=0)
+    held = set(source.info.heldout)
+    batch = source.draw(500, make_generator(0))
+    seen = {10 * int(t) + int(a) for t, a, _ in batch["specs"].tolist()}
+    assert not seen & held and len(seen) == 64
+    assert torch.equal(batch["tokens"], spec_tokens(source.info, batch["specs"]))
+    unseen = draw_specs(source.info, 200, make_generator(0), heldout=True)
+    assert {10 * int(t) + int(a) for t, a, _ in unseen.tolist()} <= held
+
+
+def test_the_stream_resumes_exactly_and_the_heldout_set_is_fixed(data_root):
+    params = MNISTCaptionsParams(split="test", canvas=56, heldout_size=8)   # 28-px digits
+    a, b = (MNISTCaptions.build(params, seed=3) for _ in range(2))
+    a.next_batch(5)
+    b.load_state_dict(a.state_dict())
+    first, second = a.next_batch(7), b.next_batch(7)
+    assert all(torch.equal(first[k], second[k]) for k in ("x", "tokens"))
+    assert first["x"].shape == (7, 1, 56, 56) and float(first["x"].min()) == -1
+    held = next(a.heldout().batches(8))
+    assert held["x"].shape == (8, 1, 56, 56) and held["tokens"].shape == (8, 11)
+    assert torch.equal(held["x"], next(b.heldout().batches(8))["x"])
+
+
+def test_real_canvases_score_about_100_percent(data_root):
+    """The metric's sanity check: real canvases of MNIST test digits, 56 px (MNIST's 28-px
+    digits), seen and held-out combinations."""
+    source = MNISTCaptions.build(MNISTCaptionsParams(split="test", canvas=56), seed=0)
+    for heldout in (False, True):
+        batch = source.draw(400, make_generator(1), heldout=heldout)
+        accuracy = caption_correct(batch["x"], batch["specs"], source.info).float().mean()
+        assert accuracy >= 0.97, (heldout, float(accuracy))
+
+
+def test_wrong_digits_places_and_stray_ink_are_wrong(data_root):
+    source = MNISTCaptions.build(MNISTCaptionsParams(split="test", canvas=56), seed=0)
+    specs = torch.tensor([[0, 3, 0], [4, 7, 2]])              # top left; 7 left of 2
+    gen = make_generator(5)
+    good = to_unit(compose(source.info, specs, source.by_class, gen))
+    assert caption_correct(good, specs, source.info).all(), [spec_text(s) for s in specs]
+    swapped = torch.tensor([[1, 3, 0], [4, 2, 7]])              # the other corner; 2 left of 7
+    assert not caption_correct(good, swapped, source.info).any()
+    extra = torch.maximum(good[:1], to_unit(compose(source.info, torch.tensor(
+        [[3, 8, 0]]), source.by_class, gen)))                   # an 8 more, bottom right
+    assert not caption_correct(extra, specs[:1], source.info).any()
+    blank = -torch.ones_like(good)
+    assert not caption_correct(blank, specs, source.info).any()
+
+
+def test_sample_draws_images_of_a_caption_and_refuses_unknown_words(tmp_path, data_root):
+    run = tmp_path / "run"
+    api.train(validate(TINY), run)
+    x = api.sample(run, n=3, caption="the digit 3 is at the top left of the image")
+    assert x.shape == (3, 1, 28, 28)
+    code, out, err = run_cli(["sample", str(run), "--caption",
+                              "the digit 7 is on the left of the digit 2", "--n", "16",
+                              "--out", str(tmp_path / "grid.png")])
+    assert code == 0 and "wrote 16 samples" in out and (tmp_path / "grid.png").stat().st_size
+    code, _, err = run_cli(["sample", str(run), "--caption", "a digit 7 on the left",
+                            "--out", str(tmp_path / "bad.png")])
+    assert code == 2 and err.count("\n") == 1 and "the vocabulary is: 0 1 2" in err
+    assert not (tmp_path / "bad.png").exists()
+    ring = Trainer(validate({"log": TINY["log"]}), None)       # a model without captions
+    with pytest.raises(ConfigError, match="does not draw images from captions"), \
+            ring.fixed_caption("the digit 1"):
+        pass
+
+
+def test_gan_cls_needs_captioned_data():
+    from gankit.core.step import Latent
+    from gankit.data.base import DataInfo
+    from gankit.objectives.captions import GANCLS
+    with pytest.raises(ConfigError, match="needs captioned images"):
+        GANCLS.roles(GANCLS.Params(), DataInfo("image", (1, 28, 28)), Latent(4))
