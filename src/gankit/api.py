@@ -233,6 +233,18 @@ def evaluate(run_path: Path | str, metrics: list[str] | None = None, n: int = 10
     return result
 
 
+def score(run_path: Path | str, inputs: list[str], **options: Any):
+    """One anomaly score per image (higher = more anomalous) of the images of ``inputs``
+    (folders, ``.npz`` files, built-in splits such as ``"mnist:test"``) by the trained run,
+    with AUROC / AUPRC when the truth is known: :func:`gankit.outlier.score.score_images`
+    (options ``outliers``, ``method``, ``background``, ``normal_classes``, ``resize``,
+    ``iw_samples``, ``limit``, ``out``, ``device``). Returns its ``Scored`` result.
+    GankitError (one line) for a method the model does not offer, images of another shape
+    without ``resize``, and unreadable inputs."""
+    from gankit.outlier.score import score_images
+    return score_images(run_path, inputs, **options)
+
+
 def save_evaluation(run_path: Path | str, result: dict[str, Any]) -> Path:
     """Write an ``evaluate`` result into the run folder as ``eval-[best-]STEP.json`` (strict
     JSON), or as ``eval-...-2.json``, ``-3``, ... when an earlier, different result holds

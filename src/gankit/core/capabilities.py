@@ -28,6 +28,11 @@ attributes on the objective instance:
                   undoes it} (CycleGAN; empty for pix2pix); ``generate`` translates held-out
                   inputs
 ``text``          ``decode(x) -> list[str]``
+``elbo``          ``elbo(x, net=None, samples=None) -> (n,)``: the evidence lower bound in nats
+                  (a latent-variable model; ``samples``: draws of z per example)
+``anomaly``       ``anomaly_score(x) -> {"score": (n,), ...}``: the model's own anomaly score,
+                  higher = more anomalous, with its parts (f-AnoGAN), and
+                  ``anomaly_protocol() -> dict``
 ================  ==============================================================================
 """
 
@@ -44,6 +49,8 @@ RECONSTRUCTION = "reconstruction"
 ENCODING = "encoding"
 TRANSLATION = "translation"
 TEXT = "text"
+ELBO = "elbo"
+ANOMALY = "anomaly"
 
 MEANING = {
     SAMPLES: "draws samples",
@@ -57,6 +64,8 @@ MEANING = {
     ENCODING: "an encoder into the latent space",
     TRANSLATION: "translation between two image domains",
     TEXT: "text decoding",
+    ELBO: "an evidence lower bound per example",
+    ANOMALY: "an anomaly score per example",
 }
 
 
