@@ -87,6 +87,7 @@ OBJECTIVES = Registry("objective", {
     "unrolled": "gankit.objectives.unrolled:Unrolled",
     "vae": "gankit.objectives.vae:VAE",
     "pixelcnn": "gankit.objectives.pixelcnn:PixelCNN",
+    "fanogan": "gankit.objectives.fanogan:FAnoGAN",
 })
 
 NETWORKS = Registry("network", {
