@@ -172,16 +172,16 @@ def write(result: Scored, images: torch.Tensor, out: Path) -> list[Path]:
     stem = out.with_suffix("")
     extra = sorted(result.values)
 
+    truth = [] if result.anomalous is None else [result.anomalous.astype(int)]
+
     def rows(tmp: Path) -> None:
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["name", "input", "score", *extra, "method"]
-                       + ["anomalous"] * (result.anomalous is not None))
+            w.writerow(["name", "input", "score", *extra, "method"] + ["anomalous"] * len(truth))
             for i, name in enumerate(result.names):
                 w.writerow([name, result.inputs[i], repr(float(result.scores[i])),
                             *(repr(float(result.values[k][i])) for k in extra),
-                            result.summary["method"]]
-                           + [int(result.anomalous[i])] * (result.anomalous is not None))
+                            result.summary["method"], *(int(t[i]) for t in truth)])
 
     outputs.write_via(out, rows)
     summary = stem.with_name(stem.name + ".json")
