@@ -24,8 +24,11 @@ def separation(scores: np.ndarray, anomalous: np.ndarray) -> dict[str, float]:
     """AUROC and AUPRC (average precision) of ``scores`` (n,) (higher = more anomalous)
     against the truth ``anomalous`` (n,) bool, and the counts. GankitError when one class
     is missing (the areas are undefined)."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
+    try:
+        from sklearn.metrics import average_precision_score, roc_auc_score
+    except ImportError:
+        raise GankitError("AUROC / AUPRC need scikit-learn: pip install 'gankit[outlier]'") \
+            from None
     anomalous = np.asarray(anomalous, bool)
     n_out = int(anomalous.sum())
     if n_out == 0 or n_out == len(anomalous):
