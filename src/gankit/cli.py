@@ -394,6 +394,10 @@ def score(run, inputs, outliers, normal_classes, method, background, out, resize
     if ev:
         click.echo(f"  AUROC {ev['auroc']:.4f}  AUPRC {ev['auprc']:.4f}  ({ev['n_normal']} "
                    f"normal, {ev['n_anomalous']} anomalous)")
+        parts = result.summary.get("evaluation_of_parts", {})
+        if parts:
+            click.echo("  its parts alone: " + ", ".join(
+                f"{k} AUROC {v['auroc']:.4f}" for k, v in parts.items()))
     click.echo(f"  also wrote: {', '.join(p.name for p in result.files[1:])}")
 
 

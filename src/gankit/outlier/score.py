@@ -81,6 +81,10 @@ def score_images(run: Path | str, inputs: Sequence[str], *, outliers: Sequence[s
         summary["normal_classes"] = sorted(normal_classes)
     if anomalous is not None:
         summary["evaluation"] = evaluate.separation(scores, anomalous)
+        # the method's parts as scores of their own (ratio: each model's NLL; f-AnoGAN:
+        # each residual), so one pass shows what the combination adds
+        summary["evaluation_of_parts"] = {k: evaluate.separation(v.numpy(), anomalous)
+                                          for k, v in values.items()}
     names = [n for f, _ in found for n in f.names]
     where = [f.source for f, _ in found for _ in range(len(f))]
     result = Scored(names, where, scores, {k: v.numpy() for k, v in values.items()},
