@@ -152,3 +152,22 @@ def test_fanogan_reads_the_frozen_gan_and_trains_only_its_encoder(tmp_path, data
         "objective=fanogan", f"objective.gan_run={fano}"])
     with pytest.raises(Exception, match="trained with fanogan; f-AnoGAN reads a wgan-gp run"):
         api.train(bad, tmp_path / "bad")
+
+
+def test_folder_inputs_keep_names_and_refuse_mixed_sizes(vae_run, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    Image.new("L", (28, 28), 0).save(folder / "a.png")
+    Image.new("RGB", (40, 30), (255, 0, 0)).save(folder / "sub" / "b.png")
+    (folder / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "s.csv"
+    args = ["score", str(vae_run), "--input", str(folder), "--out", str(out), "--iw-samples", "2"]
+    code, _, err = run_cli(args)
+    assert code == 2 and "1x28x28 and 3x30x40" in err and "--resize" in err
+    code, stdout, err = run_cli(args + ["--resize"])
+    assert code == 0, err
+    assert "skipped 1 unreadable files" in stdout
+    names = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
+    assert names == ["a.png", "sub/b.png"]

@@ -131,9 +131,10 @@ def _nchw(arr: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _folder(path: Path, limit: int | None) -> Images:
-    """Each file at its own size and channel count (1 for grey modes, else 3); a folder
-    of mixed shapes is refused unless ``fit`` brings them to one later (see ``to_model``):
-    here the arrays are kept by shape, and :func:`to_model` converts each."""
+    """Each file decoded at its own size and channel count (1 for grey modes, else 3),
+    named by its relative path; unreadable files are skipped with one note. Files of
+    different shapes are kept as :class:`MixedShapes`, which :func:`to_model` refuses or
+    (``--resize``) converts one by one."""
     try:
         entries, _ = folder_mod.scan_folder(path)
     except DataError as e:
