@@ -85,7 +85,7 @@ class FAnoGAN(Objective):
     def load_gan(self) -> None:
         """Copy G and D from ``gan_run``'s newest intact checkpoint. ConfigError (one line)
         when it is not a finished WGAN-GP run of this model and data shape."""
-        from gankit.api import load_model
+        from gankit.train.model import load_run_model as load_model
         from gankit.errors import GankitError
 
         run = self.params.gan_run

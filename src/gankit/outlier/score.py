@@ -51,7 +51,7 @@ def score_images(run: Path | str, inputs: Sequence[str], *, outliers: Sequence[s
     ``<stem>.json`` (the summary), ``<stem>-most.png`` / ``<stem>-least.png`` and, with the
     truth, ``<stem>-hist.png``. A run trained on binarised data scores inputs binarised once
     with the held-out seed. GankitError (one line) for anything the user must change."""
-    from gankit.api import load_model
+    from gankit.train.model import load_run_model as load_model
 
     out = _check_out(out, run, background, [*inputs, *outliers])
     model = load_model(run, device=device)[1]
