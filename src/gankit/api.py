@@ -34,7 +34,8 @@ from gankit.train import distributed
 from gankit.train.callbacks import Checkpointer, MetricsLogger, ProgressBar, SampleGrids
 from gankit.train import tensorboard
 from gankit.train.evaluation import EvaluationCallback
-from gankit.train.model import Model, load_data_info, resolve_device, run_data, save_data_info
+from gankit.train.model import (Model, load_data_info, load_run_model, resolve_device,
+                                run_data, save_data_info)
 from gankit.train.tensorboard import TensorBoardLog
 from gankit.train.trainer import Trainer
 
@@ -153,21 +154,8 @@ def load_model(run_path: Path | str, best: bool = False,
     GankitError when the folder is not a run or ``device`` is missing, CheckpointError when
     it has no (fitting) checkpoint, DataUnavailable for an older run folder without its data
     description whose data cannot be read."""
-    run = RunDir.open(run_path)
-    cfg = run.read_config()
-    where = resolve_device(device, "--device")
-    if best:
-        state = _best_state(run, run_path)
-    elif not ckpt.list_checkpoints(run.checkpoints):
-        raise CheckpointError(f"{run_path} has no checkpoint yet (it stopped before its first); "
-                              f"train it on with `gankit resume {run_path}`")
-    else:
-        _, state, skipped = ckpt.newest_intact(run.checkpoints)
-        for msg in skipped:
-            note(f"skipped {msg}")
-    model = Model(cfg, run_data(run.path, cfg, where), where)
-    model.load_model_state(state)
-    return run, model
+    state = _best_state(RunDir.open(run_path), run_path) if best else None
+    return load_run_model(run_path, device, state)
 
 
 def sample(run_path: Path | str, n: int = 64, seed: int = 0, best: bool = False,
@@ -233,6 +221,18 @@ def evaluate(run_path: Path | str, metrics: list[str] | None = None, n: int = 10
     if save:
         save_evaluation(run_path, result)
     return result
+
+
+def score(run_path: Path | str, inputs: list[str], **options: Any):
+    """One anomaly score per image (higher = more anomalous) of the images of ``inputs``
+    (folders, ``.npz`` files, built-in splits such as ``"mnist:test"``) by the trained run,
+    with AUROC / AUPRC when the truth is known: :func:`gankit.outlier.score.score_images`
+    (options ``outliers``, ``method``, ``background``, ``normal_classes``, ``resize``,
+    ``iw_samples``, ``limit``, ``out``, ``device``). Returns its ``Scored`` result.
+    GankitError (one line) for a method the model does not offer, images of another shape
+    without ``resize``, and unreadable inputs."""
+    from gankit.outlier.score import score_images
+    return score_images(run_path, inputs, **options)
 
 
 def save_evaluation(run_path: Path | str, result: dict[str, Any]) -> Path:

@@ -347,6 +347,71 @@ def translate(run, input_dir, direction, out_dir, size) -> None:
     click.echo(f"translated {n} images into {out_dir} (side by side: {out_dir / SHEET})")
 
 
+@cli.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--input", "inputs", multiple=True, required=True, metavar="FOLDER|FILE.npz|NAME:SPLIT",
+              help="Images to score: a folder (searched recursively), a .npz of uint8 images "
+                   "(key 'images' or 'x'; optional 'labels'), or a built-in split such as "
+                   "mnist:test or fashion-mnist:test. Repeatable.")
+@click.option("--outliers", multiple=True, metavar="FOLDER|FILE.npz|NAME:SPLIT",
+              help="More images to score, all of them anomalous (the --input ones normal): "
+                   "the truth for AUROC / AUPRC. Repeatable.")
+@click.option("--normal-classes", metavar="K[,K...]",
+              help="The truth from labels: images of --input whose class is not listed are "
+                   "anomalous (one-class protocol; built-in splits, .npz with 'labels').")
+@click.option("--method", help="nll, elbo, ratio, critic or fanogan (default: the first the "
+                               "model offers; ratio with --background).")
+@click.option("--background", type=click.Path(path_type=Path),
+              help="The background run of --method ratio (trained with data.perturb).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="scores.csv (replaced if it exists); beside it scores.json (method, "
+                   "protocol, AUROC/AUPRC), scores-most.png / scores-least.png and, with the "
+                   "truth, scores-hist.png.")
+@click.option("--resize", is_flag=True,
+              help="Convert images of another size or channel count to the model's (else "
+                   "they are refused).")
+@click.option("--iw-samples", type=click.IntRange(min=1, max=1_000_000),
+              help="Importance samples k of a VAE's NLL (samples of z for elbo).")
+@click.option("--limit", type=click.IntRange(min=1), help="Score the first N images of each input.")
+@_model_device_option
+def score(run, inputs, outliers, normal_classes, method, background, out, resize, iw_samples,
+          limit, device) -> None:
+    """Score images with RUN, one score per image, higher = more anomalous."""
+    from gankit.api import score as api_score
+    from gankit.log import note
+
+    classes = _int_list(normal_classes, "--normal-classes")
+    existed = out.exists()
+    result = api_score(run, list(inputs), outliers=list(outliers), method=method,
+                       background=background, normal_classes=classes, resize=resize,
+                       iw_samples=iw_samples, limit=limit, out=out, device=device)
+    for line in result.summary["notes"]:
+        note(line)
+    click.echo(f"scored {len(result.scores)} images with {result.summary['method']} "
+               f"({result.summary['meaning']}) into {out}"
+               + (" (replaced the existing file)" * existed))
+    ev = result.summary.get("evaluation")
+    if ev:
+        click.echo(f"  AUROC {ev['auroc']:.4f}  AUPRC {ev['auprc']:.4f}  ({ev['n_normal']} "
+                   f"normal, {ev['n_anomalous']} anomalous)")
+        parts = result.summary.get("evaluation_of_parts", {})
+        if parts:
+            click.echo("  its parts alone: " + ", ".join(
+                f"{k} AUROC {v['auroc']:.4f}" for k, v in parts.items()))
+    click.echo(f"  also wrote: {', '.join(p.name for p in result.files[1:])}")
+
+
+def _int_list(text: str | None, flag: str) -> list[int] | None:
+    """'1,3' -> [1, 3]; GankitError (one line) for anything else."""
+    if text is None:
+        return None
+    try:
+        return [int(t) for t in text.split(",")]
+    except ValueError:
+        raise GankitError(f"{flag} takes class numbers separated by commas, not {text!r}") \
+            from None
+
+
 weights_option = click.option(
     "--inception-weights", type=click.Path(path_type=Path),
     help="pt_inception-2015-12-05-6726825d.pth (default: $GANKIT_INCEPTION_WEIGHTS, the cache, "

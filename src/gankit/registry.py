@@ -89,6 +89,7 @@ OBJECTIVES = Registry("objective", {
     "pixelcnn": "gankit.objectives.pixelcnn:PixelCNN",
     "ssgan": "gankit.objectives.ssgan:SSGAN",
     "gan-cls": "gankit.objectives.captions:GANCLS",
+    "fanogan": "gankit.objectives.fanogan:FAnoGAN",
 })
 
 NETWORKS = Registry("network", {

@@ -32,6 +32,11 @@ attributes on the objective instance:
                   ``classifier_net`` (the trainer passes its averaged copy when it keeps one)
 ``captions``      text-conditioned sampling: inputs carry ``tokens`` (n, length) int64 caption
                   ids that may be replaced, encoded by the data's ``CaptionInfo.encode``
+``elbo``          ``elbo(x, net=None, samples=None) -> (n,)``: the evidence lower bound in nats
+                  (a latent-variable model; ``samples``: draws of z per example)
+``anomaly``       ``anomaly_score(x) -> {"score": (n,), ...}``: the model's own anomaly score,
+                  higher = more anomalous, with its parts (f-AnoGAN), and
+                  ``anomaly_protocol() -> dict``
 ================  ==============================================================================
 """
 
@@ -50,6 +55,8 @@ TRANSLATION = "translation"
 TEXT = "text"
 CLASSIFIER = "classifier"
 CAPTIONS = "captions"
+ELBO = "elbo"
+ANOMALY = "anomaly"
 
 MEANING = {
     SAMPLES: "draws samples",
@@ -65,6 +72,8 @@ MEANING = {
     TEXT: "text decoding",
     CLASSIFIER: "a classifier of data points",
     CAPTIONS: "caption-conditioned sampling",
+    ELBO: "an evidence lower bound per example",
+    ANOMALY: "an anomaly score per example",
 }
 
 

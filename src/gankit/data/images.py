@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gankit.data.base import (DataInfo, HeldOut, draw_indices, generator_state, lazy_heldout,
                               make_generator, take_rows)
@@ -92,6 +92,7 @@ class ImageTensorSource:
         kind: str = "image",
         heldout: Callable[[], HeldOut] | None = None,
         binarize: bool = False,
+        perturb: float = 0.0,
     ) -> None:
         if images.ndim != 4 or len(images) == 0:
             raise DataError(f"expected a non-empty (N, C, H, W) image array, "
@@ -101,7 +102,7 @@ class ImageTensorSource:
         if labels is not None and len(labels) != len(images):
             raise DataError(f"{len(labels)} labels for {len(images)} images")
         self.device = torch.device(device)
-        self.flip, self.binarize = flip, binarize
+        self.flip, self.binarize, self.perturb = flip, binarize, perturb
         self.size = int(images.shape[0])
         if isinstance(images, np.ndarray) and not isinstance(images, np.memmap):
             images = torch.from_numpy(np.ascontiguousarray(images))
@@ -158,6 +159,8 @@ class ImageTensorSource:
         if batch.device.type == "cpu" and self.device.type == "cuda":
             batch = batch.pin_memory()  # lets the copy below run asynchronously
         batch = batch.to(self.device, non_blocking=True)  # (m, C, H, W) uint8
+        if self.perturb:  # before binarising: a replaced pixel then draws a random bit
+            batch = perturb_images(batch, self.perturb, self._gen)
         if self.binarize:  # a fresh draw every time an image is used, from the stream's RNG
             batch = binarize_images(batch, self._gen)
         x = batch.float() / 127.5 - 1  # (m, C, H, W) in [-1, 1]
@@ -216,17 +219,39 @@ class ImageParams(Params):
     ``labelled_per_class: n`` makes the source semi-supervised: every training image is served
     unlabelled as ``x``, and a fixed labelled subset of n images per class (chosen by
     ``labelled_seed``, the same subset on every run with that seed) beside it as ``x_lab``,
-    ``y_lab`` (``SemiSupervisedSource``); the held-out split keeps all its labels."""
+    ``y_lab`` (``SemiSupervisedSource``); the held-out split keeps all its labels.
 
+    ``classes: [1]`` keeps only the images of those labels, in training and held-out data
+    (the one-class protocol of Ruff et al. 2018, Deep SVDD: one class is normal).
+    ``perturb: r`` replaces each pixel of each training batch, with probability r, by a
+    uniformly drawn level of 0..255, afresh every time an image is used (before binarising):
+    the background model of Ren et al. 2019 (likelihood ratios; they take r in 0.1..0.3).
+    Held-out data and evaluation samples are never perturbed."""
+
+    num_classes: ClassVar[int] = 10                 # the labels a data set of this kind has
     root: str | None = None
     split: Literal["train", "test"] = "train"
     flip: bool = False
     labels: bool = True
     binarize: Literal["none", "dynamic"] = "none"
+    classes: list[int] | None = None
+    perturb: float = Field(0.0, ge=0.0, le=1.0)
     # semi-supervised learning (Salimans et al. 2016, section 5): only this many training
     # images per class keep their labels (chosen by labelled_seed); see SemiSupervisedSource
     labelled_per_class: int | None = Field(None, ge=1, le=1_000_000)
     labelled_seed: int = Field(0, ge=0)
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, v: list[int] | None) -> list[int] | None:
+        """None (all classes) or a non-empty list of distinct labels of 0..num_classes-1."""
+        if v is None:
+            return v
+        bad = [c for c in v if not 0 <= c < cls.num_classes]
+        if not v or bad or len(set(v)) != len(v):
+            raise ValueError(f"must be a non-empty list of distinct labels of "
+                             f"0..{cls.num_classes - 1}, not {v}")
+        return sorted(v)
 
     @model_validator(mode="after")
     def _labelled_needs_labels(self) -> "ImageParams":
@@ -246,6 +271,33 @@ def binarize_images(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(u * 255 < images.float(), 255, 0).to(torch.uint8)
 
 
+def perturb_images(images: torch.Tensor, rate: float, gen: torch.Generator) -> torch.Tensor:
+    """uint8 images (N, C, H, W) with each value replaced, with probability ``rate``, by a
+    level drawn uniformly from 0..255 (Ren et al. 2019, "Likelihood Ratios for
+    Out-of-Distribution Detection", section 4: the input perturbation of the background
+    model). Uniforms drawn on the CPU from ``gen`` (portable state), moved to the images'
+    device."""
+    u = torch.rand(images.shape, generator=gen).to(images.device)
+    levels = torch.randint(0, 256, images.shape, generator=gen,
+                           dtype=torch.uint8).to(images.device)
+    return torch.where(u < rate, levels, images)
+
+
+def keep_classes(data: ImageSet, classes: list[int] | None, what: str) -> ImageSet:
+    """``data`` with only the images whose label is in ``classes`` (None: all of them).
+    DataError (one line) when ``data`` has no labels or none of them is in ``classes``."""
+    if classes is None:
+        return data
+    if data.labels is None:
+        raise DataError(f"data.classes: {what} has no labels to select by")
+    keep = torch.isin(data.labels, torch.tensor(classes))
+    if not bool(keep.any()):
+        raise DataError(f"data.classes: {what} has no images of classes {classes}")
+    idx = keep.nonzero()[:, 0]
+    return ImageSet(take_rows(data.images, idx), data.labels[idx], data.class_names,
+                    data.skipped)
+
+
 def binarized_once(images: torch.Tensor) -> torch.Tensor:
     """A fixed binarisation of held-out images (seed ``HELDOUT_BINARIZE_SEED``), in chunks so
     the float temporaries stay small."""
@@ -257,7 +309,7 @@ def binarized_once(images: torch.Tensor) -> torch.Tensor:
 def source_from_set(data: ImageSet, *, seed: int, device: str | torch.device, flip: bool,
                     labels: bool,
                     heldout: Callable[[], HeldOut] | None = None,
-                    binarize: bool = False) -> ImageTensorSource:
+                    binarize: bool = False, perturb: float = 0.0) -> ImageTensorSource:
     """Wrap a decoded set as a DataSource; ``labels=False`` makes it unconditional.
     ``heldout`` builds its held-out set on the first ``heldout()`` call; ``binarize``: serve
     dynamically binarised images (see :class:`ImageParams`)."""
@@ -270,6 +322,7 @@ def source_from_set(data: ImageSet, *, seed: int, device: str | torch.device, fl
         device=device,
         heldout=heldout,
         binarize=binarize,
+        perturb=perturb,
     )
 
 
@@ -307,15 +360,17 @@ def split_source(load: Callable[[Split], ImageSet], name: str, params: Any, *, s
     :class:`ImageParams`; a binarised held-out set is drawn once, with a fixed seed);
     ``name`` names the data set in the held-out description. Raises DataError from ``load``.
     """
-    data = load(params.split)
+    data = keep_classes(load(params.split), params.classes, f"{name} {params.split} split")
     data.images = fit_size(data.images, params.size)
     other = other_split(params.split)
     dynamic = params.binarize == "dynamic"
 
     def heldout() -> HeldOut:
-        held = load(other)
+        held = keep_classes(load(other), params.classes, f"{name} {other} split")
         held.images = fit_size(held.images, params.size)
         what = f"{name} {other} split ({len(held):,} images)"
+        if params.classes is not None:
+            what += f", classes {params.classes}"
         if dynamic:
             held.images = binarized_once(held.images)
             what += f", binarised once (seed {HELDOUT_BINARIZE_SEED})"
@@ -324,7 +379,8 @@ def split_source(load: Callable[[Split], ImageSet], name: str, params: Any, *, s
     if params.labelled_per_class is not None:
         return semi_supervised(data, params, seed=seed, device=device, heldout=heldout)
     return source_from_set(data, seed=seed, device=device, flip=params.flip,
-                           labels=params.labels, heldout=heldout, binarize=dynamic)
+                           labels=params.labels, heldout=heldout, binarize=dynamic,
+                           perturb=params.perturb)
 
 
 def labelled_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
@@ -396,13 +452,16 @@ def semi_supervised(data: ImageSet, params: Any, *, seed: int, device: str | tor
     images = torch.as_tensor(np.asarray(take_rows(data.images, idx)))   # (K n, C, H, W)
     dynamic = params.binarize == "dynamic"
     unlabelled = source_from_set(data, seed=seed, device=device, flip=params.flip,
-                                 labels=False, heldout=heldout, binarize=dynamic)
+                                 labels=False, heldout=heldout, binarize=dynamic,
+                                 perturb=params.perturb)
     labelled = ImageTensorSource(images, data.labels[idx], class_names=data.class_names,
                                  seed=seed + 1, flip=params.flip, device=device,
-                                 binarize=dynamic)
+                                 binarize=dynamic, perturb=params.perturb)
     return SemiSupervisedSource(unlabelled, labelled, idx, data.class_names)
 
 
 def labelled_count(params: Any, num_classes: int) -> int:
-    """How many labelled examples a semi-supervised source of ``params`` serves (0: none)."""
-    return (params.labelled_per_class or 0) * num_classes
+    """How many labelled examples a semi-supervised source of ``params`` serves (0: none):
+    ``labelled_per_class`` of each of its classes (``classes`` when it keeps only those)."""
+    kept = len(params.classes) if params.classes else num_classes
+    return (params.labelled_per_class or 0) * kept

@@ -101,7 +101,7 @@ class VAE(Objective):
     @classmethod
     def capabilities(cls, params) -> frozenset[str]:
         return frozenset({caps.SAMPLES, caps.LATENT, caps.LIKELIHOOD, caps.RECONSTRUCTION,
-                          caps.ENCODING})
+                          caps.ENCODING, caps.ELBO})
 
     @classmethod
     def default_optim(cls, phase: str) -> dict[str, Any]:
@@ -210,6 +210,23 @@ class VAE(Objective):
             return torch.cat([self._iw_rows(x[i:i + rows], mu[i:i + rows],
                                             logvar[i:i + rows], dec, k, gen)
                               for i in range(0, len(x), rows)])
+
+    @torch.no_grad()
+    def elbo(self, x: Tensor, net: nn.Module | None = None, samples: int | None = None) -> Tensor:
+        """The ELBO E_q[log p(x|z)] - KL(q(z|x) || N(0, I)) (Kingma & Welling 2014, eq. 7)
+        of images (B, *shape) in [-1, 1] -> (B,) nats: the analytic KL and the mean of
+        log p(x|z_i) over ``samples`` (default 1) draws z_i ~ q(z|x) from a stream seeded
+        ``IW_SEED`` (deterministic). ``net``: the decoder (default the trained one)."""
+        dec, k = net or self.nets["decoder"], samples or 1
+        gen = make_generator(IW_SEED, x.device)
+        with eval_mode(self.nets["encoder"], dec):
+            mu, logvar = self.posterior(x)
+            recon = torch.zeros(len(x), device=x.device)
+            for _ in range(k):                 # one (B, D) decode per draw: memory stays flat
+                eps = torch.randn(mu.shape, generator=gen, device=x.device)
+                out = dec(mu + (0.5 * logvar).exp() * eps).flatten(1)
+                recon += self.log_px(out, x.flatten(1))
+            return recon / k - gaussian_kl(mu, logvar)
 
     def _iw_rows(self, x: Tensor, mu: Tensor, logvar: Tensor, dec: nn.Module, k: int,
                  gen: torch.Generator) -> Tensor:

@@ -260,6 +260,30 @@ def build_source(cfg: RunConfig, device: torch.device, why: str) -> Any:
             from None
 
 
+def load_run_model(run_path: Path | str, device: str = "auto",
+                   state: dict[str, Any] | None = None) -> tuple[Any, Model]:
+    """(RunDir, Model) of the run in ``run_path`` on ``device`` ("auto": CUDA, else MPS,
+    else CPU), from ``state`` (a checkpoint's contents) or its newest intact checkpoint.
+    GankitError when the folder is not a run or the device is missing; CheckpointError
+    when it has no (fitting) checkpoint (``gankit.api.load_model`` is the public face)."""
+    from gankit.log import note
+    from gankit.run import RunDir
+
+    run = RunDir.open(run_path)
+    cfg = run.read_config()
+    where = resolve_device(device, "--device")
+    if state is None:
+        if not ckpt.list_checkpoints(run.checkpoints):
+            raise CheckpointError(f"{run_path} has no checkpoint yet (it stopped before its "
+                                  f"first); train it on with `gankit resume {run_path}`")
+        _, state, skipped = ckpt.newest_intact(run.checkpoints)
+        for msg in skipped:
+            note(f"skipped {msg}")
+    model = Model(cfg, run_data(run.path, cfg, where), where)
+    model.load_model_state(state)
+    return run, model
+
+
 # ---------------------------------------------------------------- the data's description
 def save_data_info(run_path: Path, info: DataInfo) -> None:
     """Keep ``info`` in the run folder (``DATA_INFO``: safetensors, no pickle)."""

@@ -1,0 +1,138 @@
+"""Anomaly scores, one per image, higher = more anomalous, as methods a model offers.
+
+A method names the capabilities it needs (``gankit.core.capabilities``); ``gankit score``
+offers a model the methods whose needs it meets, so there is no switch over objectives:
+
+``nll``       -log p(x) in nats: exact for a PixelCNN, the importance-weighted bound for a
+              VAE (Burda et al. 2016; ``--iw-samples`` k).
+``elbo``      the negative evidence lower bound (Kingma & Welling 2014) in nats.
+``ratio``     log p_background(x) - log p(x): minus the likelihood ratio of Ren et al. 2019,
+              with a background model trained on perturbed inputs (``data.perturb``; give
+              its run as ``--background``); the background term both models share cancels.
+``critic``    minus the discriminator's / critic's value at x (a probability for sigmoid
+              games, the raw critic for WGAN and hinge).
+``fanogan``   the f-AnoGAN score (Schlegl et al. 2019): pixel residual + kappa * feature
+              residual of the izi_f encoder's reconstruction G(E(x)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from gankit.core import capabilities as caps
+from gankit.errors import GankitError
+
+BATCH = 256
+
+
+@dataclass(frozen=True)
+class Method:
+    """A way to score: ``needs`` capabilities; ``run(model, x, options) -> {"score": (n,),
+    other per-image values}`` on a batch x (n, *shape) in [-1, 1] on the model's device."""
+
+    name: str
+    needs: frozenset[str]
+    meaning: str
+    run: Callable[[Any, Tensor, "Options"], dict[str, Tensor]]
+    background: bool = False          # needs a second model (``--background``)
+
+
+@dataclass
+class Options:
+    """What a method may read beyond the model: ``iw_samples`` (k of an estimate; None:
+    the model's default) and ``background``: a second loaded model (``ratio``)."""
+
+    iw_samples: int | None = None
+    background: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _k(options: Options) -> dict[str, int]:
+    return {} if options.iw_samples is None else {"samples": options.iw_samples}
+
+
+def _nll(model, x: Tensor, options: Options) -> dict[str, Tensor]:
+    return {"score": -model.objective.log_likelihood(x, model.sampler(), **_k(options))}
+
+
+def _elbo(model, x: Tensor, options: Options) -> dict[str, Tensor]:
+    return {"score": -model.objective.elbo(x, model.sampler(), **_k(options))}
+
+
+def _ratio(model, x: Tensor, options: Options) -> dict[str, Tensor]:
+    bg = options.background
+    log_p = model.objective.log_likelihood(x, model.sampler(), **_k(options))
+    log_bg = bg.objective.log_likelihood(x.to(bg.device), bg.sampler(), **_k(options)).to(x.device)
+    return {"score": log_bg - log_p, "nll": -log_p, "nll_background": -log_bg}
+
+
+def _critic(model, x: Tensor, options: Options) -> dict[str, Tensor]:
+    with torch.no_grad():
+        return {"score": -model.objective.critic_map(x).reshape(len(x))}
+
+
+def _fanogan(model, x: Tensor, options: Options) -> dict[str, Tensor]:
+    return model.objective.anomaly_score(x)
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("fanogan", frozenset({caps.ANOMALY}),
+           "f-AnoGAN: pixel residual + kappa * critic-feature residual of G(E(x))", _fanogan),
+    Method("ratio", frozenset({caps.LIKELIHOOD}),
+           "log p_background(x) - log p(x) (Ren et al. 2019), nats", _ratio, background=True),
+    Method("nll", frozenset({caps.LIKELIHOOD}), "-log p(x), nats", _nll),
+    Method("elbo", frozenset({caps.ELBO}), "-ELBO(x), nats", _elbo),
+    Method("critic", frozenset({caps.CRITIC}), "-D(x): minus the critic's value", _critic),
+)}
+
+
+def offered(model) -> list[str]:
+    """The names of the methods ``model`` offers, in order of preference."""
+    return [n for n, m in METHODS.items() if m.needs <= model.objective.offers]
+
+
+def choose(model, name: str | None, has_background: bool) -> Method:
+    """The method ``name`` (None: the first the model offers, ``ratio`` only with a
+    background model). GankitError (one line) for an unknown method, one the model does not
+    offer, or ``ratio`` without ``--background`` (and a background with another method)."""
+    have = offered(model)
+    kind = model.cfg.objective.name
+    if name is None:
+        usable = [n for n in have if has_background or not METHODS[n].background]
+        if not usable:
+            raise GankitError(f"a {kind} model offers no anomaly score (methods: "
+                              f"{', '.join(METHODS)})")
+        name = usable[0]
+    if name not in METHODS:
+        raise GankitError(f"--method {name}: unknown; choose one of {', '.join(METHODS)}")
+    if name not in have:
+        raise GankitError(f"--method {name}: a {kind} model does not offer it "
+                          f"(it offers {', '.join(have) or 'none'})")
+    method = METHODS[name]
+    if method.background and not has_background:
+        raise GankitError(f"--method {name} needs --background RUN: a model trained on "
+                          "perturbed inputs (data.perturb)")
+    if has_background and not method.background:
+        raise GankitError(f"--background is used by --method ratio only, not {name}")
+    return method
+
+
+@torch.no_grad()
+def run_batches(method: Method, model, x: Tensor, options: Options,
+                batch: int = BATCH) -> dict[str, Tensor]:
+    """``method`` over images x (n, *shape) in [-1, 1] (on the CPU) in batches, on the
+    model's device -> {name: (n,) float64 CPU}. GankitError when a score is NaN/infinite."""
+    parts: dict[str, list[Tensor]] = {}
+    for i in range(0, len(x), batch):
+        out = method.run(model, x[i:i + batch].to(model.device), options)
+        for k, v in out.items():
+            parts.setdefault(k, []).append(v.detach().double().cpu())
+    result = {k: torch.cat(v) for k, v in parts.items()}
+    bad = int((~torch.isfinite(result["score"])).sum())
+    if bad:
+        raise GankitError(f"--method {method.name}: {bad} of {len(x)} scores are NaN or infinite")
+    return result

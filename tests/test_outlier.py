@@ -1,0 +1,173 @@
+"""``gankit score``: anomaly scores by the methods a model offers, their evaluation, refusals.
+
+Hand computation: a VAE whose networks are all zero but the decoder's output bias b has
+q(z|x) = N(0, I) = p(z) and p(x|z) = prod Bernoulli(sigmoid(b)) for every z, so every
+importance weight equals p(x): the IW-NLL and the -ELBO both equal
+-sum_i [x_i b - softplus(b)] exactly, for any k. AUROC is checked against the pair count
+P(s_anomalous > s_normal) + P(tie) / 2 and scikit-learn's roc_auc_score.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cli_runner import run_cli
+from gankit import api
+from gankit.config import build_config
+from gankit.outlier.evaluate import separation
+from gankit.outlier.inputs import convert
+from gankit.outlier.methods import METHODS, Options, run_batches
+
+TINY = ["train.steps=2", "train.batch_size=8", "train.threads=1", "log.figures=false",
+        "log.progress=false", "log.sample_at=[]", "eval.metrics=[]", "data.split=test",
+        "log.tensorboard=false"]
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory, data_root):
+    cfg = build_config("vae-mnist", TINY + ["model.g_hidden=8", "model.d_hidden=8",
+                                            "model.z_dim=2", "model.g_depth=1",
+                                            "model.d_depth=1"])
+    return api.train(cfg, tmp_path_factory.mktemp("runs") / "vae").path
+
+
+def test_vae_scores_match_a_hand_computation(vae_run):
+    _, model = api.load_model(vae_run, device="cpu")
+    b = 0.3
+    for name in ("encoder", "decoder"):
+        for p in model.nets[name].parameters():
+            nn.init.zeros_(p)
+    last_bias = [p for n, p in model.nets["decoder"].named_parameters() if n.endswith("bias")][-1]
+    nn.init.constant_(last_bias, b)
+    x = torch.tensor([[0.0] * 784, [1.0] * 392 + [0.0] * 392]).view(2, 1, 28, 28) * 2 - 1
+    ones = torch.tensor([0.0, 392.0])
+    softplus = math.log1p(math.exp(b))
+    expected = -(ones * b - 784 * softplus)                          # -log p(x), nats
+    for method, k in (("nll", 7), ("elbo", 3)):
+        got = run_batches(METHODS[method], model, x, Options(iw_samples=k))["score"]
+        torch.testing.assert_close(got, expected.double(), rtol=1e-5, atol=1e-3)
+
+
+def test_auroc_is_the_pair_probability_and_sklearns():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.normal(size=300), 1)                       # ties on purpose
+    anomalous = rng.random(300) < 0.3
+    pos, neg = scores[anomalous], scores[~anomalous]
+    pairs = (pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean()
+    ev = separation(scores, anomalous)
+    assert ev["auroc"] == pytest.approx(pairs, abs=1e-12)
+    assert ev["auroc"] == pytest.approx(roc_auc_score(anomalous, scores), abs=1e-12)
+    assert separation(-scores, anomalous)["auroc"] == pytest.approx(1 - pairs, abs=1e-12)
+    assert ev["n_anomalous"] == anomalous.sum() and 0 < ev["auprc"] <= 1
+
+
+def test_score_cli_writes_csv_summary_and_figures(vae_run, tmp_path):
+    rng = np.random.default_rng(1)
+    npz = tmp_path / "new.npz"
+    np.savez(npz, images=rng.integers(0, 256, (6, 28, 28), dtype=np.uint8))
+    out = tmp_path / "out" / "scores.csv"
+    code, stdout, err = run_cli(["score", str(vae_run), "--input", "mnist:test", "--limit", "10",
+                                 "--outliers", str(npz), "--out", str(out), "--iw-samples", "4",
+                                 "--device", "cpu"])
+    assert code == 0, err
+    assert "AUROC" in stdout and "10 normal, 6 anomalous" in stdout
+    lines = out.read_text().splitlines()
+    assert lines[0] == "name,input,score,method,anomalous" and len(lines) == 17
+    assert lines[-1].startswith("new.npz[5],") and lines[-1].endswith(",nll,1")
+    summary = json.loads((tmp_path / "out" / "scores.json").read_text())
+    assert summary["method"] == "nll" and summary["protocol"]["likelihood"]["iw_samples"] == 4
+    for name in ("scores-most.png", "scores-least.png", "scores-hist.png"):
+        assert (tmp_path / "out" / name).is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "critic"], "does not offer it (it offers ratio, nll, elbo)"),
+    (["--method", "ratio"], "needs --background RUN"),
+    (["--method", "nope"], "unknown; choose one of"),
+    (["--input", "nowhere/"], "not a folder, an .npz file or a built-in split"),
+    (["--normal-classes", "a"], "class numbers separated by commas"),
+])
+def test_refusals_are_one_line(vae_run, tmp_path, args, message):
+    base = ["score", str(vae_run), "--out", str(tmp_path / "s.csv"), "--limit", "4"]
+    if "--input" not in args:
+        base += ["--input", "mnist:test"]
+    code, _, err = run_cli(base + args)
+    assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_other_sizes_are_refused_or_converted(vae_run, tmp_path):
+    npz = tmp_path / "rgb.npz"
+    np.savez(npz, x=np.full((3, 32, 32, 3), 200, np.uint8))
+    args = ["score", str(vae_run), "--input", str(npz), "--out", str(tmp_path / "s.csv"),
+            "--iw-samples", "2"]
+    code, _, err = run_cli(args)
+    assert code == 2 and "images are 3x32x32" in err and "takes 1x28x28" in err
+    assert "--resize" in err and err.count("\n") == 1
+    code, out, err = run_cli(args + ["--resize"])
+    assert code == 0 and "converted 3 images from 3x32x32 to 1x28x28" in out
+    assert not (tmp_path / "s-hist.png").exists()              # no truth: no histogram
+
+
+def test_convert_channels_and_size():
+    rgb = torch.zeros((1, 3, 4, 8), dtype=torch.uint8)
+    rgb[:, 0] = 255                                            # pure red: luma 0.299
+    grey = convert(rgb, (1, 2, 2))
+    assert grey.shape == (1, 1, 2, 2) and int(grey[0, 0, 0, 0]) == round(255 * 0.299)
+    assert convert(torch.full((1, 1, 2, 2), 9, dtype=torch.uint8), (3, 4, 4)).eq(9).all()
+
+
+FANO_MODEL = ["model.name=dcgan", "model.ngf=4", "model.ndf=4", "model.z_dim=4",
+              "data.classes=[1]", "train.reuse_fakes=false", "log.n_fixed=4"]
+
+
+@pytest.mark.slow          # two tiny runs: ~9 s
+def test_fanogan_reads_the_frozen_gan_and_trains_only_its_encoder(tmp_path, data_root):
+    gan = api.train(build_config("dcgan-mnist", TINY + FANO_MODEL + ["objective=wgan-gp"]),
+                    tmp_path / "wgan").path
+    cfg = build_config("dcgan-mnist", TINY + FANO_MODEL + [
+        "objective=fanogan", f"objective.gan_run={gan}", "objective.kappa=0.5"])
+    fano = api.train(cfg, tmp_path / "fano").path
+    _, g = api.load_model(gan, device="cpu")
+    _, f = api.load_model(fano, device="cpu")
+    for name in ("G", "D"):
+        for a, b in zip(g.nets[name].state_dict().values(), f.nets[name].state_dict().values()):
+            assert torch.equal(a, b), name
+    x = torch.rand((3, 1, 28, 28)) * 2 - 1
+    out = run_batches(METHODS["fanogan"], f, x, Options())
+    rec = f.nets["G"].eval()(f.nets["E"].eval()(x))
+    _, fx = f.nets["D"](x, features=True)
+    _, fr = f.nets["D"](rec, features=True)
+    pixel = (x - rec).square().flatten(1).mean(1)
+    feature = (fx - fr).square().flatten(1).mean(1)
+    torch.testing.assert_close(out["score"], (pixel + 0.5 * feature).double().detach())
+    bad = build_config("dcgan-mnist", TINY + FANO_MODEL + [
+        "objective=fanogan", f"objective.gan_run={fano}"])
+    with pytest.raises(Exception, match="trained with fanogan; f-AnoGAN reads a wgan-gp run"):
+        api.train(bad, tmp_path / "bad")
+
+
+def test_folder_inputs_keep_names_and_refuse_mixed_sizes(vae_run, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    Image.new("L", (28, 28), 0).save(folder / "a.png")
+    Image.new("RGB", (40, 30), (255, 0, 0)).save(folder / "sub" / "b.png")
+    (folder / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "s.csv"
+    args = ["score", str(vae_run), "--input", str(folder), "--out", str(out), "--iw-samples", "2"]
+    code, _, err = run_cli(args)
+    assert code == 2 and "1x28x28 and 3x30x40" in err and "--resize" in err
+    code, stdout, err = run_cli(args + ["--resize"])
+    assert code == 0, err
+    assert "skipped 1 unreadable files" in stdout
+    names = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
+    assert names == ["a.png", "sub/b.png"]
