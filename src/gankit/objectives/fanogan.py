@@ -56,6 +56,12 @@ class FAnoGAN(Objective):
     reconstruction_of: ClassVar[str] = "G(E({}))"
     sample_name: ClassVar[str] = "G(z)"
 
+    @classmethod
+    def ema_nets(cls) -> tuple[str, ...]:
+        """None: G is frozen (an average of it would start from its random weights, before
+        the copy from ``gan_run``), and scores read E itself."""
+        return ()
+
     def __init__(self, params, nets, latent, info, options=None):
         from gankit.core.step import PhaseOptions
         super().__init__(params, nets, latent, info, options or PhaseOptions())
