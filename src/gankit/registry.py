@@ -87,6 +87,7 @@ OBJECTIVES = Registry("objective", {
     "unrolled": "gankit.objectives.unrolled:Unrolled",
     "vae": "gankit.objectives.vae:VAE",
     "pixelcnn": "gankit.objectives.pixelcnn:PixelCNN",
+    "stylegan": "gankit.objectives.stylegan:StyleGAN",
 })
 
 NETWORKS = Registry("network", {
@@ -96,6 +97,7 @@ NETWORKS = Registry("network", {
     "infogan": "gankit.nn.infogan:InfoGANFamily",
     "began": "gankit.nn.began:BEGANFamily",
     "pixelcnn": "gankit.nn.pixelcnn:PixelCNNFamily",
+    "stylegan": "gankit.nn.stylegan:StyleGANFamily",
 })
 
 DATASETS = Registry("dataset", {

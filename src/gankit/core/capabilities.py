@@ -28,6 +28,12 @@ attributes on the objective instance:
                   undoes it} (CycleGAN; empty for pix2pix); ``generate`` translates held-out
                   inputs
 ``text``          ``decode(x) -> list[str]``
+``styles``        a style-based generator (StyleGAN): ``num_ws(net=None)``, ``style_layers(spec)
+                  -> (lo, hi)`` (w indices of "coarse" / "middle" / "fine" / "i-j"),
+                  ``to_w(inputs, net=None) -> (n, num_ws, w_dim)``, ``truncated(inputs, psi)``
+                  and ``mixed(inputs_a, inputs_b, spec)`` (inputs whose samples are truncated /
+                  take B's styles in ``spec``); inputs may carry ``w`` (n, num_ws, w_dim)
+                  instead of z, and per-layer noise ``noise<i>`` that ``with_noise`` redraws
 ================  ==============================================================================
 """
 
@@ -44,6 +50,7 @@ RECONSTRUCTION = "reconstruction"
 ENCODING = "encoding"
 TRANSLATION = "translation"
 TEXT = "text"
+STYLES = "styles"
 
 MEANING = {
     SAMPLES: "draws samples",
@@ -57,6 +64,7 @@ MEANING = {
     ENCODING: "an encoder into the latent space",
     TRANSLATION: "translation between two image domains",
     TEXT: "text decoding",
+    STYLES: "a style-based generator (truncation, style mixing)",
 }
 
 
