@@ -129,6 +129,8 @@ METRICS = Registry("metric", {
     "is": "gankit.eval.metrics:InceptionScore",
     "kid": "gankit.eval.metrics:KID",
     "pr": "gankit.eval.metrics:PrecisionRecall",
+    "ppl": "gankit.metrics.styles:PerceptualPathLength",
+    "truncation-pr": "gankit.metrics.styles:TruncationPrecisionRecall",
 })
 
 ALL = {"objectives": OBJECTIVES, "networks": NETWORKS, "datasets": DATASETS, "metrics": METRICS}

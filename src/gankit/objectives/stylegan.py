@@ -134,10 +134,12 @@ class StyleGAN(GANObjective):
                               f"0 <= i <= j < {n}, not {spec!r}")
         return int(m[1]), int(m[2]) + 1
 
-    def truncated(self, inputs: dict[str, Tensor], psi: float) -> dict[str, Tensor]:
-        """``inputs`` whose samples use w_avg + psi (w - w_avg) (truncation trick)."""
+    def truncated(self, inputs: dict[str, Tensor], psi: float | Tensor) -> dict[str, Tensor]:
+        """``inputs`` whose samples use w_avg + psi (w - w_avg) (truncation trick); ``psi``
+        one value for all or (n,) values, one per sample."""
         n = len(inputs["z"] if "z" in inputs else inputs["w"])
-        return {**inputs, "psi": torch.full((n,), float(psi), device=self.device)}
+        psi = torch.as_tensor(psi, dtype=torch.float32, device=self.device)
+        return {**inputs, "psi": psi.expand(n).clone()}
 
     def mixed(self, a: dict[str, Tensor], b: dict[str, Tensor], spec: str) -> dict[str, Tensor]:
         """A's inputs (z, noise) with the styles of layers ``spec`` taken from B's z."""
