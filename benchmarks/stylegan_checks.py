@@ -66,13 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--paths", type=int, default=5000)
     ap.add_argument("--psi", type=float, nargs="+", default=[1.0, 0.7, 0.5])
+    ap.add_argument("--raw", action="store_true",
+                    help="use the trained G, not its EMA copy (runs with train.ema_beta)")
     ap.add_argument("--json", help="write the results to this JSON file")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     _, model = api.load_model(args.run, device="cpu")
+    if args.raw:
+        model.ema.clear()                    # sampler() falls back to the trained G
     name = classifier_for(model)
     c0 = time.process_time()
-    out = {"run": args.run, "step": model.c.step, "classifier": name,
+    out = {"run": args.run, "step": model.c.step, "classifier": name, "raw_G": args.raw,
            "mixing": mixing(model, args.pairs, name)}
     real = real_statistics(model.data, name, args.n, ClassifierMetrics.REAL_SEED)["features"]
     out["truncation"] = {f"{psi:g}": {k: v for k, v in truncated_precision_recall(
@@ -80,10 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         for psi in args.psi}
     out["ppl"] = {s: trimmed_mean(path_lengths(model, s, args.paths, SEED_N, name))
                   for s in ("z", "w")}
-    out["cfd"] = api.evaluate(args.run, ["mnist"], n=args.n, device="cpu")
+    out["cfd"] = ClassifierMetrics.evaluate(model, args.n)
     out["cpu_s"] = round(time.process_time() - c0, 1)
     mx = out["mixing"]
-    print(f"# {args.run} (step {out['step']}, classifier {name}, {out['cpu_s']} CPU-s)\n")
+    which = "trained G" if args.raw else "sampler (EMA G when kept)"
+    print(f"# {args.run} (step {out['step']}, {which}, classifier {name}, "
+          f"{out['cpu_s']} CPU-s)\n")
     print("| check | value |\n| --- | ---: |")
     print(f"| mix (coarse w {mx['layers'][0]}-{mx['layers'][1] - 1} from A) labelled as A, "
           f"{args.pairs} pairs | {mx['label_of_A']:.3f} |")
