@@ -93,8 +93,10 @@ def truncated_precision_recall(model, psi: float, n: int, seed: int, classifier:
 
 
 class PerceptualPathLength(ClassifierMetric, name="ppl"):
-    """Perceptual path length in Z and in W (Karras et al. 2019) in a shipped classifier's
-    features (not LPIPS: not comparable with the paper's values); n paths, eps 1e-4."""
+    """Perceptual path length in Z and in W (Karras et al. 2019), classifier features.
+
+    The shipped classifier's features, not LPIPS: not comparable with the paper's values;
+    n paths, eps 1e-4."""
 
     needs: ClassVar[frozenset[str]] = frozenset({caps.SAMPLES, caps.STYLES})
     smoke_config: ClassVar[dict[str, Any]] = SMOKE
@@ -120,8 +122,9 @@ class PerceptualPathLength(ClassifierMetric, name="ppl"):
 
 
 class TruncationPrecisionRecall(ClassifierMetric, name="truncation-pr"):
-    """Precision and recall (k = 3, shipped classifier) of samples truncated at psi 0.7 and
-    0.5 (Karras et al. 2019, section 4.1): psi 1 is metric mnist-pr."""
+    """Precision and recall of samples truncated at psi 0.7 and 0.5 (Karras et al. 2019).
+
+    k = 3 in the shipped classifier's features; psi 1 is metric mnist-pr."""
 
     needs: ClassVar[frozenset[str]] = frozenset({caps.SAMPLES, caps.STYLES})
     smoke_config: ClassVar[dict[str, Any]] = SMOKE

@@ -360,8 +360,9 @@ def build_critic(p: StyleGANParams, info: DataInfo, role: CriticRole) -> nn.Modu
 
 
 class StyleGANFamily:
-    """StyleGAN / StyleGAN2 (Karras et al. 2019, 2020): mapping network, style modulation,
-    noise inputs, to-RGB skips; residual D. 32 or 64 px, 1 or 3 channels."""
+    """StyleGAN / StyleGAN2 (Karras et al. 2019, 2020) G with a residual D; 32 or 64 px.
+
+    Mapping network, style modulation, noise inputs, to-RGB skips; 1 or 3 channels."""
 
     Params = StyleGANParams
     data_kinds = ("image",)

@@ -49,8 +49,10 @@ def style_groups(ws_res: list[int]) -> dict[str, tuple[int, int]]:
 
 
 class StyleGAN(GANObjective):
-    """StyleGAN / StyleGAN2 training (Karras et al. 2019, 2020): non-saturating logistic
-    loss, lazy R1 on real data, style-mixing regularisation, truncation at sampling.
+    """StyleGAN / StyleGAN2 training (Karras et al. 2019, 2020): logistic loss, lazy R1.
+
+    Non-saturating logistic loss, lazy R1 on real data, style-mixing regularisation,
+    truncation at sampling:
 
         L_D = E_x softplus(-D(x)) + E_z softplus(D(G(z)))
               + [step % N == 0] N gamma/2 E_x ||grad_x D(x)||^2      (lazy R1, N = r1_interval)
