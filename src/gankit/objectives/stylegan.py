@@ -10,7 +10,7 @@ regularisation correction of D's rate and beta2 (StyleGAN2 appendix B).
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -29,6 +29,7 @@ GROUPS = ("coarse", "middle", "fine")
 
 
 class StyleGANParams(ObjectiveParams):
+    name: Literal["stylegan"] = "stylegan"
     # R1 weight gamma (Mescheder et al. 2018); StyleGAN used 10 on FFHQ (0: off)
     r1_gamma: float = Field(10.0, ge=0, le=1e4)
     # lazy regularisation (StyleGAN2 section 3.1): R1 every N D steps, weighted by N
