@@ -160,15 +160,22 @@ def load_model(run_path: Path | str, best: bool = False,
 
 def sample(run_path: Path | str, n: int = 64, seed: int = 0, best: bool = False,
            label: int | None = None, device: str = "auto",
-           caption: str | None = None) -> Tensor:
+           caption: str | None = None, truncation: float | None = None,
+           mix_seed: int | None = None, mix_layers: str = "coarse") -> Tensor:
     """``n`` samples of a run's generator (its EMA weights when kept) as a float32 CPU tensor
     (n, *data shape) (images in [-1, 1]); ``best`` uses the best checkpoint; ``label`` draws
     that class only (class-conditional models; ConfigError otherwise); ``caption`` draws
     images of that sentence (caption models, e.g. GAN-CLS; ConfigError otherwise, or for a
     word outside the run's vocabulary); ``device`` as ``load_model`` (the run folder alone is
-    needed). The same seed gives the same samples on the same device."""
+    needed). The same seed gives the same samples on the same device.
+
+    Style-based generators (objective ``stylegan``; ConfigError otherwise): ``truncation``
+    psi pulls every w towards the tracked average (Karras et al. 2019, section 4.1);
+    ``mix_seed`` gives sample i the styles ``mix_layers`` ("coarse", "middle", "fine" or
+    "i-j", w indices) of sample i of seed ``mix_seed`` (style mixing, section 3.1)."""
     model = load_model(run_path, best=best, device=device)[1]
-    with model.fixed_label(label), model.fixed_caption(caption):
+    with model.fixed_label(label), model.fixed_caption(caption), \
+            model.styled(truncation, mix_seed, mix_layers):
         return model.sample(n, seed=seed)
 
 

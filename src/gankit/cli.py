@@ -164,8 +164,16 @@ def _flags(quiet: bool, as_json: bool) -> list[str]:
               help="Class-conditional models: draw this class only.")
 @click.option("--caption", help='Caption models (GAN-CLS): draw images of this sentence, e.g. '
               '"the digit 7 is on the left of the digit 2".')
+@click.option("--truncation", type=click.FloatRange(-2, 2),
+              help="Style-based generators: truncation psi, w_avg + psi (w - w_avg).")
+@click.option("--mix-seed", type=click.IntRange(min=0),
+              help="Style-based generators: take the --mix-layers styles from the samples "
+                   "of this seed (style mixing).")
+@click.option("--mix-layers", default="coarse", show_default=True,
+              help="The styles --mix-seed gives: coarse, middle, fine or i-j (w indices).")
 @_model_device_option
-def sample(run, n, out, seed, best, label, caption, device) -> None:
+def sample(run, n, out, seed, best, label, caption, truncation, mix_seed, mix_layers,
+           device) -> None:
     """Draw N samples from RUN's generator (EMA weights when the run keeps them); needs only
     the run folder."""
     import numpy as np
@@ -185,7 +193,8 @@ def sample(run, n, out, seed, best, label, caption, device) -> None:
         raise GankitError(f"--out {out} is a folder; name the file to write")
     _, model = load_model(run, best=best, device=device)
     labelled = suffix == ".png" and caps.LABELS in model.objective.offers
-    with model.fixed_label(label), model.fixed_caption(caption):
+    with model.fixed_label(label), model.fixed_caption(caption), \
+            model.styled(truncation, mix_seed, mix_layers):
         if labelled and label is None:       # a picture: the n split over the classes
             x, labels = class_samples(model, n, seed)
         else:

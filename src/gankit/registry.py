@@ -90,6 +90,7 @@ OBJECTIVES = Registry("objective", {
     "ssgan": "gankit.objectives.ssgan:SSGAN",
     "gan-cls": "gankit.objectives.captions:GANCLS",
     "fanogan": "gankit.objectives.fanogan:FAnoGAN",
+    "stylegan": "gankit.objectives.stylegan:StyleGAN",
 })
 
 NETWORKS = Registry("network", {
@@ -101,6 +102,7 @@ NETWORKS = Registry("network", {
     "pixelcnn": "gankit.nn.pixelcnn:PixelCNNFamily",
     "ssgan-mlp": "gankit.nn.ssgan:SSGANMLPFamily",
     "captions": "gankit.nn.captions:CaptionsFamily",
+    "stylegan": "gankit.nn.stylegan:StyleGANFamily",
 })
 
 DATASETS = Registry("dataset", {
@@ -135,6 +137,8 @@ METRICS = Registry("metric", {
     "is": "gankit.eval.metrics:InceptionScore",
     "kid": "gankit.eval.metrics:KID",
     "pr": "gankit.eval.metrics:PrecisionRecall",
+    "ppl": "gankit.metrics.styles:PerceptualPathLength",
+    "truncation-pr": "gankit.metrics.styles:TruncationPrecisionRecall",
 })
 
 ALL = {"objectives": OBJECTIVES, "networks": NETWORKS, "datasets": DATASETS, "metrics": METRICS}

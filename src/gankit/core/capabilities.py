@@ -37,6 +37,12 @@ attributes on the objective instance:
 ``anomaly``       ``anomaly_score(x) -> {"score": (n,), ...}``: the model's own anomaly score,
                   higher = more anomalous, with its parts (f-AnoGAN), and
                   ``anomaly_protocol() -> dict``
+``styles``        a style-based generator (StyleGAN): ``num_ws(net=None)``, ``style_layers(spec)
+                  -> (lo, hi)`` (w indices of "coarse" / "middle" / "fine" / "i-j"),
+                  ``to_w(inputs, net=None) -> (n, num_ws, w_dim)``, ``truncated(inputs, psi)``
+                  and ``mixed(inputs_a, inputs_b, spec)`` (inputs whose samples are truncated /
+                  take B's styles in ``spec``); inputs may carry ``w`` (n, num_ws, w_dim)
+                  instead of z, and per-layer noise ``noise<i>`` that ``with_noise`` redraws
 ================  ==============================================================================
 """
 
@@ -57,6 +63,7 @@ CLASSIFIER = "classifier"
 CAPTIONS = "captions"
 ELBO = "elbo"
 ANOMALY = "anomaly"
+STYLES = "styles"
 
 MEANING = {
     SAMPLES: "draws samples",
@@ -74,6 +81,7 @@ MEANING = {
     CAPTIONS: "caption-conditioned sampling",
     ELBO: "an evidence lower bound per example",
     ANOMALY: "an anomaly score per example",
+    STYLES: "a style-based generator (truncation, style mixing)",
 }
 
 

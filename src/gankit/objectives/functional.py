@@ -82,7 +82,19 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, rng: torch.Generator | 
     eps = torch.rand(shape, generator=rng, device=real.device, dtype=torch.float32)
     x_hat = (eps * real.float() + (1 - eps) * fake.detach().float()).requires_grad_(True)
     with torch.autocast(device_type=real.device.type, enabled=False):
-        out = critic(x_hat)
-        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+        grad = input_gradient(critic(x_hat), x_hat)
     norm = grad.flatten(1).norm(dim=1)                      # (B,)
     return (norm - target).square().mean(), norm.mean().detach()
+
+
+def input_gradient(out: Tensor, x: Tensor) -> Tensor:
+    """grad_x of sum(out) (same shape as x), with its graph kept (a penalty on it trains D).
+    ``x`` must require grad and ``out`` (B,) or (B, k) be computed from it, per sample."""
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return grad
+
+
+def r1_penalty(real_out: Tensor, real: Tensor) -> Tensor:
+    """R1 = E_x ||grad_x D(x)||_2^2 on real data (Mescheder et al. 2018, eq. 9, without the
+    gamma / 2), from D's logits ``real_out`` (B,) computed from ``real`` (requires grad)."""
+    return input_gradient(real_out.float(), real).flatten(1).float().square().sum(1).mean()

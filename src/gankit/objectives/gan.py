@@ -94,13 +94,18 @@ class GANObjective(Objective):
     def sample_inputs(self, n: int, rng: torch.Generator | None) -> dict[str, Tensor]:
         return {"z": self.latent.sample(n, rng, self.device)}
 
+    def training_inputs(self, n: int, rng: torch.Generator | None) -> dict[str, Tensor]:
+        """The inputs of the fakes of a training step (default: ``sample_inputs``; a game
+        may add training-only randomness, e.g. StyleGAN's style mixing)."""
+        return self.sample_inputs(n, rng)
+
     def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
         return (net or self.nets["G"])(inputs["z"])
 
     def fakes_for_D(self, ctx: StepContext, n: int) -> tuple[dict[str, Tensor], Tensor]:
         """(inputs, fakes) for a critic update, without a graph into G. With ``reuse_fakes``
         G's graph is built anyway and kept in the step's scratch for ``fakes_for_G``."""
-        inputs = self.sample_inputs(n, ctx.rng)
+        inputs = self.training_inputs(n, ctx.rng)
         if not self.reuse_fakes:
             with torch.no_grad():
                 return inputs, self.generate(inputs)
@@ -113,7 +118,7 @@ class GANObjective(Objective):
         kept = ctx.scratch.pop(KEPT, None)
         if kept is not None and kept[1].shape[0] == n:
             return kept
-        inputs = self.sample_inputs(n, ctx.rng)
+        inputs = self.training_inputs(n, ctx.rng)
         return inputs, self.generate(inputs)
 
     # ---- losses shared by the games --------------------------------------------------

@@ -241,6 +241,7 @@ class ImageView:
         return save_grid(cells, path, ncol, title=title, row_labels=rows)
 
     def final_plots(self, trainer, folder: Path, rows: list[dict]) -> list[Path]:
+        from gankit.plots.styles import STYLE_FIGURES    # it draws with this module's grids
         side = int(trainer.data.info.shape[-1])
         figures = [
             Figure("evolution", lambda t, f, r: self.evolution(
@@ -256,6 +257,7 @@ class ImageView:
                 t, f / "nearest_training.png")),
             RECONSTRUCTION,
             *LATENT_FIGURES,
+            *STYLE_FIGURES,
         ]
         return draw_figures(figures, trainer, folder, rows)
 

@@ -68,37 +68,68 @@ class Counters:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StyleOptions:
+    """How ``Sampling.sample`` draws from a style-based generator (``Sampling.styled``)."""
+
+    psi: float | None = None           # truncation psi (None: none)
+    mix_seed: int | None = None        # seed of the sources B of style mixing (None: none)
+    mix_layers: str = "coarse"         # the styles taken from B
+
+
 class Sampling:
     """Sampling and model state, shared by the trainer and a loaded :class:`Model`. Uses
     ``cfg``, ``nets``, ``ema``, ``objective``, ``device``, ``dist``, ``data.info``, ``c``,
     ``fixed_inputs``, ``_label`` and ``_sharded`` of the object it is mixed into."""
 
     _caption: Tensor | None = None        # token ids (length,) held fixed by fixed_caption
+    _styles: StyleOptions | None = None          # set inside ``styled``
 
     def sampler(self, name: str | None = None) -> nn.Module:
         """The net that makes samples: its EMA copy when ``train.ema_beta`` keeps one."""
         name = name or self.objective.sample_nets[0]
         return self.ema[name].net if name in self.ema else self.nets[name]
 
-    @torch.no_grad()
-    def generate(self, inputs: dict[str, Tensor], name: str | None = None) -> Tensor:
-        """Samples (n, *data shape) on the device from ``inputs`` of
-        ``objective.sample_inputs`` (noise, labels, codes), in eval mode, without gradients."""
+    @contextlib.contextmanager
+    def sampling_net(self, name: str | None = None):
+        """The sampler net (``sampler``) in eval mode inside, without gradients (running
+        statistics and tracked averages such as StyleGAN's w_avg stay as they are)."""
         G = self.sampler(name)
         was_training = G.training
         G.eval()
         try:
-            return self.objective.generate(inputs, G)
+            with torch.no_grad():
+                yield G
         finally:
             G.train(was_training)
 
-    def inputs(self, n: int, gen: torch.Generator) -> dict[str, Tensor]:
-        """``objective.sample_inputs`` with what ``sample`` was asked to hold fixed."""
+    def generate(self, inputs: dict[str, Tensor], name: str | None = None) -> Tensor:
+        """Samples (n, *data shape) on the device from ``inputs`` of
+        ``objective.sample_inputs`` (noise, labels, codes), in eval mode, without gradients."""
+        with self.sampling_net(name) as G:
+            return self.objective.generate(inputs, G)
+
+    def styles(self, inputs: dict[str, Tensor]) -> Tensor:
+        """The styles w (n, num_ws, w_dim) the sampler gives ``inputs`` (capability
+        "styles": ``objective.to_w``), in eval mode, without gradients."""
+        with self.sampling_net() as G:
+            return self.objective.to_w(inputs, G)
+
+    def inputs(self, n: int, gen: torch.Generator,
+               gen_b: torch.Generator | None = None) -> dict[str, Tensor]:
+        """``objective.sample_inputs`` with what ``sample`` was asked to hold fixed, and the
+        style options of ``styled`` (``gen_b``: the stream of the mixing sources B)."""
         inputs = self.objective.sample_inputs(n, gen)
         if self._label is not None:
             inputs["y"] = torch.full_like(inputs["y"], self._label)
         if self._caption is not None:
             inputs["tokens"] = self._caption.to(inputs["tokens"]).expand(n, -1).clone()
+        st = self._styles
+        if st is not None and st.mix_seed is not None:
+            b = self.objective.sample_inputs(n, gen_b)
+            inputs = self.objective.mixed(inputs, b, st.mix_layers)
+        if st is not None and st.psi is not None:
+            inputs = self.objective.truncated(inputs, st.psi)
         return inputs
 
     @contextlib.contextmanager
@@ -115,6 +146,30 @@ class Sampling:
             yield
         finally:
             self._caption = None
+
+    @contextlib.contextmanager
+    def styled(self, psi: float | None = None, mix_seed: int | None = None,
+               mix_layers: str = "coarse"):
+        """Inside, ``sample`` draws from a style-based generator (capability "styles") with
+        the truncation trick w_avg + psi (w - w_avg) (Karras et al. 2019, section 4.1) and/or
+        with the styles of ``mix_layers`` ("coarse", "middle", "fine" or "i-j") taken from
+        the samples of seed ``mix_seed`` (style mixing, section 3.1). Nothing set: plain
+        sampling. ConfigError (one line) when the model has no styles or the layers are
+        not valid."""
+        if psi is None and mix_seed is None:
+            yield
+            return
+        if caps.STYLES not in self.objective.offers:
+            what = "--truncation" if psi is not None else "--mix-seed"
+            raise ConfigError(f"{what}: the {self.cfg.objective.name} model has no style-based "
+                              "generator (truncation and style mixing need objective stylegan)")
+        if mix_seed is not None:
+            self.objective.style_layers(mix_layers)
+        self._styles = StyleOptions(psi, mix_seed, mix_layers)
+        try:
+            yield
+        finally:
+            self._styles = None
 
     @contextlib.contextmanager
     def fixed_label(self, label: int | None):
@@ -141,16 +196,18 @@ class Sampling:
         Inside ``sharded_sampling`` each rank generates its rows of every chunk and the chunks
         are gathered: the same samples as one process makes, in 1/W of the time."""
         gen = make_generator(seed, self.device)
+        mixing = self._styles is not None and self._styles.mix_seed is not None
+        gen_b = make_generator(self._styles.mix_seed, self.device) if mixing else None
         if self._sharded and self.dist.enabled:
             chunks = []
             for i in range(0, n, batch):
                 m = min(batch, n - i)
                 rows = self.dist.rows(m)
-                inputs = self.inputs(m, gen)                           # the same on every rank
+                inputs = self.inputs(m, gen, gen_b)                    # the same on every rank
                 part = self.generate({k: v[rows] for k, v in inputs.items()})
                 chunks.append(self.dist.gather_rows(part, m))
             return torch.cat(chunks).float().cpu()
-        chunks = [self.generate(self.inputs(min(batch, n - i), gen))
+        chunks = [self.generate(self.inputs(min(batch, n - i), gen, gen_b))
                   for i in range(0, n, batch)]
         return torch.cat(chunks).float().cpu()
 
