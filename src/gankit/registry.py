@@ -111,6 +111,7 @@ DATASETS = Registry("dataset", {
     "paired-folder": "gankit.data.translation:PairedFolder",
     "mnist-strokes": "gankit.data.translation:MNISTStrokes",
     "fashion-edges": "gankit.data.translation:FashionEdges",
+    "text": "gankit.data.text:Text",
 })
 
 # Each a gankit.metrics.protocol.Metric (tests/test_metric_protocol.py checks them all).
