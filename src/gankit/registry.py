@@ -96,6 +96,7 @@ NETWORKS = Registry("network", {
     "infogan": "gankit.nn.infogan:InfoGANFamily",
     "began": "gankit.nn.began:BEGANFamily",
     "pixelcnn": "gankit.nn.pixelcnn:PixelCNNFamily",
+    "textconv": "gankit.nn.text:TextConvFamily",
 })
 
 DATASETS = Registry("dataset", {
@@ -124,6 +125,7 @@ METRICS = Registry("metric", {
     "class-agreement": "gankit.metrics.offline:ClassAgreement",
     "stacked-mnist": "gankit.metrics.offline:StackedMNISTMetrics",
     "nll": "gankit.metrics.likelihood:HeldOutNLL",
+    "text": "gankit.metrics.text:TextMetrics",
     "fid": "gankit.eval.metrics:FID",
     "is": "gankit.eval.metrics:InceptionScore",
     "kid": "gankit.eval.metrics:KID",
