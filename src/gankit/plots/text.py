@@ -23,9 +23,14 @@ class TextView:
         return ("Generated lines, each the most likely character at every position of G's "
                 "softmax (argmax decoding); trailing pad characters removed.")
 
+    @staticmethod
+    def to_lines(x: torch.Tensor, trainer) -> list[str]:
+        """Samples (n, L, V) -> n lines of text (``gankit sample RUN`` prints them)."""
+        return trainer.data.info.to_text(x.cpu())
+
     def save_samples(self, x: torch.Tensor, path: Path, trainer=None, labels=None) -> Path:
         """Draw the decoded lines of samples x (n, L, V) into the PNG ``path``."""
-        lines = trainer.data.info.to_text(x.cpu())
+        lines = self.to_lines(x, trainer)
         return self.draw_lines(lines, path, f"{len(lines)} samples"
                                + (f", step {trainer.c.step}" if hasattr(trainer, "c") else ""))
 
