@@ -8,6 +8,7 @@ Shakespeare download with its published MD5 (a loopback server, never the networ
 
 from __future__ import annotations
 
+import functools
 import http.server
 import math
 import threading
@@ -116,31 +117,23 @@ def test_an_empty_or_missing_corpus_is_one_line(tmp_path):
 
 
 # ----------------------------------------------------------------------------- download
-class _Files(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
+class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
-        pass
+        pass                                      # keep pytest output clean
 
 
 @pytest.fixture
-def loopback(monkeypatch):
+def loopback(monkeypatch, tmp_path):
+    """(base URL, folder it serves) of a loopback HTTP server of static files."""
     monkeypatch.delenv("GANKIT_OFFLINE", raising=False)
     for var in ("no_proxy", "NO_PROXY"):
         monkeypatch.setenv(var, "127.0.0.1,localhost")
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(_Quiet, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", folder
     httpd.shutdown()
     httpd.server_close()
 
@@ -149,17 +142,20 @@ def test_tiny_shakespeare_downloads_with_its_published_md5(loopback, tmp_path, m
     original = SHARED_TEXT / "tinyshakespeare" / "input.txt"
     if not original.is_file():
         pytest.skip("../shared/data/text not available")
+    url, served = loopback
     body = original.read_bytes()
-    _Files.files = {"/good/input.txt": body, "/bad/input.txt": body[:-1] + b"!"}
+    for sub, payload in (("good", body), ("bad", body[:-1] + b"!")):
+        (served / sub).mkdir()
+        (served / sub / "input.txt").write_bytes(payload)
     remote = CORPORA["tinyshakespeare"]
     monkeypatch.setitem(CORPORA, "tinyshakespeare", type(remote)(
-        remote.filename, remote.md5, (f"{loopback}/bad/", f"{loopback}/good/")))
+        remote.filename, remote.md5, (f"{url}/bad/", f"{url}/good/")))
     params = TextParams(corpus="tinyshakespeare", root=str(tmp_path))
     src = Text.build(params, seed=0)
     assert (tmp_path / "text" / "tinyshakespeare" / "input.txt").read_bytes() == body
     assert len(src) + len(src.held_lines) == len(read_lines(original))
     monkeypatch.setitem(CORPORA, "tinyshakespeare", type(remote)(
-        remote.filename, remote.md5, (f"{loopback}/bad/",)))
+        remote.filename, remote.md5, (f"{url}/bad/",)))
     with pytest.raises(DataError, match="MD5 mismatch"):
         Text.build(TextParams(corpus="tinyshakespeare", root=str(tmp_path / "b")), seed=0)
     assert not (tmp_path / "b" / "text" / "tinyshakespeare" / "input.txt").exists()
