@@ -77,9 +77,11 @@ def js_scores(rows: torch.Tensor, held: list[Counter], suffix: str = "") -> dict
 
 
 class TextMetrics(Metric, name="text"):
-    """JS divergence of 1-4-gram character models, generated vs held-out lines, beside the
-    floor (training vs held-out lines), and the share of generated words of 2+ letters found
-    in the training lines (Gulrajani et al. 2017, language model; 640 lines in the paper)."""
+    """Character 1-4-gram JS divergence, generated vs held-out lines; share of real words.
+
+    Beside each JS-n its floor (n training lines vs the held-out lines), and beside the share
+    of generated words of 2+ letters found in the training lines the share for n held-out
+    lines (Gulrajani et al. 2017, language model; 640 lines in the paper)."""
 
     kinds = frozenset({"text"})
     smoke_config = {"data": {"name": "text", "corpus": "kjv"},
