@@ -56,7 +56,7 @@ class TextParams(Params):
     holdout: float = Field(0.1, ge=0.0, le=0.5)
 
     @model_validator(mode="after")
-    def _one_source(self) -> "TextParams":
+    def _one_source(self) -> TextParams:
         if self.path is not None:
             self.corpus = None
         if self.corpus is None and self.path is None:
