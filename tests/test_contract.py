@@ -41,6 +41,8 @@ SMOKE_DATA = {
                         "out_activation": "tanh"}},
     "unpaired": {"data": {"name": "mnist-strokes", "split": "test", "n_examples": 4},
                  "model": {"name": "translation", "ngf": 4, "ndf": 4, "n_blocks": 1}},
+    "text": {"data": {"name": "text", "corpus": "kjv"},
+             "model": {"name": "textconv", "z_dim": 8, "dim": 8, "blocks": 1}},
     "paired": {"data": {"name": "fashion-edges", "split": "test", "n_examples": 4},
                "model": {"name": "translation", "generator": "unet", "ngf": 4, "ndf": 4,
                          "unet_dropout": 0.0}},
@@ -286,12 +288,24 @@ def test_trains_plots_evaluates_and_resumes(name, kind, options, data_root, tmp_
 
 # ----------------------------------------------------------------------------- families
 INFOS = {"toy": DataInfo("toy2d", (2,)), "image": DataInfo("image", (1, 28, 28), num_classes=10),
-         "rgb32": DataInfo("image", (3, 32, 32), num_classes=10)}
+         "rgb32": DataInfo("image", (3, 32, 32), num_classes=10),
+         "text": DataInfo("text", (6, 5))}
 
 
-def probe_role(role_type, B: int = 3):
+def probe_role(role_type, B: int = 3, plain: bool = False):
     """A typical spec of each role type and a call that checks the built net's shapes on a
-    batch of ``B``."""
+    batch of ``B``; ``plain``: a generator of noise only and a one-value critic (text nets)."""
+    if plain and role_type is R.GeneratorRole:
+        return R.GeneratorRole(z_dim=5), lambda net, info: net(
+            torch.randn(B, 5)).shape == (B, *info.shape)
+    if plain and role_type is R.CriticRole:
+        return R.CriticRole(), lambda net, info: net(torch.randn(B, *info.shape)).shape == (B,)
+    if role_type is R.SequenceGeneratorRole:
+        return R.SequenceGeneratorRole(z_dim=5, length=6, vocab=5), lambda net, info: net(
+            torch.randn(B, 5)).shape == (B, 6, 5)
+    if role_type is R.SequenceCriticRole:
+        return R.SequenceCriticRole(length=6, vocab=5), lambda net, info: net(
+            torch.randn(B, 6, 5)).shape == (B,)
     if role_type is R.GeneratorRole:
         role = R.GeneratorRole(z_dim=5, code_dim=2, num_classes=10)
         return role, lambda net, info: net(torch.randn(B, 7), torch.arange(B)).shape == (B, *info.shape)
@@ -345,11 +359,15 @@ def test_every_family_builds_every_role_it_registers(family):
             call = (lambda net, info: net(torch.randn(3, *info.shape)).shape[0] == 3)
         built = 0
         for info in INFOS.values():
+            if info.kind == "text" and "text" not in fam.data_kinds:
+                continue
+            spec, check = ((role, call) if info.kind != "text" else  # noise only, one value
+                           probe_role(role_type, plain=True))
             try:
-                nets = R.build_nets(fam, params, info, {"net": role})
+                nets = R.build_nets(fam, params, info, {"net": spec})
             except ConfigError:
                 continue                       # a data shape this family does not take
-            assert call(nets["net"], info), f"{family} {role.kind} on {info.shape}"
+            assert check(nets["net"], info), f"{family} {spec.kind} on {info.shape}"
             built += 1
         assert built, f"{family} built its {role.kind} for none of {list(INFOS)}"
 
@@ -386,7 +404,7 @@ def test_every_family_trains_on_the_batch_it_declares(family):
                     continue
                 n = declared(params, info, role)
                 labels = role_type is not R.TranslatorRole and getattr(role, "num_classes", 0)
-                z_in = role_type in (R.GeneratorRole, R.DecoderRole)
+                z_in = role_type in (R.GeneratorRole, R.DecoderRole, R.SequenceGeneratorRole)
                 run = lambda b: net(torch.randn(b, *(  # noqa: E731
                     (getattr(role, "in_dim", None) or role.z_dim,) if z_in else info.shape)),
                     *([torch.arange(b) % 10] if labels else []))

@@ -151,13 +151,29 @@ def _flags(quiet: bool, as_json: bool) -> list[str]:
     return ["--quiet"] * quiet + ["--json"] * as_json
 
 
+def _print_lines(run: Path, n: int, seed: int, best: bool, device: str) -> None:
+    """``gankit sample RUN`` without --out: the N samples of a text model, one line each
+    (their view's ``to_lines``); GankitError for models whose samples are not text."""
+    from gankit.api import load_model
+    from gankit.plots import VIEWS
+
+    _, model = load_model(run, best=best, device=device)
+    kind = model.data.info.kind
+    to_lines = getattr(VIEWS.get(kind), "to_lines", None)
+    if to_lines is None:
+        raise GankitError(f"--out is needed: {run} makes {kind} samples, not lines of text")
+    for line in to_lines(model.sample(n, seed=seed), model):
+        click.echo(line)
+
+
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True,
+@click.option("--out", type=click.Path(path_type=Path),
               help="Output file: .png (picture; class-conditional models: the N split over "
                    "the classes, rows labelled by class), .npy or .npz (raw samples). Not "
-                   "inside RUN; an existing file is replaced (and the command says so).")
+                   "inside RUN; an existing file is replaced (and the command says so). "
+                   "Without it, text models print their N lines.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
 @click.option("--label", type=click.IntRange(min=0),
@@ -185,6 +201,9 @@ def sample(run, n, out, seed, best, label, caption, truncation, mix_seed, mix_la
 
     from gankit.outputs import refuse_overlap, write_via
 
+    if out is None:
+        _print_lines(run, n, seed, best, device)
+        return
     suffix = out.suffix.lower()
     if suffix not in (".png", ".npy", ".npz"):
         raise GankitError(f"--out must end in .png, .npy or .npz, not {out.suffix or '(none)'}")

@@ -103,6 +103,7 @@ NETWORKS = Registry("network", {
     "ssgan-mlp": "gankit.nn.ssgan:SSGANMLPFamily",
     "captions": "gankit.nn.captions:CaptionsFamily",
     "stylegan": "gankit.nn.stylegan:StyleGANFamily",
+    "textconv": "gankit.nn.text:TextConvFamily",
 })
 
 DATASETS = Registry("dataset", {
@@ -119,6 +120,7 @@ DATASETS = Registry("dataset", {
     "mnist-strokes": "gankit.data.translation:MNISTStrokes",
     "fashion-edges": "gankit.data.translation:FashionEdges",
     "mnist-captions": "gankit.data.captions:MNISTCaptions",
+    "text": "gankit.data.text:Text",
 })
 
 # Each a gankit.metrics.protocol.Metric (tests/test_metric_protocol.py checks them all).
@@ -133,6 +135,7 @@ METRICS = Registry("metric", {
     "caption-accuracy": "gankit.metrics.captions:CaptionAccuracy",
     "nll": "gankit.metrics.likelihood:HeldOutNLL",
     "test-error": "gankit.metrics.likelihood:HeldOutError",
+    "text": "gankit.metrics.text:TextMetrics",
     "fid": "gankit.eval.metrics:FID",
     "is": "gankit.eval.metrics:InceptionScore",
     "kid": "gankit.eval.metrics:KID",

@@ -43,9 +43,11 @@ class NonSaturating(SigmoidGame):
         L_G = || E_x f(x) - E_z f(G(z)) ||_2^2     (f: D's last hidden features)
     and with ``historical_averaging`` w (section 3.3) each player's loss gains
     w || theta - (1/t) sum_i theta[i] ||^2; ``real_label`` smooths D's real target (3.4).
+    On text it is the "standard GAN" baseline of Gulrajani et al. 2017's language model.
     """
 
     Params = NonSaturatingParams
+    data_kinds = SigmoidGame.data_kinds + ("text",)
 
     def g_term(self, fake_out):
         return L.g_loss_nonsaturating(fake_out)

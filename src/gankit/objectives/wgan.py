@@ -62,11 +62,13 @@ class WGANGP(AdversarialObjective):
         L_D = E_z[D(G(z))] - E_x[D(x)] + lambda E_xhat[(||grad D(xhat)||_2 - 1)^2]
         xhat = eps x + (1 - eps) G(z),  eps ~ U[0, 1] per sample,  lambda = 10
         L_G = -E_z[D(G(z))]
-    The penalty is per sample, so the critic must not use batch norm.
+    The penalty is per sample, so the critic must not use batch norm. On text (their
+    language model) the critic reads one-hot real lines and G's softmax, and xhat mixes them.
     """
 
     Params = WGANGPParams
     default_d_steps = 5
+    data_kinds = AdversarialObjective.data_kinds + ("text",)
 
     @classmethod
     def roles(cls, params, info, latent):

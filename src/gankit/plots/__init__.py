@@ -8,4 +8,5 @@ VIEWS = Registry("view", {
     "unpaired": "gankit.plots.translation:TranslationView",
     "paired": "gankit.plots.translation:TranslationView",
     "image": "gankit.plots.images:ImageView",
+    "text": "gankit.plots.text:TextView",
 })
