@@ -31,6 +31,12 @@ Roles (see ``gankit.core.roles``):
   * ``EncoderRole`` / ``DecoderRole`` (a VAE): D's trunk (per-sample norm) and a linear
     layer to [mu, log sigma^2]; G without its tanh (logits or means).
 
+``g_upsample=nearest``: G doubles its maps by nearest-neighbour upsampling and a 3x3
+convolution instead of a transposed convolution (Odena, Dumoulin & Olah 2016, "Deconvolution
+and checkerboard artifacts"). ``d_spectral_norm``: every weight of D divided by its largest
+singular value, one power iteration per step (Miyato et al. 2018); batch norm is then left
+out of D, as in SN-GAN's discriminators.
+
 Improved techniques (Salimans et al. 2016, ``gankit.nn.layers``): ``g_norm=virtual`` replaces
 G's batch norms by virtual batch norms over a fixed reference batch; ``minibatch_kernels`` > 0
 puts minibatch discrimination on phi(x), and a linear output layer reads [phi(x), o(x)]
@@ -66,6 +72,11 @@ class DCGANParams(ImprovedTechniqueParams):
     aux_hidden: int = Field(128, ge=0, le=4096)  # hidden units of D's auxiliary head (0: linear)
     # G's norm: batch norm (Radford et al.) or virtual batch norm (Salimans et al. 2016, 3.4)
     g_norm: Literal["batch", "virtual"] = "batch"
+    # G's 2x upsampling: transposed 4x4 stride-2 convolutions (Radford et al.) or nearest
+    # 2x upsampling then a 3x3 convolution (Odena et al. 2016: no checkerboard artifacts)
+    g_upsample: Literal["transposed", "nearest"] = "transposed"
+    # spectral normalisation of every D weight (Miyato et al. 2018); D then has no batch norm
+    d_spectral_norm: bool = False
 
 
 def check_resolution(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -90,6 +101,24 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def up2(c_in: int, c_out: int, kind: str) -> nn.Module:
+    """(B, c_in, S, S) -> (B, c_out, 2S, 2S): a 4x4 stride-2 transposed convolution, or
+    nearest upsampling and a 3x3 convolution (``g_upsample=nearest``)."""
+    if kind == "nearest":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                             nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False))
+    return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
+
+
+def spectral_normalise(module: nn.Module) -> None:
+    """Spectral normalisation (Miyato et al. 2018) of every conv / linear / embedding weight
+    of ``module``, in place: W / sigma(W), sigma by one power iteration per forward pass."""
+    from torch.nn.utils.parametrizations import spectral_norm
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
+            spectral_norm(m)
+
+
 def d_norm_layer(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
@@ -108,7 +137,7 @@ class DCGANGenerator(nn.Module):
     batch of that many inputs run before the batch (``gankit.nn.layers.ReferenceBatch``)."""
 
     def __init__(self, in_dim: int, shape: tuple[int, ...], ngf: int, num_classes: int = 0,
-                 reference_rows: int = 0, squash: bool = True):
+                 reference_rows: int = 0, squash: bool = True, upsample: str = "transposed"):
         super().__init__()
         base, stages = check_resolution(shape)
         self.num_classes = num_classes
@@ -120,11 +149,9 @@ class DCGANGenerator(nn.Module):
             norm(width), nn.ReLU(True),                      # (B, width, base, base)
         ]
         for _ in range(stages - 1):                          # double the side, halve the width
-            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                       norm(width // 2), nn.ReLU(True)]
+            layers += [up2(width, width // 2, upsample), norm(width // 2), nn.ReLU(True)]
             width //= 2
-        layers += [nn.ConvTranspose2d(width, shape[0], 4, 2, 1, bias=False),
-                   nn.Tanh() if squash else nn.Identity()]
+        layers += [up2(width, shape[0], upsample), nn.Tanh() if squash else nn.Identity()]
         self.main = nn.Sequential(*layers)                   # (B, C, R, R)
         if reference_rows:
             self.main = ReferenceBatch(self.main, reference_rows, (in_dim + num_classes, 1, 1))
@@ -227,15 +254,19 @@ def build_decoder(p: DCGANParams, info: DataInfo, role: DecoderRole) -> nn.Modul
 
 def build_generator(p: DCGANParams, info: DataInfo, role: GeneratorRole) -> nn.Module:
     rows = p.vbn_reference if p.g_norm == "virtual" else 0
-    return DCGANGenerator(role.in_dim, info.shape, p.ngf, role.num_classes, rows)
+    return DCGANGenerator(role.in_dim, info.shape, p.ngf, role.num_classes, rows,
+                          upsample=p.g_upsample)
 
 
 def build_critic(p: DCGANParams, info: DataInfo, role: CriticRole) -> nn.Module:
-    norm = p.d_norm if role.per_sample else "batch"
+    norm = p.d_norm if role.per_sample else ("none" if p.d_spectral_norm else "batch")
     base, stages = check_resolution(info.shape)
     features = p.ndf * 2 ** (stages - 1) * base * base          # phi(x), flattened
-    return DCGANDiscriminator(info.shape, p.ndf, norm, role.out_dim, role.num_classes,
-                              p.aux_hidden, minibatch_layer(p, features, role))
+    D = DCGANDiscriminator(info.shape, p.ndf, norm, role.out_dim, role.num_classes,
+                           p.aux_hidden, minibatch_layer(p, features, role))
+    if p.d_spectral_norm:
+        spectral_normalise(D)
+    return D
 
 
 class DCGANFamily:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 from gankit.objectives import functional as L
-from gankit.objectives.base import ObjectiveParams
-from gankit.objectives.gan import AdversarialObjective, SigmoidGame, SigmoidGameParams
+from gankit.objectives.gan import (AdversarialObjective, R1Params, SigmoidGame,
+                                  SigmoidGameParams)
 
 
-class MinimaxParams(SigmoidGameParams):
+class MinimaxParams(SigmoidGameParams, R1Params):
     name: Literal["minimax"] = "minimax"
     g_loss: Literal["minimax", "feature_matching"] = "minimax"     # see SigmoidGameParams
 
@@ -21,7 +21,8 @@ class Minimax(SigmoidGame):
         L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]
         L_G =  E_z[log(1 - D(G(z)))]
     Options (``SigmoidGameParams``, Salimans et al. 2016): ``g_loss=feature_matching``,
-    ``historical_averaging``, ``real_label``.
+    ``historical_averaging``, ``real_label``; ``r1_gamma`` (``R1Params``, Mescheder et al.
+    2018) adds gamma/2 E_x ||grad_x D(x)||^2 to L_D.
     """
 
     Params = MinimaxParams
@@ -30,7 +31,7 @@ class Minimax(SigmoidGame):
         return L.g_loss_saturating(fake_out)
 
 
-class NonSaturatingParams(SigmoidGameParams):
+class NonSaturatingParams(SigmoidGameParams, R1Params):
     name: Literal["nonsaturating"] = "nonsaturating"
 
 
@@ -43,6 +44,8 @@ class NonSaturating(SigmoidGame):
         L_G = || E_x f(x) - E_z f(G(z)) ||_2^2     (f: D's last hidden features)
     and with ``historical_averaging`` w (section 3.3) each player's loss gains
     w || theta - (1/t) sum_i theta[i] ||^2; ``real_label`` smooths D's real target (3.4).
+    With ``r1_gamma`` (Mescheder et al. 2018, eq. 9) L_D gains gamma/2 E_x ||grad_x D(x)||^2,
+    lazily: N times that every N-th step (``r1_interval``; Karras et al. 2020).
     On text it is the "standard GAN" baseline of Gulrajani et al. 2017's language model.
     """
 
@@ -53,7 +56,7 @@ class NonSaturating(SigmoidGame):
         return L.g_loss_nonsaturating(fake_out)
 
 
-class LeastSquaresParams(ObjectiveParams):
+class LeastSquaresParams(R1Params):
     name: Literal["lsgan"] = "lsgan"
 
 
@@ -73,7 +76,7 @@ class LeastSquares(AdversarialObjective):
         return L.g_loss_least_squares(fake_out)
 
 
-class HingeParams(ObjectiveParams):
+class HingeParams(R1Params):
     name: Literal["hinge"] = "hinge"
 
 

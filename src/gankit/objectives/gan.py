@@ -54,9 +54,17 @@ class GANObjective(Objective):
         """The weight of the historical-averaging term (``objective.historical_averaging``)."""
         return float(getattr(self.params, "historical_averaging", 0.0))
 
+    @staticmethod
+    def r1_gamma(params: ObjectiveParams) -> float:
+        """The weight gamma of the R1 penalty on D (``objective.r1_gamma``; 0: off)."""
+        return float(getattr(params, "r1_gamma", 0.0))
+
     @classmethod
     def critic_role(cls, params: ObjectiveParams, **fields: Any) -> CriticRole:
-        """D's role; it also returns its intermediate features under feature matching."""
+        """D's role; it also returns its intermediate features under feature matching, and
+        is differentiated twice under R1."""
+        if cls.r1_gamma(params) > 0:
+            fields["double_backward"] = True
         return CriticRole(features=cls.matches_features(params), **fields)
 
     @staticmethod
@@ -217,12 +225,24 @@ class AdversarialObjective(GANObjective):
         raise NotImplementedError
 
     def loss_D(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
+        """The game's ``d_terms``; with ``r1_gamma`` > 0 plus the lazy R1 penalty
+        N gamma/2 E_x ||grad_x D(x)||^2 on every N-th step (N = ``r1_interval``;
+        Mescheder et al. 2018, eq. 9; lazy: Karras et al. 2020, section 3.1)."""
         real = ctx.batch["x"]
         _, fake = self.fakes_for_D(ctx, real.shape[0])      # (B, *shape), no G graph
+        gamma, every = self.r1_gamma(self.params), getattr(self.params, "r1_interval", 1)
+        lazy = gamma > 0 and ctx.step % every == 0
+        if lazy:
+            real = real.detach().requires_grad_(True)
         real_out, fake_out = self.nets["D"](real), self.nets["D"](fake)
         loss = self.d_terms(real_out, fake_out)
-        return loss, {"loss/D": loss.detach(), "D(x)": self.score(real_out),
-                      "D(G(z))": self.score(fake_out)}
+        scalars = {"loss/D": loss.detach(), "D(x)": self.score(real_out),
+                   "D(G(z))": self.score(fake_out)}
+        if lazy:
+            r1 = L.r1_penalty(self.adversarial_output(real_out), real)
+            loss = loss + (gamma / 2) * every * r1
+            scalars["r1"] = r1.detach()
+        return loss, scalars
 
     def loss_G(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
         loss, _ = self.g_adversarial(ctx, self.fakes_for_G(ctx, ctx.local_batch)[1])
@@ -241,6 +261,15 @@ class SigmoidGameParams(ObjectiveParams):
     # historical averaging (section 3.3): weight of ||theta - mean of past theta||^2 added
     # to each player's loss (0: off)
     historical_averaging: float = Field(0.0, ge=0, le=1e6)
+
+
+class R1Params(ObjectiveParams):
+    """The R1 penalty of the unconditional games whose D loss is ``AdversarialObjective``'s."""
+
+    # gamma/2 E_x ||grad_x D(x)||^2 on real data (Mescheder et al. 2018; 0: off), applied
+    # lazily every r1_interval D steps with the weight scaled by the interval
+    r1_gamma: float = Field(0.0, ge=0, le=1e4)
+    r1_interval: int = Field(1, ge=1, le=1000)
 
 
 class SigmoidGame(AdversarialObjective):
