@@ -249,7 +249,7 @@ def build_encoder(p: DCGANParams, info: DataInfo, role: EncoderRole) -> nn.Modul
 
 def build_decoder(p: DCGANParams, info: DataInfo, role: DecoderRole) -> nn.Module:
     """G without its final tanh: Bernoulli logits or Gaussian means (B, C, R, R)."""
-    return DCGANGenerator(role.z_dim, info.shape, p.ngf, squash=False)
+    return DCGANGenerator(role.z_dim, info.shape, p.ngf, squash=False, upsample=p.g_upsample)
 
 
 def build_generator(p: DCGANParams, info: DataInfo, role: GeneratorRole) -> nn.Module:
