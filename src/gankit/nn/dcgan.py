@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
@@ -113,7 +114,6 @@ def up2(c_in: int, c_out: int, kind: str) -> nn.Module:
 def spectral_normalise(module: nn.Module) -> None:
     """Spectral normalisation (Miyato et al. 2018) of every conv / linear / embedding weight
     of ``module``, in place: W / sigma(W), sigma by one power iteration per forward pass."""
-    from torch.nn.utils.parametrizations import spectral_norm
     for m in list(module.modules()):
         if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
             spectral_norm(m)

@@ -59,6 +59,20 @@ class GANObjective(Objective):
         """The weight gamma of the R1 penalty on D (``objective.r1_gamma``; 0: off)."""
         return float(getattr(params, "r1_gamma", 0.0))
 
+    def r1_due(self, ctx: StepContext) -> bool:
+        """Whether this D step adds the lazy R1 penalty: ``r1_gamma`` > 0 and the step a
+        multiple of ``r1_interval`` (Karras et al. 2020, section 3.1)."""
+        every = getattr(self.params, "r1_interval", 1)
+        return self.r1_gamma(self.params) > 0 and ctx.step % every == 0
+
+    def add_r1(self, loss: Tensor, scalars: Scalars, real_out: Tensor, real: Tensor) -> Tensor:
+        """``loss`` + N gamma/2 E_x ||grad_x D(x)||^2 (Mescheder et al. 2018, eq. 9; N =
+        ``r1_interval``), from D's outputs ``real_out`` on ``real`` (which requires grad);
+        logs the penalty as ``r1``."""
+        r1 = L.r1_penalty(self.adversarial_output(real_out), real)
+        scalars["r1"] = r1.detach()
+        return loss + self.r1_gamma(self.params) / 2 * getattr(self.params, "r1_interval", 1) * r1
+
     @classmethod
     def critic_role(cls, params: ObjectiveParams, **fields: Any) -> CriticRole:
         """D's role; it also returns its intermediate features under feature matching, and
@@ -230,8 +244,7 @@ class AdversarialObjective(GANObjective):
         Mescheder et al. 2018, eq. 9; lazy: Karras et al. 2020, section 3.1)."""
         real = ctx.batch["x"]
         _, fake = self.fakes_for_D(ctx, real.shape[0])      # (B, *shape), no G graph
-        gamma, every = self.r1_gamma(self.params), getattr(self.params, "r1_interval", 1)
-        lazy = gamma > 0 and ctx.step % every == 0
+        lazy = self.r1_due(ctx)
         if lazy:
             real = real.detach().requires_grad_(True)
         real_out, fake_out = self.nets["D"](real), self.nets["D"](fake)
@@ -239,9 +252,7 @@ class AdversarialObjective(GANObjective):
         scalars = {"loss/D": loss.detach(), "D(x)": self.score(real_out),
                    "D(G(z))": self.score(fake_out)}
         if lazy:
-            r1 = L.r1_penalty(self.adversarial_output(real_out), real)
-            loss = loss + (gamma / 2) * every * r1
-            scalars["r1"] = r1.detach()
+            loss = self.add_r1(loss, scalars, real_out, real)
         return loss, scalars
 
     def loss_G(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
@@ -264,7 +275,8 @@ class SigmoidGameParams(ObjectiveParams):
 
 
 class R1Params(ObjectiveParams):
-    """The R1 penalty of the unconditional games whose D loss is ``AdversarialObjective``'s."""
+    """The lazy R1 penalty (``GANObjective.r1_due`` / ``add_r1``): the unconditional games
+    whose D loss is ``AdversarialObjective``'s, and StyleGAN (its own defaults)."""
 
     # gamma/2 E_x ||grad_x D(x)||^2 on real data (Mescheder et al. 2018; 0: off), applied
     # lazily every r1_interval D steps with the weight scaled by the interval

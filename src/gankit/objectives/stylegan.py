@@ -21,14 +21,14 @@ from gankit.core.roles import CriticRole, GeneratorRole, Role
 from gankit.core.step import StepContext
 from gankit.errors import ConfigError
 from gankit.objectives import functional as L
-from gankit.objectives.base import ObjectiveParams, Scalars
-from gankit.objectives.gan import GANObjective
+from gankit.objectives.base import Scalars
+from gankit.objectives.gan import GANObjective, R1Params
 
 LR, BETA2 = 0.0025, 0.99                  # stylegan2-ada's Adam for G and D
 GROUPS = ("coarse", "middle", "fine")
 
 
-class StyleGANParams(ObjectiveParams):
+class StyleGANParams(R1Params):
     name: Literal["stylegan"] = "stylegan"
     # R1 weight gamma (Mescheder et al. 2018); StyleGAN used 10 on FFHQ (0: off)
     r1_gamma: float = Field(10.0, ge=0, le=1e4)
@@ -176,8 +176,7 @@ class StyleGAN(GANObjective):
     def loss_D(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
         real = ctx.batch["x"]
         _, fake = self.fakes_for_D(ctx, real.shape[0])
-        p = self.params
-        lazy = p.r1_gamma > 0 and ctx.step % p.r1_interval == 0
+        lazy = self.r1_due(ctx)
         if lazy:
             real = real.detach().requires_grad_(True)
         D = self.nets["D"]
@@ -186,9 +185,7 @@ class StyleGAN(GANObjective):
         scalars = {"loss/D": loss.detach(), "D(x)": self.score(real_out),
                    "D(G(z))": self.score(fake_out)}
         if lazy:
-            r1 = L.r1_penalty(real_out, real)
-            loss = loss + (p.r1_gamma / 2) * p.r1_interval * r1
-            scalars["r1"] = r1.detach()
+            loss = self.add_r1(loss, scalars, real_out, real)
         return loss, scalars
 
     def loss_G(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
