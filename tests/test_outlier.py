@@ -3,12 +3,14 @@
 Hand computation: a VAE whose networks are all zero but the decoder's output bias b has
 q(z|x) = N(0, I) = p(z) and p(x|z) = prod Bernoulli(sigmoid(b)) for every z, so every
 importance weight equals p(x): the IW-NLL and the -ELBO both equal
--sum_i [x_i b - softplus(b)] exactly, for any k. AUROC is checked against the pair count
+-sum_i [x_i b - softplus(b)] exactly, for any k, and the complexity score is that over ln 2
+minus the images' PNG bits. AUROC is checked against the pair count
 P(s_anomalous > s_normal) + P(tie) / 2 and scikit-learn's roc_auc_score.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -22,7 +24,7 @@ from gankit import api
 from gankit.config import build_config
 from gankit.outlier.evaluate import separation
 from gankit.outlier.inputs import convert
-from gankit.outlier.methods import METHODS, Options, run_batches
+from gankit.outlier.methods import METHODS, Options, png_bits, run_batches
 
 TINY = ["train.steps=2", "train.batch_size=8", "train.threads=1", "log.figures=false",
         "log.progress=false", "log.sample_at=[]", "eval.metrics=[]", "data.split=test",
@@ -52,6 +54,29 @@ def test_vae_scores_match_a_hand_computation(vae_run):
     for method, k in (("nll", 7), ("elbo", 3)):
         got = run_batches(METHODS[method], model, x, Options(iw_samples=k))["score"]
         torch.testing.assert_close(got, expected.double(), rtol=1e-5, atol=1e-3)
+    got = run_batches(METHODS["complexity"], model, x, Options(iw_samples=5))
+    torch.testing.assert_close(got["score"], expected.double() / math.log(2) - png_bits(x),
+                               rtol=1e-5, atol=1e-3)
+
+
+def test_png_bits_is_the_lossless_png_length():
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    flat = np.zeros((28, 28), np.uint8)
+    noise = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+    rgb = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    x = torch.tensor(np.stack([flat, noise]))[:, None].float() / 127.5 - 1     # (2, 1, 28, 28)
+    bits = png_bits(x)
+    assert bits[0] < 8 * 100 < 8 * 28 * 28 < bits[1]     # flat: tiny; noise: incompressible
+    for img, b in ((noise, bits[1]), (rgb, png_bits(torch.tensor(rgb).permute(2, 0, 1)[None]
+                                                    .float() / 127.5 - 1)[0])):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG", optimize=True)
+        assert b == 8 * len(buf.getvalue())
+        assert (np.asarray(Image.open(io.BytesIO(buf.getvalue()))) == img).all()
+    with pytest.raises(ValueError, match="1 or 3"):
+        png_bits(torch.zeros(1, 2, 4, 4))
 
 
 def test_auroc_is_the_pair_probability_and_sklearns():
@@ -89,7 +114,7 @@ def test_score_cli_writes_csv_summary_and_figures(vae_run, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--method", "critic"], "does not offer it (it offers ratio, nll, elbo)"),
+    (["--method", "critic"], "does not offer it (it offers ratio, nll, complexity, elbo)"),
     (["--method", "ratio"], "needs --background RUN"),
     (["--method", "nope"], "unknown; choose one of"),
     (["--input", "nowhere/"], "not a folder, an .npz file or a built-in split"),

@@ -387,8 +387,8 @@ def translate(run, input_dir, direction, out_dir, size) -> None:
 @click.option("--normal-classes", metavar="K[,K...]",
               help="The truth from labels: images of --input whose class is not listed are "
                    "anomalous (one-class protocol; built-in splits, .npz with 'labels').")
-@click.option("--method", help="nll, elbo, ratio, critic or fanogan (default: the first the "
-                               "model offers; ratio with --background).")
+@click.option("--method", help="nll, elbo, ratio, complexity, critic or fanogan (default: the "
+                               "first the model offers; ratio with --background).")
 @click.option("--background", type=click.Path(path_type=Path),
               help="The background run of --method ratio (trained with data.perturb).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,

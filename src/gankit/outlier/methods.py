@@ -9,6 +9,9 @@ offers a model the methods whose needs it meets, so there is no switch over obje
 ``ratio``     log p_background(x) - log p(x): minus the likelihood ratio of Ren et al. 2019,
               with a background model trained on perturbed inputs (``data.perturb``; give
               its run as ``--background``); the background term both models share cancels.
+``complexity`` -log2 p(x) - L(x) in bits: the input-complexity score of Serra et al. 2020, a
+              log likelihood ratio against a universal model, the lossless PNG code of x
+              (L(x) = its length in bits); the model needs no second run.
 ``critic``    minus the discriminator's / critic's value at x (a probability for sigmoid
               games, the raw critic for WGAN and hinge).
 ``fanogan``   the f-AnoGAN score (Schlegl et al. 2019): pixel residual + kappa * feature
@@ -17,10 +20,14 @@ offers a model the methods whose needs it meets, so there is no switch over obje
 
 from __future__ import annotations
 
+import io
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from gankit.core import capabilities as caps
@@ -39,6 +46,7 @@ class Method:
     meaning: str
     run: Callable[[Any, Tensor, "Options"], dict[str, Tensor]]
     background: bool = False          # needs a second model (``--background``)
+    protocol: dict[str, Any] = field(default_factory=dict)   # fixed choices, for the summary
 
 
 @dataclass
@@ -70,6 +78,33 @@ def _ratio(model, x: Tensor, options: Options) -> dict[str, Tensor]:
     return {"score": log_bg - log_p, "nll": -log_p, "nll_background": -log_bg}
 
 
+def png_bits(x: Tensor) -> Tensor:
+    """The input complexity L(x) of Serra et al. 2020 ("Input complexity and
+    out-of-distribution detection with likelihood-based generative models", ICLR 2020): the
+    length in bits of each image's lossless PNG encoding (Pillow, ``optimize=True``: zlib
+    level 9 and the best filter). x (n, C, H, W) in [-1, 1], C = 1 or 3, quantised to 8 bits
+    as the images were read -> (n,) float64 bits. The PNG's fixed chunks (signature, header,
+    end: 57 bytes) are included; they are the same for every image of one shape and so shift
+    all scores alike. ValueError for another channel count."""
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"png_bits takes (n, 1 or 3, H, W) images, not {tuple(x.shape)}")
+    pixels = ((x.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    pixels = pixels.permute(0, 2, 3, 1).numpy()                     # (n, H, W, C)
+    bits = []
+    for img in pixels:
+        buf = io.BytesIO()
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(buf, format="PNG",
+                                                                         optimize=True)
+        bits.append(8 * buf.getbuffer().nbytes)
+    return torch.tensor(np.array(bits, dtype=np.float64))
+
+
+def _complexity(model, x: Tensor, options: Options) -> dict[str, Tensor]:
+    log_p = model.objective.log_likelihood(x, model.sampler(), **_k(options))     # (n,) nats
+    code = png_bits(x).to(log_p.device, torch.float64)                            # (n,) bits
+    return {"score": -log_p.double() / math.log(2) - code, "nll": -log_p, "png_bits": code}
+
+
 def _critic(model, x: Tensor, options: Options) -> dict[str, Tensor]:
     with torch.no_grad():
         return {"score": -model.objective.critic_map(x).reshape(len(x))}
@@ -85,6 +120,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("ratio", frozenset({caps.LIKELIHOOD}),
            "log p_background(x) - log p(x) (Ren et al. 2019), nats", _ratio, background=True),
     Method("nll", frozenset({caps.LIKELIHOOD}), "-log p(x), nats", _nll),
+    Method("complexity", frozenset({caps.LIKELIHOOD}),
+           "-log2 p(x) - PNG bits of x (Serra et al. 2020), bits", _complexity,
+           protocol={"complexity": "PNG, 8 bits per channel, Pillow optimize=True"}),
     Method("elbo", frozenset({caps.ELBO}), "-ELBO(x), nats", _elbo),
     Method("critic", frozenset({caps.CRITIC}), "-D(x): minus the critic's value", _critic),
 )}

@@ -18,7 +18,7 @@ from gankit.data.images import HELDOUT_BINARIZE_SEED, binarized_once
 from gankit.errors import GankitError
 from gankit.outlier import evaluate
 from gankit.outlier.inputs import Images, read_input, to_model
-from gankit.outlier.methods import Options, choose, run_batches
+from gankit.outlier.methods import Method, Options, choose, run_batches
 
 
 @dataclass
@@ -75,7 +75,7 @@ def score_images(run: Path | str, inputs: Sequence[str], *, outliers: Sequence[s
                "higher": "more anomalous", "n": len(scores),
                "inputs": [f.source for f, o in found if not o],
                "outliers": [f.source for f, o in found if o],
-               "protocol": _protocol(model, chosen.name, iw_samples, bg, background),
+               "protocol": _protocol(model, chosen, iw_samples, bg, background),
                "notes": notes}
     if normal_classes is not None:
         summary["normal_classes"] = sorted(normal_classes)
@@ -157,13 +157,15 @@ def _truth(found: list[tuple[Images, bool]], normal_classes) -> np.ndarray | Non
     return np.concatenate(parts)
 
 
-def _protocol(model, method: str, k, bg, background) -> dict[str, Any]:
+def _protocol(model, method: Method, k, bg, background) -> dict[str, Any]:
     proto: dict[str, Any] = {"objective": model.cfg.objective.name, "step": model.c.step}
-    if method in ("nll", "ratio", "elbo") and hasattr(model.objective, "likelihood_protocol"):
+    if method.needs & {caps.LIKELIHOOD, caps.ELBO} and hasattr(model.objective,
+                                                                "likelihood_protocol"):
         proto["likelihood"] = model.objective.likelihood_protocol(k)
-    if method == "elbo":
+    proto |= method.protocol
+    if method.name == "elbo":
         proto["elbo_samples"] = k or 1
-    if method == "fanogan":
+    if caps.ANOMALY in method.needs:
         proto |= model.objective.anomaly_protocol()
     if bg is not None:
         proto["background"] = {"run": str(background), "step": bg.c.step,
