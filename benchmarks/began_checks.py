@@ -1,0 +1,92 @@
+"""The BEGAN acceptance checks of issue 14, read from finished runs' ``metrics.jsonl``.
+
+    python benchmarks/began_checks.py RUN [RUN ...] [--warmup 0.1] [--json out.json]
+
+Per run (Berthelot et al. 2017; the scalars are the trainer's means over each ``log.every``
+interval):
+
+* ``k_t`` after the warm-up (the first ``--warmup`` of the steps): its smallest and largest
+  logged value, and whether all lie strictly inside (0, 1);
+* convergence: the mean of M_global over the last 10 % of the steps divided by its mean over
+  steps 5-15 % (target <= 0.6);
+* equilibrium: mean L(G(z)) / mean L(x) over the last 10 % (target: gamma +- 0.1);
+* with the run's ``eval-STEP.json`` (``gankit eval RUN --metrics mnist,mnist-pr --n 10000``):
+  cfd, class entropy (nats, log 10 = 2.303 for uniform digits), precision and recall.
+
+Prints a markdown table, one row per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+
+def rows(run: Path) -> list[dict]:
+    """The JSON lines of ``run/metrics.jsonl``."""
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+
+
+def mean_over(train: list[dict], key: str, lo: float, hi: float, steps: int) -> float:
+    """Mean of ``key`` over the logged rows with lo * steps < step <= hi * steps."""
+    vals = [r[key] for r in train if key in r and lo * steps < r["step"] <= hi * steps]
+    if not vals:
+        raise SystemExit(f"no {key} logged between {lo:.0%} and {hi:.0%} of {steps} steps")
+    return float(np.mean(vals))
+
+
+def check(run: Path, warmup: float) -> dict:
+    """The checks above for one run folder."""
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    gamma, steps = cfg["objective"]["gamma"], max(r["step"] for r in rows(run))
+    train = [r for r in rows(run) if "k_t" in r or "M_global" in r]
+    k = [r["k_t"] for r in train if "k_t" in r and r["step"] > warmup * steps]
+    ratio = (mean_over(train, "L(G(z))", 0.9, 1.0, steps)
+             / mean_over(train, "L(x)", 0.9, 1.0, steps))
+    m_early = mean_over(train, "M_global", 0.05, 0.15, steps)
+    m_late = mean_over(train, "M_global", 0.9, 1.0, steps)
+    out = {"run": str(run), "seed": cfg.get("seed"), "gamma": gamma, "steps": steps,
+           "k_min": min(k), "k_max": max(k), "k_inside": bool(0 < min(k) and max(k) < 1),
+           "M_early": m_early, "M_late": m_late, "M_ratio": m_late / m_early,
+           "L_ratio": ratio, "L_ratio_ok": bool(abs(ratio - gamma) <= 0.1)}
+    for path in sorted(run.glob("eval-*.json")):              # gankit eval RUN: the latest
+        for key, value in json.loads(path.read_text()).items():
+            if key.startswith(("cfd_", "class_entropy_", "precision_", "recall_")):
+                out[key] = value
+    return out
+
+
+def _num(r: dict, key: str, digits: int) -> str:
+    return f"{r[key]:.{digits}f}" if key in r else "—"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--warmup", type=float, default=0.1)
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    results = [check(run, args.warmup) for run in args.runs]
+    print("| run | gamma | seed | k_t after warm-up (min-max) | M_global: last 10 % / 5-15 % "
+          "| L(G(z)) / L(x), last 10 % | cfd_mnist | class entropy | precision / recall |")
+    print("| --- | ---: | ---: | --- | --- | --- | ---: | ---: | --- |")
+    for r in results:
+        pr = (f"{r['precision_mnist']:.3f} / {r['recall_mnist']:.3f}"
+              if "recall_mnist" in r else "—")
+        print(f"| {Path(r['run']).name} | {r['gamma']} | {r['seed']} | {r['k_min']:.3f}-"
+              f"{r['k_max']:.3f} {'inside' if r['k_inside'] else 'OUTSIDE'} | "
+              f"{r['M_late']:.3f} / {r['M_early']:.3f} = {r['M_ratio']:.2f} | "
+              f"{r['L_ratio']:.3f} {'ok' if r['L_ratio_ok'] else 'OFF'} | "
+              f"{_num(r, 'cfd_mnist', 1)} | {_num(r, 'class_entropy_mnist', 3)} | {pr} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
