@@ -11,7 +11,7 @@ At each mark the generator (its EMA copy when kept) draws ``--n`` canvases for s
 ``gankit sample OUT --caption "..."`` and ``gankit eval OUT`` work on it afterwards.
 
     OMP_NUM_THREADS=1 python benchmarks/caption_accuracy.py captions-mnist --minutes 5 10 20 \
-        --out /tmp/captions-run [--set model.ngf=48 ...] [--json results.jsonl]
+        --out runs/captions-run [--set model.ngf=48 ...] [--json results.jsonl]
 """
 
 from __future__ import annotations
