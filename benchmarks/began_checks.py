@@ -46,8 +46,9 @@ def mean_over(train: list[dict], key: str, lo: float, hi: float, steps: int) -> 
 def check(run: Path, warmup: float) -> dict:
     """The checks above for one run folder."""
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    gamma, steps = cfg["objective"]["gamma"], max(r["step"] for r in rows(run))
-    train = [r for r in rows(run) if "k_t" in r or "M_global" in r]
+    logged = rows(run)
+    gamma, steps = cfg["objective"]["gamma"], max(r["step"] for r in logged)
+    train = [r for r in logged if "k_t" in r or "M_global" in r]
     k = [r["k_t"] for r in train if "k_t" in r and r["step"] > warmup * steps]
     ratio = (mean_over(train, "L(G(z))", 0.9, 1.0, steps)
              / mean_over(train, "L(x)", 0.9, 1.0, steps))

@@ -59,11 +59,14 @@ class GANObjective(Objective):
         """The weight gamma of the R1 penalty on D (``objective.r1_gamma``; 0: off)."""
         return float(getattr(params, "r1_gamma", 0.0))
 
+    def r1_interval(self) -> int:
+        """N of the lazy R1 penalty: added every N-th D step (``objective.r1_interval``)."""
+        return int(getattr(self.params, "r1_interval", 1))
+
     def r1_due(self, ctx: StepContext) -> bool:
         """Whether this D step adds the lazy R1 penalty: ``r1_gamma`` > 0 and the step a
         multiple of ``r1_interval`` (Karras et al. 2020, section 3.1)."""
-        every = getattr(self.params, "r1_interval", 1)
-        return self.r1_gamma(self.params) > 0 and ctx.step % every == 0
+        return self.r1_gamma(self.params) > 0 and ctx.step % self.r1_interval() == 0
 
     def add_r1(self, loss: Tensor, scalars: Scalars, real_out: Tensor, real: Tensor) -> Tensor:
         """``loss`` + N gamma/2 E_x ||grad_x D(x)||^2 (Mescheder et al. 2018, eq. 9; N =
@@ -71,7 +74,7 @@ class GANObjective(Objective):
         logs the penalty as ``r1``."""
         r1 = L.r1_penalty(self.adversarial_output(real_out), real)
         scalars["r1"] = r1.detach()
-        return loss + self.r1_gamma(self.params) / 2 * getattr(self.params, "r1_interval", 1) * r1
+        return loss + self.r1_gamma(self.params) / 2 * self.r1_interval() * r1
 
     @classmethod
     def critic_role(cls, params: ObjectiveParams, **fields: Any) -> CriticRole:
@@ -275,8 +278,8 @@ class SigmoidGameParams(ObjectiveParams):
 
 
 class R1Params(ObjectiveParams):
-    """The lazy R1 penalty (``GANObjective.r1_due`` / ``add_r1``): the unconditional games
-    whose D loss is ``AdversarialObjective``'s, and StyleGAN (its own defaults)."""
+    """The lazy R1 penalty (``GANObjective.r1_due`` / ``add_r1``) of the unconditional games
+    whose D loss is ``AdversarialObjective``'s; StyleGAN overrides the defaults."""
 
     # gamma/2 E_x ||grad_x D(x)||^2 on real data (Mescheder et al. 2018; 0: off), applied
     # lazily every r1_interval D steps with the weight scaled by the interval

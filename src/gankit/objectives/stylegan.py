@@ -18,11 +18,9 @@ from torch import Tensor, nn
 
 from gankit.core import capabilities as caps
 from gankit.core.roles import CriticRole, GeneratorRole, Role
-from gankit.core.step import StepContext
 from gankit.errors import ConfigError
 from gankit.objectives import functional as L
-from gankit.objectives.base import Scalars
-from gankit.objectives.gan import GANObjective, R1Params
+from gankit.objectives.gan import AdversarialObjective, R1Params
 
 LR, BETA2 = 0.0025, 0.99                  # stylegan2-ada's Adam for G and D
 GROUPS = ("coarse", "middle", "fine")
@@ -49,7 +47,7 @@ def style_groups(ws_res: list[int]) -> dict[str, tuple[int, int]]:
             "fine": (fine_from, len(ws_res))}
 
 
-class StyleGAN(GANObjective):
+class StyleGAN(AdversarialObjective):
     """StyleGAN / StyleGAN2 training (Karras et al. 2019, 2020): logistic loss, lazy R1.
 
     Non-saturating logistic loss, lazy R1 on real data, style-mixing regularisation,
@@ -172,22 +170,7 @@ class StyleGAN(GANObjective):
         noise = [inputs.get(f"noise{i}") for i in range(len(G.noise_shapes()))]
         return G.synthesis(self.to_w(inputs, net), noise)
 
-    # ---- losses ---------------------------------------------------------------------
-    def loss_D(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
-        real = ctx.batch["x"]
-        _, fake = self.fakes_for_D(ctx, real.shape[0])
-        lazy = self.r1_due(ctx)
-        if lazy:
-            real = real.detach().requires_grad_(True)
-        D = self.nets["D"]
-        real_out, fake_out = D(real), D(fake)
-        loss = L.d_loss_bce(real_out, fake_out)
-        scalars = {"loss/D": loss.detach(), "D(x)": self.score(real_out),
-                   "D(G(z))": self.score(fake_out)}
-        if lazy:
-            loss = self.add_r1(loss, scalars, real_out, real)
-        return loss, scalars
-
-    def loss_G(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
-        loss, _ = self.g_adversarial(ctx, self.fakes_for_G(ctx, ctx.local_batch)[1])
-        return loss, {"loss/G": loss.detach()}
+    # ---- losses (loss_D / loss_G, lazy R1 included: AdversarialObjective's) ----------
+    def d_terms(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
+        """The logistic D loss: softplus(-D(x)) + softplus(D(G(z)))."""
+        return L.d_loss_bce(real_out, fake_out)

@@ -25,7 +25,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
@@ -96,7 +95,7 @@ def png_bits(x: Tensor) -> Tensor:
         Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(buf, format="PNG",
                                                                          optimize=True)
         bits.append(8 * buf.getbuffer().nbytes)
-    return torch.tensor(np.array(bits, dtype=np.float64))
+    return torch.tensor(bits, dtype=torch.float64)
 
 
 def _complexity(model, x: Tensor, options: Options) -> dict[str, Tensor]:
