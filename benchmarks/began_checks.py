@@ -6,8 +6,9 @@ Per run (Berthelot et al. 2017; the scalars are the trainer's means over each ``
 interval):
 
 * ``k_t`` after the warm-up (the first ``--warmup`` of the steps): its smallest and largest
-  logged value, and whether all lie inside (0, 1) by more than 0.001 (k_t is clamped to
-  [0, 1]: an interval mean of 1e-6 means k_t sat at the clamp);
+  logged value, and whether all lie inside (k_min, 1) by more than 0.001 (k_t is clamped to
+  [k_min, 1], k_min = ``objective.k_min``, 0 in the paper: an interval mean within 0.001 of
+  either end means k_t sat at the clamp);
 * convergence: the mean of M_global over the last 10 % of the steps divided by its mean over
   steps 5-15 % (target <= 0.6);
 * equilibrium: mean L(G(z)) / mean L(x) over the last 10 % (target: gamma +- 0.1);
@@ -48,6 +49,7 @@ def check(run: Path, warmup: float) -> dict:
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     logged = rows(run)
     gamma, steps = cfg["objective"]["gamma"], max(r["step"] for r in logged)
+    floor = cfg["objective"].get("k_min", 0.0)          # the lower clamp of k_t
     train = [r for r in logged if "k_t" in r or "M_global" in r]
     k = [r["k_t"] for r in train if "k_t" in r and r["step"] > warmup * steps]
     ratio = (mean_over(train, "L(G(z))", 0.9, 1.0, steps)
@@ -55,7 +57,8 @@ def check(run: Path, warmup: float) -> dict:
     m_early = mean_over(train, "M_global", 0.05, 0.15, steps)
     m_late = mean_over(train, "M_global", 0.9, 1.0, steps)
     out = {"run": str(run), "seed": cfg.get("seed"), "gamma": gamma, "steps": steps,
-           "k_min": min(k), "k_max": max(k), "k_inside": bool(CLAMP < min(k) and max(k) < 1 - CLAMP),
+           "k_min": min(k), "k_max": max(k), "k_floor": floor,
+           "k_inside": bool(floor + CLAMP < min(k) and max(k) < 1 - CLAMP),
            "M_early": m_early, "M_late": m_late, "M_ratio": m_late / m_early,
            "L_ratio": ratio, "L_ratio_ok": bool(abs(ratio - gamma) <= 0.1)}
     for path in sorted(run.glob("eval-*.json")):              # gankit eval RUN: the latest

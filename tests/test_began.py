@@ -126,6 +126,12 @@ def test_k_update_is_proportional_and_clipped_to_the_unit_interval():
     assert k_update(torch.tensor(0.7), torch.tensor(1.0), torch.tensor(0.0), 1.0, 1.0).item() == 1.0
     nan = torch.tensor(float("nan"))
     assert k_update(k, nan, torch.tensor(0.1), 0.5, 0.001).item() == pytest.approx(0.3)  # kept
+    # the optional floor (not in the paper): clipped to [k_min, 1], and the objective starts there
+    assert k_update(torch.tensor(0.05), torch.tensor(0.1), torch.tensor(0.9), 0.5, 0.001,
+                    k_min=0.05).item() == pytest.approx(0.05)
+    floored = BEGAN(BEGANParams(code_dim=1, k_min=0.05), tiny_objective().nets, Latent(2),
+                    DataInfo("toy2d", (2,)))
+    assert floored.k.item() == pytest.approx(0.05) and floored.k.dtype == torch.float32
 
 
 def test_k_starts_at_zero_and_uses_the_mean_of_repeated_d_steps():

@@ -23,6 +23,9 @@ class BEGANParams(ObjectiveParams):
     gamma: float = Field(0.5, gt=0, le=1)        # diversity ratio E[L(G(z))] / E[L(x)]
     lambda_k: float = Field(0.001, ge=0, le=1)   # proportional gain of k_t
     code_dim: int = Field(64, gt=0, le=4096)     # h: width of the autoencoder's code
+    # Not in the paper (its k_t lives in [0, 1]): a floor that keeps D pushing on G's samples,
+    # measured against the paper's 0 in benchmarks/RESULTS.md (BEGAN section).
+    k_min: float = Field(0.0, ge=0, lt=1)
 
 
 def reconstruction_error(ae_out: Tensor, x: Tensor) -> Tensor:
@@ -43,11 +46,12 @@ def convergence_measure(l_real: Tensor, l_fake: Tensor, gamma: float) -> Tensor:
     return l_real + (gamma * l_real - l_fake).abs()
 
 
-def k_update(k: Tensor, l_real: Tensor, l_fake: Tensor, gamma: float, lambda_k: float) -> Tensor:
-    """k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), 0, 1) (proportional control,
-    Berthelot et al. 2017, section 3.4). A non-finite update leaves k_t as it is (a step the NaN
-    guard skipped must not poison k). Scalars in, a scalar tensor out."""
-    new = (k + lambda_k * (gamma * l_real - l_fake)).clamp(0.0, 1.0)
+def k_update(k: Tensor, l_real: Tensor, l_fake: Tensor, gamma: float, lambda_k: float,
+             k_min: float = 0.0) -> Tensor:
+    """k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), k_min, 1) (proportional control,
+    Berthelot et al. 2017, section 3.4, where k_min = 0). A non-finite update leaves k_t as it
+    is (a step the NaN guard skipped must not poison k). Scalars in, a scalar tensor out."""
+    new = (k + lambda_k * (gamma * l_real - l_fake)).clamp(k_min, 1.0)
     return torch.where(torch.isfinite(new), new, k)
 
 
@@ -66,7 +70,9 @@ class BEGAN(GANObjective):
 
     k_t is updated after both phases of a step (``end_step``) from their detached losses,
     averaged over the data-parallel ranks, so it is the same number on every rank; it is
-    saved in checkpoints. Logged: ``L(x)``, ``L(G(z))``, ``k_t`` (the value the step's D loss
+    saved in checkpoints. ``k_min`` (default 0, the paper) is an optional floor of k_t, not in
+    the paper: D then always pushes on G's samples (benchmarks/RESULTS.md measures it against
+    collapse). Logged: ``L(x)``, ``L(G(z))``, ``k_t`` (the value the step's D loss
     used), ``M_global``. Optimizer: Adam(1e-4, beta1 0.5) as in the reference TensorFlow
     code (carpedm20/BEGAN-tensorflow); the paper halves the rate when M_global stalls,
     that code every 100k steps, and its users report collapse once the rate has decayed too
@@ -81,7 +87,7 @@ class BEGAN(GANObjective):
 
     def __init__(self, params, nets, latent, info, options: PhaseOptions = PhaseOptions()):
         super().__init__(params, nets, latent, info, options)
-        self.k = torch.zeros((), device=self.device)              # k_0 = 0, float32
+        self.k = torch.full((), params.k_min, device=self.device)   # k_0 = 0 (or k_min), fp32
 
     @classmethod
     def roles(cls, params, info, latent) -> dict[str, Role]:
@@ -130,7 +136,7 @@ class BEGAN(GANObjective):
             return
         l_real, l_fake = ctx.mean_over_ranks(torch.stack([torch.stack(reals).mean(), fake]))
         self.k = k_update(self.k, l_real.to(self.k), l_fake.to(self.k), self.params.gamma,
-                          self.params.lambda_k)
+                          self.params.lambda_k, self.params.k_min)
 
     # ---- state ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Tensor]:
