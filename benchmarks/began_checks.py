@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-CLAMP = 1e-3                     # k_t within this of 0 or 1 counts as at the clamp
+CLAMP = 1e-3                     # k_t within this of its floor or 1 counts as at the clamp
 
 
 def rows(run: Path) -> list[dict]:

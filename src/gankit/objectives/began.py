@@ -87,7 +87,7 @@ class BEGAN(GANObjective):
 
     def __init__(self, params, nets, latent, info, options: PhaseOptions = PhaseOptions()):
         super().__init__(params, nets, latent, info, options)
-        self.k = torch.full((), params.k_min, device=self.device)   # k_0 = 0 (or k_min), fp32
+        self.k = torch.full((), params.k_min, device=self.device)   # k_0 = k_min (paper: 0), fp32
 
     @classmethod
     def roles(cls, params, info, latent) -> dict[str, Role]:
