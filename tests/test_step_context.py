@@ -251,3 +251,26 @@ def test_standalone_context_and_rank_mean():
     with pytest.raises(RuntimeError, match="no data source"):
         ctx.draw_real()
     assert F.copy_state({"step": 3, "exp_avg": torch.ones(2)}, torch.zeros(2))["step"].item() == 3
+
+
+def test_adam_is_fused_where_it_can_be_and_equals_the_per_tensor_loop():
+    """build_optimizer takes torch's fused Adam for floating CPU tensors; its steps equal the
+    per-tensor (foreach-free) Adam's to rounding."""
+    from gankit.train.optim import fusable
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    ref = copy.deepcopy(net)
+    cfg = OptimConfig(name="adam", lr=0.01, betas=(0.5, 0.9), weight_decay=0.01)
+    opt = build_optimizer(cfg, net.parameters())
+    assert opt.defaults["fused"] and fusable(list(net.parameters()))
+    assert not fusable([nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2, device="meta"))])
+    loop = torch.optim.Adam(ref.parameters(), lr=0.01, betas=(0.5, 0.9), weight_decay=0.01,
+                            foreach=False)
+    for _ in range(5):
+        x = torch.randn(8, 3)
+        for m, o in ((net, opt), (ref, loop)):
+            o.zero_grad()
+            m(x).square().mean().backward()
+            o.step()
+    for p, q in zip(net.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
