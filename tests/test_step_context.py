@@ -16,7 +16,7 @@ from gankit.objectives import functional as L
 from gankit.objectives.base import ObjectiveParams
 from gankit.objectives.gan import GANObjective
 from gankit.registry import OBJECTIVES
-from gankit.train.optim import build_optimizer
+from gankit.train.optim import build_optimizer, fusable
 from gankit.train.trainer import Trainer
 
 OPTIMS = [OptimConfig(name="adam", lr=0.01, betas=(0.5, 0.9)),
@@ -256,7 +256,6 @@ def test_standalone_context_and_rank_mean():
 def test_adam_is_fused_where_it_can_be_and_equals_the_per_tensor_loop():
     """build_optimizer takes torch's fused Adam for floating CPU tensors; its steps equal the
     per-tensor (foreach-free) Adam's to rounding."""
-    from gankit.train.optim import fusable
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
     ref = copy.deepcopy(net)
