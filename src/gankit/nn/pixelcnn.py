@@ -119,11 +119,19 @@ class GatedLayer(nn.Module):
         self.h_out = nn.Conv2d(h, h, 1)
 
     def forward(self, v: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-        H, W = v.shape[-2:]
-        vf = self.v(v)[:, :, :H]                        # rows r - k//2 .. r
-        hf = self.h(x)[:, :, :, :W]                     # columns c - k//2 .. c
-        out = self.h_out(gate(hf + self.v_to_h(vf)))
-        return gate(vf), out if self.first else out + x
+        vf = self.vertical(v)
+        return gate(vf), self.horizontal(x, self.v_to_h(vf))
+
+    def vertical(self, v: Tensor) -> Tensor:
+        """Vertical features before the gate (B, 2C, H, W) of the stack's input (B, cin, H, W)."""
+        return self.v(v)[:, :, : v.shape[-2]]           # rows r - k//2 .. r
+
+    def horizontal(self, x: Tensor, vh: Tensor) -> Tensor:
+        """The horizontal stack's output (B, C, H, W) from its input x (B, cin, H, W) and the
+        vertical features of the same rows and columns through ``v_to_h``, vh (B, 2C, H, W)."""
+        hf = self.h(x)[:, :, :, : x.shape[-1]]          # columns c - k//2 .. c
+        out = self.h_out(gate(hf + vh))
+        return out if self.first else out + x
 
 
 class GatedPixelCNN(nn.Module):
@@ -144,6 +152,38 @@ class GatedPixelCNN(nn.Module):
         for layer in self.layers:
             v, h = layer(v, h)
         return self.out(h).unsqueeze(2)                 # (B, levels, 1, H, W)
+
+    # ---- sampling a row at a time -----------------------------------------------------
+    # The vertical stack at row r reads only the rows above r, so while row r is drawn its
+    # contribution to the horizontal stack is fixed: computed once per row (from the rows
+    # of vertical features kept from the rows above), it leaves one row strip of horizontal
+    # work per pixel: about 30x less arithmetic than the network on the pixel's window.
+    def row_context(self, x: Tensor, r: int, kept: list[list[Tensor]]) -> list[Tensor]:
+        """What the vertical stack feeds the horizontal one at row r of x (B, 1, H, W) (drawn
+        up to row r - 1; row r and below are not read), one (B, 2C, 1, W) per layer, for
+        ``pixel_logits``. ``kept``: per layer, the gated vertical features (B, C, 1, W) of the
+        last rows, as the call for row r - 1 left them ([] for row 0; updated in place)."""
+        if r == 0:
+            kept[:] = [[] for _ in self.layers]
+        most = max(layer.v.kernel_size[0] for layer in self.layers)
+        v, context = x[:, :, : r + 1], []
+        for layer, rows in zip(self.layers, kept):
+            depth = layer.v.kernel_size[0]              # rows read: r - depth + 1 .. r
+            vf = layer.vertical(v[:, :, -depth:])[:, :, -1:]             # (B, 2C, 1, W)
+            context.append(layer.v_to_h(vf))
+            rows.append(gate(vf))
+            del rows[:-most]
+            v = torch.cat(rows, 2)                      # (B, C, <= most, W): the next input
+        return context
+
+    def pixel_logits(self, strip: Tensor, context: list[Tensor]) -> Tensor:
+        """Logits (B, levels) of the last pixel of ``strip`` (B, 1, 1, w), the row's pixels
+        up to it (its own value is not read), given ``row_context`` of its row cut to the
+        same w columns: equal to ``forward`` on the whole image at that pixel."""
+        h = strip
+        for layer, vh in zip(self.layers, context):
+            h = layer.horizontal(h, vh)                 # (B, C, 1, w)
+        return self.out(h[..., -1:])[:, :, 0, 0]        # (B, levels)
 
 
 def receptive_field(p: PixelCNNParams) -> tuple[int, int]:
