@@ -23,8 +23,19 @@ from cli_runner import run_cli
 from gankit import api
 from gankit.config import build_config
 from gankit.outlier.evaluate import separation
-from gankit.outlier.inputs import convert
-from gankit.outlier.methods import METHODS, Options, png_bits, run_batches
+from gankit.core.step import Latent
+from gankit.data.base import DataInfo
+from gankit.errors import GankitError
+from gankit.objectives.began import BEGAN, BEGANParams
+from gankit.objectives.wgan import WGANGP, WGANGPParams
+from gankit.outlier.inputs import convert, image_shape
+from gankit.outlier.methods import (
+    METHODS,
+    Options,
+    critic_orientation,
+    png_bits,
+    run_batches,
+)
 
 TINY = ["train.steps=2", "train.batch_size=8", "train.threads=1", "log.figures=false",
         "log.progress=false", "log.sample_at=[]", "eval.metrics=[]", "data.split=test",
@@ -196,3 +207,73 @@ def test_folder_inputs_keep_names_and_refuse_mixed_sizes(vae_run, tmp_path):
     assert "skipped 1 unreadable files" in stdout
     names = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
     assert names == ["a.png", "sub/b.png"]
+
+
+# ------------------------------------------------ models that do not take images (finding 1)
+@pytest.mark.parametrize("info, what", [
+    (DataInfo("text", (32, 64)), "trained on text data (samples of shape 32x64)"),
+    (DataInfo("toy2d", (2,)), "trained on toy2d data (samples of shape 2)"),
+])
+def test_models_of_other_data_than_images_are_refused_without_a_resize_hint(info, what):
+    assert image_shape(DataInfo("image", (1, 28, 28)), "run") == (1, 28, 28)
+    with pytest.raises(GankitError) as e:
+        image_shape(info, "runs/x")
+    message = str(e.value)
+    assert what in message and "not images" in message and "--resize" not in message
+    assert "\n" not in message
+
+
+def test_scoring_with_a_2d_run_is_one_line_with_or_without_resize(tmp_path, data_root):
+    cfg = build_config("ring", ["train.steps=2", "train.batch_size=8", "train.threads=1",
+                                "log.figures=false", "log.progress=false", "log.sample_at=[]",
+                                "eval.metrics=[]", "log.tensorboard=false"])
+    run = api.train(cfg, tmp_path / "ring").path
+    for extra in ([], ["--resize"]):
+        code, _, err = run_cli(["score", str(run), "--input", "mnist:test", "--limit", "4",
+                                "--out", str(tmp_path / "s.csv"), *extra])
+        assert code == 2 and err.count("\n") == 1, err
+        assert "toy2d data" in err and "not images" in err and "--resize" not in err
+
+
+# --------------------------------------------- the critic's orientation (finding 2)
+class Scale(nn.Module):
+    """v -> s v with s = 0.5: as BEGAN's autoencoder, L(v) = mean |s v - v| = 0.5 mean |v|."""
+
+    def __init__(self):
+        super().__init__()
+        self.s = nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, v):
+        return self.s * v
+
+
+class NearOrigin(nn.Module):
+    """A critic D(v) = -mean |v|: highest at the origin, where the "data" are."""
+
+    def __init__(self):
+        super().__init__()
+        self.s = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, v):
+        return -self.s * v.abs().flatten(1).mean(1)
+
+
+def test_critic_scores_are_oriented_by_what_the_map_declares():
+    """Both models find the origin most like the data: BEGAN by a low energy L(x) (the
+    score as it is), WGAN-GP by a high critic value (the score negated). Either way the far
+    point must score as the more anomalous, and the meaning must say what the score is."""
+    info, latent = DataInfo("toy2d", (2,)), Latent(2)
+    began = BEGAN(BEGANParams(code_dim=1), {"G": nn.Linear(2, 2), "D": Scale()}, latent, info)
+    wgan = WGANGP(WGANGPParams(), {"G": nn.Linear(2, 2), "D": NearOrigin()}, latent, info)
+    x = torch.tensor([[0.1, -0.1], [2.0, -3.0]])                  # near the data, far away
+    expected = {began: [0.05, 1.25], wgan: [0.1, 2.5]}   # L(x) = 0.5 mean|x|; -D(x) = mean|x|
+    for objective, score in expected.items():
+        model = type("Model", (), {"objective": objective, "device": torch.device("cpu")})()
+        got = run_batches(METHODS["critic"], model, x, Options())["score"]
+        torch.testing.assert_close(got, torch.tensor(score, dtype=torch.float64))
+        assert got[1] > got[0]
+    assert critic_orientation(began) == (1, "reconstruction error L(x): the critic's energy, "
+                                            "higher away from the data")
+    assert critic_orientation(wgan) == (-1, "-D(x): minus the critic's value")
+    model = type("Model", (), {"objective": began})()
+    assert METHODS["critic"].describe(model).startswith("reconstruction error L(x)")

@@ -7,8 +7,9 @@ attributes on the objective instance:
 ================  ==============================================================================
 ``samples``       ``sample_inputs(n, rng) -> dict`` and ``generate(inputs, net) -> (n, *shape)``
 ``critic``        ``critic_map(x) -> (n,)``: the critic's value at data points (a probability
-                  D(x) for sigmoid games, the raw critic value otherwise; ``critic_is_probability``)
-                  and ``generator_field(x) -> (n, *shape)``: -grad_x of G's loss at x
+                  D(x) for sigmoid games, the raw critic value otherwise; ``critic_is_probability``;
+                  ``critic_is_energy``: an energy, low on the data, as BEGAN's L(x)) and
+                  ``generator_field(x) -> (n, *shape)``: -grad_x of G's loss at x
 ``latent``        ``latent`` (a ``Latent``): the inputs carry ``z`` that may be interpolated
 ``codes``         ``code_spec() -> (categorical K, continuous m)``; inputs ``c_cat`` (n,),
                   ``c_cont`` (n, m) (InfoGAN)

@@ -82,6 +82,7 @@ class BEGAN(GANObjective):
     Params = BEGANParams
     data_kinds: ClassVar[tuple[str, ...]] = ("toy2d", "image")
     critic_is_probability: ClassVar[bool] = False
+    critic_is_energy: ClassVar[bool] = True       # the critic map L(x) is low on the data
     critic_label: ClassVar[str] = "reconstruction error L(x)"      # what the critic map shows
     smoke_config: ClassVar[dict[str, Any]] = {"objective": {"code_dim": 4}}
 
@@ -154,7 +155,7 @@ class BEGAN(GANObjective):
     @torch.no_grad()
     def critic_map(self, x: Tensor) -> Tensor:
         """The energy L(x) of each point x (n, *shape) -> (n,): low where D reconstructs
-        well (the data, when D wins)."""
+        well (the data, when D wins); hence ``critic_is_energy``."""
         return self.energy(x).float()
 
     def generator_field(self, x: Tensor) -> Tensor:

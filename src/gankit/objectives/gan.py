@@ -33,6 +33,7 @@ class GANObjective(Objective):
     can_reuse_fakes: ClassVar[bool] = True
     sample_nets: ClassVar[tuple[str, ...]] = ("G",)
     critic_is_probability: ClassVar[bool] = False     # D(x) = sigmoid(logit) is a probability
+    critic_is_energy: ClassVar[bool] = False          # the map is low on the data (BEGAN's L(x))
 
     def __init__(self, params, nets, latent, info, options: PhaseOptions = PhaseOptions()):
         super().__init__(params, nets, latent, info, options)

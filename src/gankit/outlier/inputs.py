@@ -175,6 +175,17 @@ class MixedShapes(list):
         return (len(self), *self[0].shape)
 
 
+def image_shape(info, run: str | Path) -> tuple[int, int, int]:
+    """The (C, H, W) images a model of data ``info`` (its ``DataInfo``) takes. GankitError
+    (one line) when the model was not trained on images (points, text, image pairs): no
+    image it could score, and no conversion (``--resize``) that would make one."""
+    if info.kind != "image" or len(info.shape) != 3:
+        shape = "x".join(map(str, info.shape))
+        raise GankitError(f"{run}: the model was trained on {info.kind} data (samples of "
+                          f"shape {shape}), not images; gankit score scores images only")
+    return tuple(int(s) for s in info.shape)
+
+
 def to_model(found: Images, shape: tuple[int, int, int], resize: bool) -> tuple[Images, str]:
     """``found`` as the model takes it (C, H, W), and a note of what was converted ("" when
     nothing was). Without ``resize``, GankitError (one line) when the channels or the size

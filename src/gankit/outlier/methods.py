@@ -12,8 +12,10 @@ offers a model the methods whose needs it meets, so there is no switch over obje
 ``complexity`` -log2 p(x) - L(x) in bits: the input-complexity score of Serra et al. 2020, a
               log likelihood ratio against a universal model, the lossless PNG code of x
               (L(x) = its length in bits); the model needs no second run.
-``critic``    minus the discriminator's / critic's value at x (a probability for sigmoid
-              games, the raw critic for WGAN and hinge).
+``critic``    the discriminator's / critic's value at x, oriented so that higher = less like
+              the data: minus D(x) (a probability for sigmoid games, the raw critic for WGAN
+              and hinge), or the value itself when the objective declares it an energy
+              (``critic_is_energy``: BEGAN's reconstruction error L(x), low on the data).
 ``fanogan``   the f-AnoGAN score (Schlegl et al. 2019): pixel residual + kappa * feature
               residual of the izi_f encoder's reconstruction G(E(x)).
 """
@@ -38,7 +40,9 @@ BATCH = 256
 @dataclass(frozen=True)
 class Method:
     """A way to score: ``needs`` capabilities; ``run(model, x, options) -> {"score": (n,),
-    other per-image values}`` on a batch x (n, *shape) in [-1, 1] on the model's device."""
+    other per-image values}`` on a batch x (n, *shape) in [-1, 1] on the model's device.
+    ``meaning``: what the score is; ``explain(model) -> str`` instead, for a method whose
+    score reads differently by model (:meth:`describe`)."""
 
     name: str
     needs: frozenset[str]
@@ -46,6 +50,11 @@ class Method:
     run: Callable[[Any, Tensor, "Options"], dict[str, Tensor]]
     background: bool = False          # needs a second model (``--background``)
     protocol: dict[str, Any] = field(default_factory=dict)   # fixed choices, for the summary
+    explain: Callable[[Any], str] | None = None
+
+    def describe(self, model) -> str:
+        """What this method's score is for ``model`` (for the summary and the CLI)."""
+        return self.explain(model) if self.explain is not None else self.meaning
 
 
 @dataclass
@@ -104,9 +113,22 @@ def _complexity(model, x: Tensor, options: Options) -> dict[str, Tensor]:
     return {"score": -log_p.double() / math.log(2) - code, "nll": -log_p, "png_bits": code}
 
 
+def critic_orientation(objective) -> tuple[int, str]:
+    """How ``objective``'s critic map becomes an anomaly score (higher = more anomalous):
+    the sign to apply to it and what the score then is. A critic map is higher on the data
+    (D(x), a probability or a raw critic value), so the score is its negation, unless the
+    objective declares the map an energy (``critic_is_energy``: higher = less like the
+    data, e.g. BEGAN's reconstruction error L(x)), which is a score as it is."""
+    if getattr(objective, "critic_is_energy", False):
+        label = getattr(objective, "critic_label", None) or "the critic's energy"
+        return 1, f"{label}: the critic's energy, higher away from the data"
+    return -1, "-D(x): minus the critic's value"
+
+
 def _critic(model, x: Tensor, options: Options) -> dict[str, Tensor]:
+    sign, _ = critic_orientation(model.objective)
     with torch.no_grad():
-        return {"score": -model.objective.critic_map(x).reshape(len(x))}
+        return {"score": sign * model.objective.critic_map(x).reshape(len(x))}
 
 
 def _fanogan(model, x: Tensor, options: Options) -> dict[str, Tensor]:
@@ -123,7 +145,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "-log2 p(x) - PNG bits of x (Serra et al. 2020), bits", _complexity,
            protocol={"complexity": "PNG, 8 bits per channel, Pillow optimize=True"}),
     Method("elbo", frozenset({caps.ELBO}), "-ELBO(x), nats", _elbo),
-    Method("critic", frozenset({caps.CRITIC}), "-D(x): minus the critic's value", _critic),
+    Method("critic", frozenset({caps.CRITIC}),
+           "the critic's value, oriented: higher = less like the data", _critic,
+           explain=lambda model: critic_orientation(model.objective)[1]),
 )}
 
 

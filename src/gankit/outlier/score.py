@@ -17,7 +17,7 @@ from gankit.core import capabilities as caps
 from gankit.data.images import HELDOUT_BINARIZE_SEED, binarized_once
 from gankit.errors import GankitError
 from gankit.outlier import evaluate
-from gankit.outlier.inputs import Images, read_input, to_model
+from gankit.outlier.inputs import Images, image_shape, read_input, to_model
 from gankit.outlier.methods import Method, Options, choose, run_batches
 
 
@@ -55,11 +55,11 @@ def score_images(run: Path | str, inputs: Sequence[str], *, outliers: Sequence[s
 
     out = _check_out(out, run, background, [*inputs, *outliers])
     model = load_model(run, device=device)[1]
+    shape = image_shape(model.data.info, run)
     bg = load_model(background, device=device)[1] if background is not None else None
     chosen = choose(model, method, bg is not None)
     if bg is not None:
         _check_background(model, bg)
-    shape = tuple(model.data.info.shape)
     notes: list[str] = []
     found = []
     for spec, is_out in [(s, False) for s in inputs] + [(s, True) for s in outliers]:
@@ -71,7 +71,7 @@ def score_images(run: Path | str, inputs: Sequence[str], *, outliers: Sequence[s
     values = run_batches(chosen, model, x, Options(iw_samples=iw_samples, background=bg))
     scores = values.pop("score").numpy()
     anomalous = _truth(found, normal_classes)
-    summary = {"run": str(run), "method": chosen.name, "meaning": chosen.meaning,
+    summary = {"run": str(run), "method": chosen.name, "meaning": chosen.describe(model),
                "higher": "more anomalous", "n": len(scores),
                "inputs": [f.source for f, o in found if not o],
                "outliers": [f.source for f, o in found if o],
