@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from gankit.errors import GankitError
-from gankit.fileio import atomic_write
+from gankit.fileio import atomic_write, current_umask
 
 
 def _real(path: Path) -> Path:
@@ -86,6 +86,7 @@ def write_via(path: Path, write: Callable[[Path], object]) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     existed = path.exists()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~current_umask())        # mkstemp's 0600: as open() would make it
     os.close(fd)
     try:
         write(Path(tmp))

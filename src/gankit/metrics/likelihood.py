@@ -75,6 +75,16 @@ class HeldOutNLL(Metric, name="nll"):
                 "heldout": held.description, "units": "nll: nats per example; bpd: bits/dim",
                 **trainer.objective.likelihood_protocol(k)}
 
+    @classmethod
+    def measured_on(cls, n: int, seed: int | None = None,
+                    options: EvalOptions | None = None) -> str:
+        """'up to 1,000 held-out examples (seed 0), k=100 importance samples where the
+        likelihood is estimated' (k: ``options.iw_samples``, else the model's default)."""
+        k = likelihood_kwargs(options).get("samples")
+        iw = f"k={k:,}" if k else "the model's default number of"
+        return (f"up to {n:,} held-out examples (seed {cls.seed(seed)}), {iw} importance "
+                "samples where the likelihood is estimated")
+
 
 def count_errors(logits: torch.Tensor, labels: torch.Tensor) -> int:
     """How many rows of ``logits`` (n, K) do not have their largest value at ``labels`` (n,)."""
@@ -122,3 +132,9 @@ class HeldOutError(Metric, name="test-error"):
         return {"n_heldout": min(n, len(held)), "heldout": held.description,
                 "order": "stored order (the first n)",
                 "weights": "averaged (train.ema_beta)" if averaged else "trained"}
+
+    @classmethod
+    def measured_on(cls, n: int, seed: int | None = None,
+                    options: EvalOptions | None = None) -> str:
+        """'the first 10,000 held-out examples in stored order (all, when fewer)'."""
+        return f"the first {n:,} held-out examples in stored order (all, when fewer)"

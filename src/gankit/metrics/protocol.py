@@ -18,6 +18,9 @@ A metric is a class deriving from :class:`Metric`, registered by name in
   evaluations of one run, and of different runs, see the same noise);
 * ``describe(trainer, n, seed, options) -> dict``: how the values were measured (the protocol
   recorded next to them by ``gankit eval``);
+* ``measured_on(n, seed, options) -> str``: the same in words, from the settings alone (what
+  a run's report says of the values logged during training): "1,000 generated samples (seed
+  12345, fixed)" by default; metrics of held-out data say so;
 * ``smoke_config``: config sections of a tiny run it applies to (for the contract test,
   ``tests/test_metric_protocol.py``).
 
@@ -191,6 +194,14 @@ class Metric:
                  options: EvalOptions | None = None) -> dict[str, Any]:
         """How ``evaluate`` measures (sample counts, seeds, feature network, ...), JSON-able."""
         return {"n_generated": n, "seed_generated": cls.seed(seed)}
+
+    @classmethod
+    def measured_on(cls, n: int, seed: int | None = None,
+                    options: EvalOptions | None = None) -> str:
+        """What ``evaluate(trainer, n, seed, options)`` reads, in words, known without a run
+        (for pages): '1,000 generated samples (seed 12345, fixed)'. Metrics that read
+        something else (held-out data) override it, as they do ``describe``."""
+        return f"{n:,} generated samples (seed {cls.seed(seed)}, fixed)"
 
     @classmethod
     def prepare(cls, options: EvalOptions | None = None) -> None:

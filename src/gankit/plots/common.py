@@ -32,17 +32,16 @@ class Figure:
 
 
 def draw_figures(figures: list[Figure], trainer, folder: Path, rows: list[dict]) -> list[Path]:
-    """Draw every figure the model's capabilities allow; the others are skipped with one
-    note each, as are figures of real data when the data cannot be read any more
-    (``DataUnavailable``: ``gankit plot`` needs only the run folder). A figure that fails is
-    reported in one line and the rest are still drawn, so a finished run never ends in a
-    traceback (``GANKIT_STRICT_FIGURES=1``: raise)."""
+    """Draw every figure the model's capabilities allow; the others never apply to this
+    model (style mixing of a VAE, a class grid of an unconditional model) and are left out
+    silently. A figure that applies but cannot be drawn is reported in one line each: one
+    of real data when the data cannot be read any more (``DataUnavailable``: ``gankit plot``
+    needs only the run folder), or one that fails, after which the rest are still drawn, so
+    a finished run never ends in a traceback (``GANKIT_STRICT_FIGURES=1``: raise)."""
     offered = trainer.objective.offers
     out: list[Path] = []
     for fig in figures:
-        reason = caps.missing_message(fig.needs, offered)
-        if reason:
-            note(f"skipped figure {fig.name}: {reason}")
+        if caps.missing_message(fig.needs, offered):
             continue
         try:
             made = fig.draw(trainer, Path(folder), rows)

@@ -34,6 +34,8 @@ from gankit.plots.reconstruction import FIGURE as RECONSTRUCTION
 PAD = 2                 # pixels between grid cells
 MIN_CELL = 48           # saved sample grids show each image at least this many pixels wide
 HEADER = 16             # pixels of the title strip above a saved sample grid
+HEADER_PX = 12          # font size (pixels) of its title: smaller sizes of the default font
+                        # draw word spaces as narrow as letter gaps ("step60")
 SEED = 777              # noise for the final figures (separate from training and fixed noise)
 NN_REFERENCE = 10000    # training images searched for nearest neighbours
 LABEL_PX = 14           # font size (pixels) of the class labels beside a conditional grid
@@ -80,10 +82,7 @@ def save_grid(x: Tensor, path: Path, ncol: int | None = None, title: str = "",
     if row_labels:
         pic = _label_rows(pic, list(row_labels), cell=x.shape[-2] * scale, pad=PAD * scale)
     if title:
-        framed = Image.new("RGB", (pic.width, pic.height + HEADER), "white")
-        framed.paste(pic, (0, HEADER))
-        ImageDraw.Draw(framed).text((PAD * scale, 2), title, fill="black")
-        pic = framed
+        pic = _with_title(pic, title, left=PAD * scale)
     if row_labels and path.suffix.lower() == ".png":
         meta = PngInfo()
         meta.add_text(ROW_LABELS_KEY, json.dumps(list(row_labels)))
@@ -91,6 +90,18 @@ def save_grid(x: Tensor, path: Path, ncol: int | None = None, title: str = "",
     else:
         pic.save(path)
     return path
+
+
+def _with_title(pic: Image.Image, title: str, left: int) -> Image.Image:
+    """``pic`` below a white strip of HEADER pixels holding ``title`` (HEADER_PX, from
+    ``left`` pixels, centred vertically)."""
+    font = ImageFont.load_default(size=HEADER_PX)
+    out = Image.new("RGB", (pic.width, pic.height + HEADER), "white")
+    out.paste(pic, (0, HEADER))
+    draw = ImageDraw.Draw(out)
+    _, top, _, bottom = draw.textbbox((0, 0), title, font=font)
+    draw.text((left, (HEADER - bottom - top) / 2), title, fill="black", font=font)
+    return out
 
 
 def _label_rows(pic: Image.Image, labels: list[str], cell: int, pad: int) -> Image.Image:

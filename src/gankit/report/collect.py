@@ -141,15 +141,18 @@ def meaning(key: str, metric: str | None, config: dict[str, Any]) -> str:
 
 
 def measured(key: str, metric: str | None, config: dict[str, Any]) -> str:
-    """How a logged key was measured, from the run's config (eval.*, log.every)."""
-    if metric is not None:
+    """How a logged key was measured, from the run's config (eval.*, log.every): for a key
+    of a metric in ``eval.metrics``, what the metric says it reads with those settings
+    (``Metric.measured_on``); a metric's key the objective logs itself (a PixelCNN's
+    training ``bpd``) is a training scalar."""
+    section = config.get("eval") or {}
+    if metric is not None and metric in section.get("metrics", []):
         ev = EvalConfig.model_fields
-        section = config.get("eval") or {}
         every = section.get("every", ev["every"].default)
         n = section.get("n", ev["n"].default)
-        seed = protocol.metric(metric).default_seed
-        return (f"metric {metric}: every {every} steps and at the end, {n} generated samples "
-                f"(seed {seed}, fixed)")
+        options = protocol.EvalOptions(iw_samples=section.get("iw_samples"))
+        return (f"metric {metric}: every {every} steps and at the end, "
+                f"{protocol.metric(metric).measured_on(n, options=options)}")
     if key.startswith("lr/"):
         return "at the logged step"
     if key == "skipped_updates":
@@ -288,7 +291,16 @@ def labels(records: list[RunRecord]) -> list[str]:
 
 
 def require_runs(paths: list[Path]) -> list[RunRecord]:
-    """The runs of ``paths`` (at least two); GankitError (one line) otherwise."""
+    """The runs of ``paths`` (at least two different folders); GankitError (one line)
+    otherwise."""
     if len(paths) < 2:
         raise GankitError("gankit compare needs at least two run folders")
+    first: dict[Path, Path] = {}          # folder (symbolic links followed) -> as given
+    for path in paths:
+        same = first.get(path.resolve())
+        if same is not None:
+            twice = f"{path} is given twice" if str(same) == str(path) else \
+                f"{same} and {path} are the same run folder"
+            raise GankitError(f"{twice}; gankit compare compares different runs")
+        first[path.resolve()] = path
     return [load_run(p) for p in paths]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from gankit.errors import GankitError
 from gankit.fileio import atomic_write
+from gankit.outputs import refuse_overlap, write_via
 from gankit.run import CONFIG_NAME
 from gankit.report import collect
 from gankit.report.collect import RunRecord, Series
@@ -175,49 +177,102 @@ def write_report_quietly(path: Path, curves: bool) -> Path | None:
 
 
 # ---------------------------------------------------------------- several runs
+PAGE_TYPES = (".html", ".htm")
+FIGURE_TYPES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")    # matplotlib writes each
+FIGURE_DPI = 100
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The files ``write_comparison`` wrote: the ``page``, the ``figure`` (None when not
+    asked for), and those of them that ``replaced`` an existing file."""
+
+    page: Path
+    figure: Path | None
+    replaced: tuple[Path, ...]
+
+
 def write_compare(paths: list[Path | str], out: Path | str,
                   figure: Path | str | None = None) -> Path:
-    """Write one page comparing the runs in ``paths`` (two or more) to ``out``: their curves
-    overlaid (one panel per logged key, one line per run), a table with a column per logged
-    key (final value; best value and its step for scores, by the key's declared direction,
-    the best run marked), steps, images seen and training time, a table of their
-    ``gankit eval`` results (test NLL, cfd, precision/recall, samples/s, ... with how many
-    samples; ``collect.latest_evals`` picks one per key), the newest sample grid of each side by side (also written to ``figure`` as a
-    PNG when given), and their resolved configs (the keys that differ, and all of them in a
-    folded section). GankitError (one line) for fewer than two runs, a folder that is not a
-    run, or an output that cannot be written."""
+    """``write_comparison``, with one note per existing file it replaced ("replaced the
+    existing file ..."); returns the page's path."""
+    from gankit.log import note
+
+    written = write_comparison(paths, out, figure)
+    for path in written.replaced:
+        note(f"replaced the existing file {path}")
+    return written.page
+
+
+def write_comparison(paths: list[Path | str], out: Path | str,
+                     figure: Path | str | None = None) -> Comparison:
+    """Write one page comparing the runs in ``paths`` (two or more, all different) to
+    ``out``: their curves overlaid (one panel per logged key, one line per run), a table with
+    a column per logged key (final value; best value and its step for scores, by the key's
+    declared direction, the best run marked), steps, images seen and training time, a table
+    of their ``gankit eval`` results (test NLL, cfd, precision/recall, samples/s, ... with
+    how many samples; ``collect.latest_evals`` picks one per key), the newest sample grid of
+    each side by side (also written to ``figure``, in the format its suffix names:
+    ``FIGURE_TYPES``), and their resolved configs (the keys that differ, and all of them in
+    a folded section). An existing file at ``out`` or ``figure`` is replaced (whole or not
+    at all; ``gankit.outputs`` rule 4).
+
+    GankitError (one line), before anything is written, for fewer than two runs, a run given
+    twice, a folder that is not a run, an output inside a run folder (``gankit.outputs``
+    rule 1: compare never writes into its inputs), a folder, an unknown suffix, a ``figure``
+    when no run has a sample grid, or an output that cannot be written."""
     records = collect.require_runs([Path(p) for p in paths])
+    out, figure = Path(out), None if figure is None else Path(figure)
+    check_outputs(records, out, figure)
     names = collect.labels(records)
-    out = Path(out)
-    for what, path in (("--out", out), ("--figure", figure)):
-        if path is not None and Path(path).is_dir():
-            raise GankitError(f"{what} {path} is a folder; name the file to write")
     keys = _union_keys(records)
     panels = [(panel_title(s), {n: r.series[k].points if k in r.series else []
                                 for n, r in zip(names, records)})
               for k, s in keys.items()]
     runs = [{"name": n, "record": r, "link": _link(r, out)} for n, r in zip(names, records)]
     fig = samples_figure(records, names)
-    samples = None if fig is None else png_uri(fig)
-    if fig is not None and figure is not None:
-        _write(Path(figure), _png_bytes(fig))
+    if fig is None and figure is not None:
+        raise GankitError(f"--figure {figure}: none of the runs has a sample grid "
+                          "(samples/step-N.png) to show")
     page = render("compare.html", runs=runs, columns=_columns(records, keys),
-                  evals=eval_columns(records), samples=samples,
+                  evals=eval_columns(records), samples=None if fig is None else png_uri(fig),
                   curves=curves_png(panels, names), config_rows=collect.config_rows(records))
-    _write(out, page.encode("utf-8"))
-    return out
+    replaced = {}                                     # path -> whether a file was there
+    if figure is not None:
+        replaced[figure] = _write(figure, _figure_bytes(fig, figure.suffix))
+    replaced[out] = _write(out, page.encode("utf-8"))
+    return Comparison(out, figure, tuple(p for p, was in replaced.items() if was))
 
 
-def _write(path: Path, data: bytes) -> None:
+def check_outputs(records: list[RunRecord], out: Path, figure: Path | None) -> None:
+    """GankitError (one line) unless ``out`` (a ``PAGE_TYPES`` file) and ``figure`` (None,
+    or a ``FIGURE_TYPES`` file: never the page's) are files outside every run folder."""
+    for flag, path, types in (("--out", out, PAGE_TYPES), ("--figure", figure, FIGURE_TYPES)):
+        if path is None:
+            continue
+        for record in records:
+            refuse_overlap(path, {"the run folder": record.path}, flag)
+        if path.is_dir():
+            raise GankitError(f"{flag} {path} is a folder; name the file to write")
+        if path.suffix.lower() not in types:
+            raise GankitError(f"{flag} must end in {', '.join(types[:-1])} or {types[-1]}, "
+                              f"not {path.suffix or '(none)'}")
+
+
+def _write(path: Path, data: bytes) -> bool:
+    """``data`` written whole to ``path`` (``gankit.outputs.write_via``; the file mode the
+    umask gives, as ``atomic_write`` sets it); returns whether an existing file was
+    replaced. GankitError (one line) when it cannot be written."""
     try:
-        atomic_write(path, data)
+        return write_via(path, lambda tmp: atomic_write(tmp, data))
     except OSError as e:
         raise GankitError(f"cannot write {path}: {e.strerror or e}") from None
 
 
-def _png_bytes(fig, dpi: int = 100) -> bytes:
+def _figure_bytes(fig, suffix: str, dpi: int = FIGURE_DPI) -> bytes:
+    """``fig`` rendered in the format ``suffix`` names ('.png', '.jpg', '.pdf', ...)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format=suffix.lower().lstrip("."), dpi=dpi)
     return buf.getvalue()
 
 
@@ -275,7 +330,8 @@ def samples_figure(records: list[RunRecord], names: list[str]):
 
 def compare_table(paths: list[Path | str]) -> str:
     """A Markdown table of the runs in ``paths``: objective, data, steps, training time and
-    their ``gankit eval`` values (``collect.latest_evals``, with n / k), one row per run."""
+    their ``gankit eval`` values (``collect.latest_evals``, with n / k, and the step measured
+    at when older than the run's newest: ``table_cell``), one row per run."""
     records = collect.require_runs([Path(p) for p in paths])
     names = collect.labels(records)
     columns = eval_columns(records)
@@ -283,14 +339,23 @@ def compare_table(paths: list[Path | str]) -> str:
     head += [f"{c['key']} ({c['direction']})" if c["direction"] else c["key"] for c in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, (name, r) in enumerate(zip(names, records)):
-        row = [name, r.section_name("objective"), r.section_name("data"),
-               number(r.counter("step", 0)), number(r.counter("seconds"))]
-        for c in columns:
-            cell = c["cells"][i]
-            row.append("" if cell is None else
-                       f"{number(cell['value'])}" + (f" ({cell['how']})" if cell["how"] else ""))
+        newest = r.counter("step", 0)
+        row = [name, r.section_name("objective"), r.section_name("data"), number(newest),
+               number(r.counter("seconds"))]
+        row += [table_cell(c["cells"][i], newest) for c in columns]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def table_cell(cell: dict[str, Any] | None, newest: int) -> str:
+    """A ``gankit eval`` value of ``eval_columns`` as text: '81.2 (step 100, n=256, k=50)',
+    with the step it was measured at when that is not the run's ``newest`` step (an older
+    result, e.g. of before a resume); '' for no value."""
+    if cell is None:
+        return ""
+    how = [f"step {number(cell['step'])}"] if cell["step"] not in (None, newest) else []
+    how += [cell["how"]] if cell["how"] else []
+    return number(cell["value"]) + (f" ({', '.join(how)})" if how else "")
 
 
 def _union_keys(records: list[RunRecord]) -> dict[str, Series]:
