@@ -41,7 +41,7 @@ class PixelCNN(Objective):
         p(x_i | x_<i) = Bernoulli(sigmoid(l_i))          (output: bernoulli, binary pixels)
                       = softmax(l_i)[level of x_i]       (output: categorical, 256 levels)
 
-    Logged: ``loss/nll`` (nats per image) and ``bpd`` (bits per dimension). Samples are drawn
+    Logged: ``loss/nll`` (nats per image) and ``bpd/train`` (bits per dimension). Samples are drawn
     pixel by pixel in raster order from uniforms u (n, *shape) of ``sample_inputs`` (inverse
     CDF), so a sample is a function of its inputs like a GAN's of its z; only the rows up to
     the current one are computed (the output there never reads later rows). A tqdm bar shows
@@ -98,7 +98,8 @@ class PixelCNN(Objective):
         logp = self.pixel_log_probs(self.nets["density"](x), x).flatten(1).sum(1)   # (B,)
         loss = -logp.mean()
         bpd = loss.detach() / (x[0].numel() * torch.log(torch.tensor(2.0)))
-        return loss, {"loss/nll": loss.detach(), "bpd": bpd}
+        # "bpd/train": the training batches' bits/dim, apart from metric nll's held-out "bpd"
+        return loss, {"loss/nll": loss.detach(), "bpd/train": bpd}
 
     # ---- sampling -------------------------------------------------------------------
     def sample_inputs(self, n: int, rng: torch.Generator | None) -> dict[str, Tensor]:
