@@ -119,12 +119,13 @@ def test_an_existing_output_is_replaced_and_said_so(runs, tmp_path):
     page, figure = tmp_path / "c.html", tmp_path / "s.png"
     args = ["compare", *map(str, runs), "--out", str(page), "--figure", str(figure)]
     code, out, err = run_cli(args)
-    assert code == 0 and out.strip() == str(page) and "replaced" not in out, err
+    assert code == 0 and out.splitlines() == [str(figure), str(page)], err
     page.write_text("an older page")
     code, out, err = run_cli(args)
     assert code == 0, err
     assert out.splitlines() == [f"gankit: replaced the existing file {figure}",
-                                f"gankit: replaced the existing file {page}", str(page)]
+                                f"gankit: replaced the existing file {page}", str(figure),
+                                str(page)]
     assert "Evaluations" in page.read_text()
     done = pages.write_comparison(runs, page)
     assert done.replaced == (page,) and done.figure is None

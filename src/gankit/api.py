@@ -23,7 +23,7 @@ from typing import Any
 from torch import Tensor
 
 from gankit.config import RunConfig, incompatible_keys
-from gankit.errors import CheckpointError, GankitError
+from gankit.errors import CheckpointError, ConfigError, GankitError
 from gankit.log import note
 from gankit.plots import VIEWS
 from gankit.registry import METRICS
@@ -161,7 +161,7 @@ def load_model(run_path: Path | str, best: bool = False,
 def sample(run_path: Path | str, n: int = 64, seed: int = 0, best: bool = False,
            label: int | None = None, device: str = "auto",
            caption: str | None = None, truncation: float | None = None,
-           mix_seed: int | None = None, mix_layers: str = "coarse") -> Tensor:
+           mix_seed: int | None = None, mix_layers: str | None = None) -> Tensor:
     """``n`` samples of a run's generator (its EMA weights when kept) as a float32 CPU tensor
     (n, *data shape) (images in [-1, 1]); ``best`` uses the best checkpoint; ``label`` draws
     that class only (class-conditional models; ConfigError otherwise); ``caption`` draws
@@ -172,7 +172,8 @@ def sample(run_path: Path | str, n: int = 64, seed: int = 0, best: bool = False,
     Style-based generators (objective ``stylegan``; ConfigError otherwise): ``truncation``
     psi pulls every w towards the tracked average (Karras et al. 2019, section 4.1);
     ``mix_seed`` gives sample i the styles ``mix_layers`` ("coarse", "middle", "fine" or
-    "i-j", w indices) of sample i of seed ``mix_seed`` (style mixing, section 3.1)."""
+    "i-j", w indices; None: "coarse") of sample i of seed ``mix_seed`` (style mixing,
+    section 3.1; ``mix_layers`` without ``mix_seed`` is a ConfigError)."""
     model = load_model(run_path, best=best, device=device)[1]
     with model.fixed_label(label), model.fixed_caption(caption), \
             model.styled(truncation, mix_seed, mix_layers):
@@ -199,7 +200,10 @@ def evaluate(run_path: Path | str, metrics: list[str] | None = None, n: int = 10
     ``{"step", [checkpoint], values..., "protocol": {metric: how it measured}}``.
 
     ``seed`` None takes each metric's fixed seed; ``iw_samples``: the importance samples k
-    of an estimated likelihood (metric nll of a VAE; None: the model's default). ``save`` also writes
+    of an estimated likelihood (metric nll of a VAE; None: the model's default; ConfigError
+    when no metric of the evaluation uses them). With ``metrics`` None, a metric that lacks
+    what it needs (e.g. the Inception weights, offline) is skipped with a one-line note
+    naming it and why; a metric asked for by name stops the evaluation. ``save`` also writes
     ``eval-[best-]STEP.json`` into the run folder (:func:`save_evaluation`). The model runs on ``device`` from the run
     folder alone (``load_model``); only metrics that compare with real data read them.
     Raises ConfigError before loading anything when a metric is unknown or does not apply to
@@ -208,26 +212,79 @@ def evaluate(run_path: Path | str, metrics: list[str] | None = None, n: int = 10
     from gankit.metrics import protocol
 
     facts = protocol.RunFacts.from_config(RunDir.open(run_path).read_config())
-    if metrics is None:
+    default = metrics is None
+    if default:
         metrics = [m for m in METRICS.names() if protocol.metric(m).check(facts) is None]
     names = list(dict.fromkeys(metrics))
+    if not names and default:
+        raise GankitError(f"no registered metric applies to {run_path}, which trains on "
+                          f"{facts.trains_on()} (`gankit list` shows the metrics)")
     if not names:
         raise GankitError("no metrics to evaluate (--metrics is empty)")
     for name in names:
         protocol.metric(name)                   # unknown names fail before anything is read
+    if inception_weights is not None and not Path(inception_weights).is_file():
+        raise GankitError(f"--inception-weights {inception_weights}: no such file")
     options = protocol.EvalOptions(
         inception_weights=str(inception_weights) if inception_weights else None,
         fid_method=fid_method, iw_samples=iw_samples)
     protocol.check_applicable(names, facts)
-    for name in names:
-        protocol.metric(name).prepare(options)
+    names = _prepare_metrics(names, options, skip=default)
+    _refuse_unused_iw_samples(names, iw_samples)
     run, model = load_model(run_path, best=best, device=device)
+    _refuse_unused_iw_samples(names, iw_samples, model)
     values, described = protocol.evaluate_metrics(model, names, n, seed, options)
     result = ({"step": model.c.step} | ({"checkpoint": "best"} if best else {}) | values
               | {"protocol": described})
     if save:
         save_evaluation(run_path, result)
     return result
+
+
+def _prepare_metrics(names: list[str], options, skip: bool) -> list[str]:
+    """``names`` whose ``prepare`` finds what they need beyond the run (e.g. the Inception
+    weights). A metric that lacks it stops the evaluation with its one-line GankitError,
+    unless ``skip`` (the default set, which nobody chose metric by metric): then it is left
+    out with one note saying which were skipped and why; GankitError when none is left."""
+    from gankit.metrics import protocol
+
+    kept, why = [], {}
+    for name in names:
+        try:
+            protocol.metric(name).prepare(options)
+        except GankitError as e:
+            if not skip:
+                raise
+            why.setdefault(" ".join(str(e).split()), []).append(name)
+        else:
+            kept.append(name)
+    if why:
+        skipped = "; ".join(f"{', '.join(ns)}: {reason}" for reason, ns in why.items())
+        if not kept:
+            raise GankitError(f"no metric of the default set can run (skipped {skipped}); "
+                              "pass --metrics to choose")
+        note(f"skipped {skipped}; pass --metrics to choose")
+    return kept
+
+
+def _refuse_unused_iw_samples(names: list[str], iw_samples: int | None,
+                              model: Model | None = None) -> None:
+    """ConfigError when ``iw_samples`` is given but would change nothing: no metric of
+    ``names`` scores a likelihood, or (given the loaded ``model``) its likelihood is not an
+    importance-sampled estimate (its ``likelihood_protocol`` records no ``iw_samples``)."""
+    from gankit.core import capabilities as caps
+    from gankit.metrics import protocol
+
+    if iw_samples is None:
+        return
+    if not any(caps.LIKELIHOOD in protocol.metric(n).needs for n in names):
+        raise ConfigError(f"--iw-samples: none of the metrics {', '.join(names)} uses "
+                          "importance samples (they are for nll of a model whose likelihood "
+                          "is an estimate, e.g. a VAE)")
+    if model is not None and "iw_samples" not in model.objective.likelihood_protocol(iw_samples):
+        raise ConfigError(f"--iw-samples: the {model.cfg.objective.name} model's likelihood is "
+                          "not an importance-sampled estimate, so importance samples would "
+                          "change nothing")
 
 
 def score(run_path: Path | str, inputs: list[str], **options: Any):

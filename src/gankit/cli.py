@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from gankit.errors import GankitError
+from gankit.errors import ConfigError, GankitError
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A ``click.FloatRange`` that also refuses ``nan`` (every comparison with NaN is false,
+    so a range check alone lets it through) and, for an open range, ``inf``."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return rv
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,11 +95,22 @@ def _live(live: bool, port: int, nproc: int, cfg=None):
 def train(preset, steps, seed, out, overrides, device, nproc, live, live_port, quiet,
           as_json) -> None:
     """Train PRESET (a name from `gankit list` or a .yaml file; default: the 2-D ring)."""
+    with _json_stdout(as_json):     # with --json, stdout holds only the JSON (_report)
+        run = _train(preset, steps, seed, out, overrides, device, nproc, live, live_port,
+                     quiet, as_json)
+    _report(run, quiet, as_json)
+
+
+def _train(preset, steps, seed, out, overrides, device, nproc, live, live_port, quiet,
+           as_json):
     from gankit import api
     from gankit.config import resolve
     from gankit.log import note
     from gankit.run import default_run_path
 
+    _check_preset(preset)
+    _refuse_twice(overrides, {"train.steps": ("--steps", steps), "seed": ("--seed", seed),
+                              "train.device": ("--device", device)})
     extra = list(overrides) + _quiet(quiet)
     if steps is not None:
         extra.append(f"train.steps={steps}")
@@ -109,7 +134,7 @@ def train(preset, steps, seed, out, overrides, device, nproc, live, live_port, q
         args = ["train", *([preset] if preset else []), "--out", str(out),
                 *(f"--set={o}" for o in extra), *_flags(quiet, as_json)]
         sys.exit(distributed.launch(nproc, args))
-    _report(api.train(cfg, out, live=live_view), quiet, as_json)
+    return api.train(cfg, out, live=live_view)
 
 
 @cli.command()
@@ -123,7 +148,15 @@ def train(preset, steps, seed, out, overrides, device, nproc, live, live_port, q
 @_output
 def resume(run, steps, overrides, device, nproc, live, live_port, quiet, as_json) -> None:
     """Continue RUN from its newest intact checkpoint (with any number of processes)."""
+    with _json_stdout(as_json):     # with --json, stdout holds only the JSON (_report)
+        done = _resume(run, steps, overrides, device, nproc, live, live_port, quiet, as_json)
+    _report(done, quiet, as_json)
+
+
+def _resume(run, steps, overrides, device, nproc, live, live_port, quiet, as_json):
     from gankit import api
+    _refuse_twice(overrides, {"train.steps": ("--steps", steps),
+                              "train.device": ("--device", device)})
     extra = list(overrides) + ([f"train.device={device}"] if device else []) + _quiet(quiet)
     live_view = _live(live, live_port, nproc)
     if nproc > 1:
@@ -135,7 +168,55 @@ def resume(run, steps, overrides, device, nproc, live, live_port, quiet, as_json
         args = ["resume", str(run), *(["--steps", str(steps)] if steps else []),
                 *(f"--set={o}" for o in extra), *_flags(quiet, as_json)]
         sys.exit(distributed.launch(nproc, args))
-    _report(api.resume(run, steps, extra, live=live_view), quiet, as_json)
+    return api.resume(run, steps, extra, live=live_view)
+
+
+@contextlib.contextmanager
+def _json_stdout(as_json: bool = True):
+    """Inside, with ``as_json``, whatever would be printed on stdout (notes such as
+    'optimizer: ...' and 'run folder: ...', progress lines, the live view's URL) goes to
+    stderr instead, so that stdout holds only the JSON printed after it."""
+    if not as_json:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _refuse_twice(overrides, flags: dict) -> None:
+    """ConfigError when an option and a ``--set`` both set one key, e.g. --steps 5 with
+    --set train.steps=20 (``flags``: {key: (option, its value or None when not given)})."""
+    from gankit.config import parse_override
+
+    for text in overrides:
+        key = ".".join(parse_override(text)[0])
+        flag, value = flags.get(key, (None, None))
+        if value is not None:
+            raise ConfigError(f"{flag} {value} and --set {text.strip()} both set {key}; "
+                              "give only one")
+
+
+def _check_preset(preset: str | None) -> None:
+    """ConfigError for a PRESET that names neither a preset nor a config file: 'no such
+    config file' for a path (a .yaml/.yml name or one with a folder), 'did you mean ...?'
+    for a near miss of a preset name (anything else is left to ``gankit.config.resolve``,
+    which lists the presets)."""
+    from gankit.config import list_presets
+
+    if preset is None:
+        return
+    path = Path(preset)
+    if path.suffix in (".yaml", ".yml") or os.sep in preset or "/" in preset:
+        if not path.exists():
+            raise ConfigError(f"no such config file: {preset}")
+        if path.suffix not in (".yaml", ".yml"):
+            raise ConfigError(f"config file {preset} must end in .yaml or .yml")
+        return
+    names = list_presets()
+    close = difflib.get_close_matches(preset, names, n=1, cutoff=0.6)
+    if preset not in names and close:
+        raise ConfigError(f"unknown preset {preset!r}; did you mean {close[0]}? "
+                          f"(`gankit list` shows all {len(names)} presets)")
 
 
 def _quiet(quiet: bool) -> list[str]:
@@ -151,24 +232,24 @@ def _flags(quiet: bool, as_json: bool) -> list[str]:
     return ["--quiet"] * quiet + ["--json"] * as_json
 
 
-def _print_lines(run: Path, n: int, seed: int, best: bool, device: str) -> None:
-    """``gankit sample RUN`` without --out: the N samples of a text model, one line each
-    (their view's ``to_lines``); GankitError for models whose samples are not text."""
-    from gankit.api import load_model
+def _lines_of(run: Path, model):
+    """The ``to_lines`` of the view of ``model``'s samples (``gankit sample RUN`` without
+    --out prints a text model's samples, one line each); GankitError for models whose
+    samples are not text."""
     from gankit.plots import VIEWS
 
-    _, model = load_model(run, best=best, device=device)
     kind = model.data.info.kind
     to_lines = getattr(VIEWS.get(kind), "to_lines", None)
     if to_lines is None:
         raise GankitError(f"--out is needed: {run} makes {kind} samples, not lines of text")
-    for line in to_lines(model.sample(n, seed=seed), model):
-        click.echo(line)
+    return to_lines
 
 
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True,
+              help="How many samples to draw (a .png of a class-conditional model splits "
+                   "them over the classes; a text model without --out prints N lines).")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Output file: .png (picture; class-conditional models: the N split over "
                    "the classes, rows labelled by class), .npy or .npz (raw samples). Not "
@@ -180,13 +261,14 @@ def _print_lines(run: Path, n: int, seed: int, best: bool, device: str) -> None:
               help="Class-conditional models: draw this class only.")
 @click.option("--caption", help='Caption models (GAN-CLS): draw images of this sentence, e.g. '
               '"the digit 7 is on the left of the digit 2".')
-@click.option("--truncation", type=click.FloatRange(-2, 2),
+@click.option("--truncation", type=FiniteFloatRange(-2, 2),
               help="Style-based generators: truncation psi, w_avg + psi (w - w_avg).")
 @click.option("--mix-seed", type=click.IntRange(min=0),
               help="Style-based generators: take the --mix-layers styles from the samples "
                    "of this seed (style mixing).")
-@click.option("--mix-layers", default="coarse", show_default=True,
-              help="The styles --mix-seed gives: coarse, middle, fine or i-j (w indices).")
+@click.option("--mix-layers",
+              help="With --mix-seed: the styles it gives, coarse (the default), middle, fine "
+                   "or i-j (w indices).")
 @_model_device_option
 def sample(run, n, out, seed, best, label, caption, truncation, mix_seed, mix_layers,
            device) -> None:
@@ -200,24 +282,31 @@ def sample(run, n, out, seed, best, label, caption, truncation, mix_seed, mix_la
     from gankit.plots.images import class_samples
 
     from gankit.outputs import refuse_overlap, write_via
+    from gankit.run import RunDir
 
-    if out is None:
-        _print_lines(run, n, seed, best, device)
-        return
-    suffix = out.suffix.lower()
-    if suffix not in (".png", ".npy", ".npz"):
-        raise GankitError(f"--out must end in .png, .npy or .npz, not {out.suffix or '(none)'}")
-    refuse_overlap(out, {"the run folder": run})
-    if out.is_dir():
-        raise GankitError(f"--out {out} is a folder; name the file to write")
+    RunDir.open(run)            # not a run folder: say so first, before anything about --out
+    suffix = out.suffix.lower() if out is not None else None
+    if out is not None:
+        if suffix not in (".png", ".npy", ".npz"):
+            raise GankitError(f"--out must end in .png, .npy or .npz, not "
+                              f"{out.suffix or '(none)'}")
+        refuse_overlap(out, {"the run folder": run})
+        if out.is_dir():
+            raise GankitError(f"--out {out} is a folder; name the file to write")
     _, model = load_model(run, best=best, device=device)
+    to_lines = _lines_of(run, model) if out is None else None
     labelled = suffix == ".png" and caps.LABELS in model.objective.offers
+    # every path enters these: each refuses (one line) an option the model does not take
     with model.fixed_label(label), model.fixed_caption(caption), \
             model.styled(truncation, mix_seed, mix_layers):
         if labelled and label is None:       # a picture: the n split over the classes
             x, labels = class_samples(model, n, seed)
         else:
             x, labels = model.sample(n, seed=seed), label
+    if to_lines is not None:
+        for line in to_lines(x, model):
+            click.echo(line)
+        return
     if suffix == ".png":
         def write(tmp):
             VIEWS.get(model.data.info.kind)().save_samples(
@@ -262,7 +351,8 @@ def report(run) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("compare.html"),
               show_default=True, help="The page to write.")
 @click.option("--figure", type=click.Path(path_type=Path),
-              help="Also write the runs' newest sample grids side by side to this PNG.")
+              help="Also write the runs' newest sample grids side by side to this picture "
+                   "(.png, .jpg, .pdf or .svg).")
 @click.option("--table", is_flag=True,
               help="Print a Markdown table of the runs' gankit eval results first.")
 def compare(runs, out, figure, table) -> None:
@@ -276,7 +366,9 @@ def compare(runs, out, figure, table) -> None:
     path = write_compare(list(runs), out, figure)
     if table:
         click.echo(compare_table(list(runs)))
-    click.echo(str(path))
+    if figure is not None:
+        click.echo(str(figure))
+    click.echo(str(path))                   # the page last (scripts read the last line)
 
 
 @cli.command("list")
@@ -291,12 +383,80 @@ def list_() -> None:
     click.echo("presets:")
     times = _runtimes()
     for name in list_presets():
-        click.echo(f"  {name:<{width}} {describe_preset(name)} {_runtime_text(name, times)}")
+        text = _whole_first_sentence(describe_preset(name), _preset_comment(name))
+        click.echo(f"  {name:<{width}} {text} {_runtime_text(name, times)}")
     for kind, reg in ALL.items():
         click.echo(f"{kind}:")
         for name in reg.names():
-            text = _metric_line(name) if reg is METRICS else reg.summary(name)
+            if reg is METRICS:
+                text = _metric_line(name)
+            else:
+                text = _whole_first_sentence(reg.summary(name), reg.get(name).__doc__ or "")
             click.echo(f"  {name:<{width}} {text}")
+
+
+_ABBREVIATIONS = {"al", "e.g", "i.e", "cf", "vs", "etc", "approx", "resp", "Fig", "Eq", "No",
+                  "ca", "sec", "ch", "p", "pp"}
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text``'s first paragraph (lines joined; a blank or indented
+    line, such as a formula in a docstring, ends the paragraph), whole: up to the first full
+    stop outside brackets that ends a word other than an abbreviation such as "et al.".
+    A paragraph without one that breaks off (its last character ':', ';' or ',', a formula
+    following) ends at its last clause (a ':' or ';' outside brackets) with a full stop; any
+    other is kept whole."""
+    import inspect
+
+    lines = []
+    for line in inspect.cleandoc(text).splitlines():
+        if not line.strip() or (lines and line[:1].isspace()):
+            if lines:
+                break
+            continue
+        lines.append(line.strip())
+    paragraph = " ".join(" ".join(lines).split())
+    depth, clause = 0, None
+    for i, ch in enumerate(paragraph):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and ch in ".:;" and paragraph[i + 1:i + 2] in ("", " "):
+            word = paragraph[:i].rsplit(" ", 1)[-1].lstrip("(")
+            if ch == "." and word not in _ABBREVIATIONS:
+                return paragraph[:i + 1]
+            if ch != ".":
+                clause = i
+    if paragraph[-1:] in (":", ";", ",") and clause is not None:
+        return paragraph[:clause] + "."
+    return paragraph
+
+
+def _whole_first_sentence(summary: str, text: str) -> str:
+    """``summary`` (a description that starts with the first line of ``text``) with that
+    line replaced by the whole first sentence of ``text``, where the line cut the sentence
+    off; ``summary`` as it is otherwise."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    first = lines[0] if lines else ""
+    if not first or not summary.startswith(first):
+        return summary
+    return first_sentence(text) + summary[len(first):]
+
+
+def _preset_comment(name: str) -> str:
+    """The first paragraph of a preset's leading comment ('# ' removed), which
+    ``describe_preset`` starts with its first line."""
+    from gankit.config import PRESET_DIR
+
+    lines: list[str] = []
+    for line in (PRESET_DIR / f"{name}.yaml").read_text().splitlines():
+        body = line[1:].strip() if line.startswith("#") else None
+        if body:
+            lines.append(body)
+        elif lines:
+            break
+    return "\n".join(lines)
 
 
 RUNTIMES = "runtimes.json"      # beside the presets: benchmarks/preset_times.py writes it
@@ -465,8 +625,9 @@ def fid(a, b, inception_weights, fid_method, save_stats, resize, batch_size) -> 
     from gankit.eval.api import fid_between
 
     replacing = save_stats is not None and save_stats.is_file()
-    result = fid_between(a, b, weights=inception_weights, save_stats=save_stats, resize=resize,
-                         batch_size=batch_size, fid_method=fid_method)
+    with _json_stdout():        # stdout holds only the JSON
+        result = fid_between(a, b, weights=inception_weights, save_stats=save_stats,
+                             resize=resize, batch_size=batch_size, fid_method=fid_method)
     _echo_json(result)
     if replacing:
         click.echo(f"gankit: replaced the existing {save_stats}", err=True)
@@ -481,7 +642,10 @@ def _metrics_help() -> str:
 @cli.command("eval")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--metrics", help=_metrics_help() + " Default: every metric that applies to RUN.")
-@click.option("--n", "n", type=click.IntRange(min=2), default=10000, show_default=True)
+@click.option("--n", "n", type=click.IntRange(min=2), default=10000, show_default=True,
+              help="Samples per metric: N generated samples (and N real ones where a metric "
+                   "compares with real data); for metrics of held-out data (nll, test-error) "
+                   "N held-out examples are scored instead (all of them when there are fewer).")
 @click.option("--seed", type=click.IntRange(min=0),
               help="Seed of the evaluation samples (default: each metric's fixed seed).")
 @click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
@@ -489,7 +653,8 @@ def _metrics_help() -> str:
 @fid_method_option
 @click.option("--iw-samples", type=click.IntRange(min=1, max=1_000_000),
               help="Importance samples k of an estimated likelihood (nll of a VAE: the "
-                   "IWAE bound, Burda et al. 2016); default: the model's own (vae: 5000).")
+                   "IWAE bound, Burda et al. 2016); default: the model's own (vae: 5000). "
+                   "Refused when no metric uses them (no nll, or an exact likelihood).")
 @_model_device_option
 def eval_(run, metrics, n, seed, best, inception_weights, fid_method, iw_samples,
           device) -> None:
@@ -500,9 +665,11 @@ def eval_(run, metrics, n, seed, best, inception_weights, fid_method, iw_samples
     from gankit import api
 
     names = None if metrics is None else [m.strip() for m in metrics.split(",") if m.strip()]
-    result = api.evaluate(run, names, n, seed, best=best, inception_weights=inception_weights,
-                          fid_method=fid_method, device=device, iw_samples=iw_samples)
-    path = api.save_evaluation(run, result)
+    with _json_stdout():        # notes (skipped metrics or checkpoints) go to stderr
+        result = api.evaluate(run, names, n, seed, best=best,
+                              inception_weights=inception_weights, fid_method=fid_method,
+                              device=device, iw_samples=iw_samples)
+        path = api.save_evaluation(run, result)
     _echo_json(result)
     click.echo(f"gankit: saved {path}", err=True)
 

@@ -23,6 +23,7 @@ A run folder from before ``data-info.safetensors`` is described by building its 
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,20 +150,28 @@ class Sampling:
 
     @contextlib.contextmanager
     def styled(self, psi: float | None = None, mix_seed: int | None = None,
-               mix_layers: str = "coarse"):
+               mix_layers: str | None = None):
         """Inside, ``sample`` draws from a style-based generator (capability "styles") with
         the truncation trick w_avg + psi (w - w_avg) (Karras et al. 2019, section 4.1) and/or
-        with the styles of ``mix_layers`` ("coarse", "middle", "fine" or "i-j") taken from
-        the samples of seed ``mix_seed`` (style mixing, section 3.1). Nothing set: plain
-        sampling. ConfigError (one line) when the model has no styles or the layers are
-        not valid."""
-        if psi is None and mix_seed is None:
+        with the styles of ``mix_layers`` ("coarse", "middle", "fine" or "i-j"; None:
+        "coarse") taken from the samples of seed ``mix_seed`` (style mixing, section 3.1).
+        Nothing set: plain sampling. ConfigError (one line) when the model has no styles,
+        ``psi`` is not a finite number, ``mix_layers`` comes without ``mix_seed``, or the
+        layers are not valid."""
+        if psi is None and mix_seed is None and mix_layers is None:
             yield
             return
         if caps.STYLES not in self.objective.offers:
-            what = "--truncation" if psi is not None else "--mix-seed"
+            what = ("--truncation" if psi is not None
+                    else "--mix-seed" if mix_seed is not None else "--mix-layers")
             raise ConfigError(f"{what}: the {self.cfg.objective.name} model has no style-based "
                               "generator (truncation and style mixing need objective stylegan)")
+        if psi is not None and not math.isfinite(psi):
+            raise ConfigError(f"--truncation must be a finite number, not {psi}")
+        if mix_layers is not None and mix_seed is None:
+            raise ConfigError(f"--mix-layers {mix_layers} chooses the styles taken from the "
+                              "samples of --mix-seed; give --mix-seed too")
+        mix_layers = mix_layers or "coarse"
         if mix_seed is not None:
             self.objective.style_layers(mix_layers)
         self._styles = StyleOptions(psi, mix_seed, mix_layers)
