@@ -14,17 +14,20 @@ import math
 import threading
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from cli_runner import run_cli
 from gankit import api
-from gankit.config import validate
+from gankit.config import describe_preset, validate
 from gankit.data.base import DataInfo
-from gankit.data.text import CORPORA, UNKNOWN, Text, TextParams, read_lines
+from gankit.data.text import CORPORA, UNKNOWN, Text, TextParams, one_hot, read_lines
 from gankit.errors import DataError
-from gankit.metrics.text import js_divergence, ngram_counts, word_fraction
+from gankit.metrics import text as text_metric
+from gankit.metrics.text import (MIN_WORDS, TextMetrics, js_divergence, ngram_counts,
+                                 word_fraction, words_per_line)
 from gankit.nn.text import TextConvParams, TextCritic, TextGenerator
 from gankit.objectives.functional import gradient_penalty
 
@@ -52,8 +55,38 @@ def test_ngram_js_equals_a_hand_computation():
 def test_word_fraction_counts_words_of_two_or_more_letters():
     vocabulary = {"in", "the", "beginning"}
     # words: in, the, beginnin, xq, the (single letters and digits are not words)
-    assert word_fraction(["In the beginnin", "a xq THE 12"], vocabulary) == 3 / 5
-    assert word_fraction(["a 1 ;"], vocabulary) == 0.0
+    assert word_fraction(["In the beginnin", "a xq THE 12"], vocabulary, min_words=5) == 3 / 5
+    assert words_per_line(["In the beginnin", "a xq THE 12"]) == 5 / 2
+    assert words_per_line([]) == 0.0
+
+
+def test_word_fraction_is_0_below_its_minimum_of_words():
+    """Once 1.0 for blank lines with one real word: better than real text."""
+    vocabulary = {"ed", "the"}
+    assert MIN_WORDS == 20
+    blank = [""] * 255 + ["ED"]
+    assert word_fraction(blank, vocabulary) == 0.0                        # 1 word < 20
+    assert word_fraction(["a 1 ;"], vocabulary) == 0.0                    # no words at all
+    assert word_fraction(["ed the xq"] * 6, vocabulary) == 0.0            # 18 words
+    assert word_fraction(["ed the xq"] * 7, vocabulary) == 14 / 21        # 21 words
+    assert word_fraction(["ED"], vocabulary, min_words=1) == 1.0
+
+
+def test_the_text_metric_reports_how_many_words_it_judged(tmp_path, monkeypatch):
+    """A generator of blank lines and one word: word_fraction 0, words_generated 1, beside
+    the words per held-out line (the corpus: 5 words a line)."""
+    lines = [f"the cat sat on mat {i}" for i in range(400)]
+    src = Text.build(TextParams(path=str(corpus(tmp_path, lines)), seq_len=24), seed=0)
+    written = ["on"] + [""] * 15
+    monkeypatch.setattr(text_metric, "generated_samples",
+                        lambda trainer, n, seed: one_hot(src.info.encode(written[:n]),
+                                                         src.info.shape[1]))
+    values = TextMetrics.evaluate(SimpleNamespace(data=src), 16)
+    assert set(values) == set(TextMetrics.keys())
+    assert values["words_generated"] == 1.0 and values["word_fraction"] == 0.0
+    assert values["words_per_line_floor"] == 5.0
+    assert values["word_fraction_floor"] == 1.0
+    assert TextMetrics.keys()["words_generated"] is None           # not a score
 
 
 # ----------------------------------------------------------------------------- networks
@@ -114,6 +147,27 @@ def test_an_empty_or_missing_corpus_is_one_line(tmp_path):
         Text.build(TextParams(path=str(tmp_path / "absent.txt")), seed=0)
     with pytest.raises(DataError, match="verses.txt not found"):
         Text.build(TextParams(corpus="kjv", root=str(tmp_path)), seed=0)
+
+
+def test_a_missing_kjv_file_says_where_it_comes_from(tmp_path):
+    code, _, err = run_cli(["train", "wgangp-text-kjv", "--steps", "1", "--out",
+                            str(tmp_path / "run"), "--set", f"data.root={tmp_path}"])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    folder = tmp_path / "text" / "kjv"
+    for words in (f"verses.txt not found in {folder}", "Debian package bible-kjv-text 4.38",
+                  "data.corpus=tinyshakespeare (downloaded) or data.path="):
+        assert words in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_gankit_list_names_the_corpus_a_preset_reads():
+    """Once 'a text file (Tiny Shakespeare: 1 MB download)' for the KJV presets."""
+    for preset in ("wgangp-text-kjv", "gan-text-kjv"):
+        text = describe_preset(preset)
+        assert "[data: KJV verses file, 4 MB, placed by hand" in text and "Shakespeare" not in text
+    shakespeare = TextParams(corpus="tinyshakespeare")
+    assert Text.source_of(shakespeare) == "Tiny Shakespeare, 1 MB download"
+    assert Text.source_of(TextParams(path="my.txt")) == "your text file (data.path)"
 
 
 # ----------------------------------------------------------------------------- download

@@ -140,3 +140,31 @@ def test_dynamic_binarisation(data_root):
     draws = (mnist().sample(500, 3) + 1) / 2
     assert abs(p.mean().item() - draws.mean().item()) < 0.01
     assert math.isfinite(first.sum().item())
+
+
+# ---------------------------------------------------------------- what the decoder can model
+@pytest.mark.parametrize("overrides, fix", [
+    (["data.binarize=none"], "mnist serves grey levels (data.binarize=none): "
+                             "set data.binarize=dynamic, or set objective.decoder=gaussian"),
+    (["data=folder", "data.path=."], "folder serves grey levels: set objective.decoder=gaussian"),
+])
+def test_a_bernoulli_decoder_on_grey_levels_is_refused(overrides, fix):
+    """Once accepted, with an elbo and an nll reported of a 'likelihood' that is no density."""
+    from gankit.config import build_config
+    from gankit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Bernoulli decoder") as err:
+        build_config("vae-mnist", overrides)
+    assert str(err.value).endswith(fix) and "\n" not in str(err.value)
+    grey = build_config("vae-mnist", [*overrides, "objective.decoder=gaussian"])
+    assert grey.objective.decoder == "gaussian"
+
+
+def test_the_cli_refuses_it_on_one_line_before_any_folder(tmp_path):
+    from cli_runner import run_cli
+
+    out = tmp_path / "run"
+    code, _, err = run_cli(["train", "dcgan-mnist", "--set", "objective=vae", "--out", str(out)])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "Bernoulli decoder (objective.decoder=bernoulli) models binary pixels" in err
+    assert not out.exists()

@@ -4,16 +4,20 @@ A config is plain data. Presets (``gankit/presets/*.yaml``) are small dicts that
 defaults below; ``--set key=value`` overrides are applied to that dict; then the sections that
 name a registered variant (``data``, ``model``, ``objective``) are validated by that variant's
 own ``Params`` model, and the objective fills in what it recommends (k / n_critic, optimizers).
-Unknown keys are errors everywhere, and values are what they say (``gankit.params``: strict
-types; YAML is read with YAML 1.2's floats, so ``1e-4`` is a float and ``1e3`` is not an
-integer). What the networks require of the data and the batch is checked here too
-(``check_networks``), before anything is built.
+Unknown keys are errors everywhere (named with the closest known key of their section), and
+values are what they say (``gankit.params``: strict types; YAML is read with YAML 1.2's
+floats, so ``1e-4`` is a float and ``1e3`` is not an integer). What the objective requires
+of the data (its data kinds and its optional ``check_data(params, data)``: the VAE's
+Bernoulli decoder wants binarised images) and what the networks require of the data and the
+batch (``check_networks``) are checked here too, before anything is built.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import re
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -208,8 +212,14 @@ def describe_preset(name: str) -> str:
     first = next((line[1:].strip() for line in path.read_text().splitlines()
                   if line.startswith("#") and line[1:].strip()), "")
     raw = load_yaml(path)
-    data = raw.get("data", {}).get("name", "ring") if isinstance(raw.get("data"), dict) else "ring"
-    source = getattr(DATASETS.get(data), "source", data) if data in DATASETS else data
+    section = raw.get("data") if isinstance(raw.get("data"), dict) else {"name": "ring"}
+    data = section.get("name", "ring")
+    source = data
+    if data in DATASETS:        # the data set's ``source_of(params)``, else its ``source``
+        data_cls = DATASETS.get(data)
+        source_of = getattr(data_cls, "source_of", None)
+        source = (source_of(data_cls.Params.model_validate(section)) if source_of else
+                  getattr(data_cls, "source", data))
     steps = (raw.get("train") or {}).get("steps", TrainConfig().steps)
     return f"{first} [data: {source}; {steps} steps]"
 
@@ -295,14 +305,83 @@ def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return cfg
 
 
-def _format_error(err: ValidationError) -> str:
+def _format_error(err: ValidationError, raw: dict[str, Any] | None = None) -> str:
+    """pydantic's errors as one line: the first three, each 'key: message'; an unknown key
+    with the closest known one (``_unknown_key``), one value where a list belongs with how
+    to write the list (``_list_hint``). ``raw``: the config dict that was validated (it
+    names the data set, network and objective whose fields a key is looked up in)."""
+    raw = raw or {}
     parts = []
     for e in err.errors()[:3]:
-        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
-        msg = e["msg"].removeprefix("Value error, ") + _given(e)
-        parts.append(f"{loc}: {msg}" if loc else msg)
+        path = tuple(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        if e["type"] == "extra_forbidden" and path:
+            parts.append(_unknown_key(path, raw))
+            continue
+        msg = e["msg"].removeprefix("Value error, ") + _given(e) + _list_hint(e, path, raw)
+        parts.append(f"{'.'.join(path)}: {msg}" if path else msg)
     more = len(err.errors()) - 3
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _unknown_key(path: tuple[str, ...], raw: dict[str, Any]) -> str:
+    """'unknown key train.step (did you mean train.steps?)': the closest of the section's
+    field names (difflib), or without a close one the section's keys."""
+    model = _section_model(path[:-1], raw)
+    fields = list(model.model_fields) if model is not None else []
+    key = ".".join(path)
+    prefix = key.removesuffix(path[-1])                    # 'train.' ('' at the top level)
+    close = difflib.get_close_matches(path[-1], fields, n=1)
+    if close:
+        return f"unknown key {key} (did you mean {prefix}{close[0]}?)"
+    if fields:
+        return f"unknown key {key}; {prefix.rstrip('.') or 'the config'} has {', '.join(fields)}"
+    return f"unknown key {key}"
+
+
+def _list_hint(error: dict[str, Any], path: tuple[str, ...], raw: dict[str, Any]) -> str:
+    """'; write a list, e.g. [nll]' for one value given to a list field (a pair such as
+    ``betas``: its default as the example)."""
+    value = error.get("input")
+    if error["type"] not in ("list_type", "tuple_type") or isinstance(value, (list, dict)):
+        return ""
+    example = [value]
+    model = _section_model(path[:-1], raw) if path else None
+    field = model.model_fields.get(path[-1]) if model is not None else None
+    if error["type"] == "tuple_type" and field is not None:
+        default = field.get_default(call_default_factory=True)
+        example = list(default) if isinstance(default, (tuple, list)) and default else example
+    return f"; write a list, e.g. [{', '.join(_flow(v) for v in example)}]"
+
+
+def _flow(value: Any) -> str:
+    """A scalar as it is written in a YAML list: nll, 0.5, true."""
+    return yaml.dump(value, Dumper=_Dumper).removesuffix("...\n").strip()
+
+
+VARIANTS = {"data": DATASETS, "model": NETWORKS, "objective": OBJECTIVES}
+
+
+def _section_model(section: tuple[str, ...], raw: dict[str, Any]) -> type[BaseModel] | None:
+    """The pydantic model of the config section at ``section`` (() the top level, ('train',),
+    ('optim', 'D'); ('data',): the ``Params`` of the data set ``raw`` names, or of the
+    default one), or None when there is none."""
+    model: type[BaseModel] | None = RunConfig
+    parts = list(section)
+    while parts and model is not None:
+        part = parts.pop(0)
+        if model is RunConfig and part in VARIANTS:
+            value = raw.get(part) or RunConfig.model_fields[part].get_default(
+                call_default_factory=True)
+            name = value.get("name") if isinstance(value, dict) else value
+            model = VARIANTS[part].get(name).Params if name in VARIANTS[part] else None
+            continue
+        field = model.model_fields.get(part)
+        kind = field.annotation if field is not None else None
+        if typing.get_origin(kind) is dict and parts:       # optim: {phase: OptimConfig}
+            kind = typing.get_args(kind)[1]
+            parts.pop(0)
+        model = kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+    return model
 
 
 def _given(error: dict[str, Any]) -> str:
@@ -320,14 +399,17 @@ def _given(error: dict[str, Any]) -> str:
     return ""
 
 
-def validate(raw: dict[str, Any]) -> RunConfig:
-    """Validate a raw dict and let the objective fill in its recommended settings."""
+def validate(raw: dict[str, Any], saved: bool = False) -> RunConfig:
+    """Validate a raw dict and let the objective fill in its recommended settings. Raises
+    ConfigError (one line) for an invalid value or key, or data the objective cannot train on
+    (its ``data_kinds``; its ``check_data(objective params, data params)`` when it has one,
+    unless ``saved``: a finished run's config, from a gankit that allowed it, stays readable)."""
     raw = copy.deepcopy(raw)
     try:
         probe = RunConfig.model_validate({k: v for k, v in raw.items() if k != "optim"} |
                                          {"optim": {}})
     except ValidationError as e:
-        raise ConfigError(f"invalid config: {_format_error(e)}") from None
+        raise ConfigError(f"invalid config: {_format_error(e, raw)}") from None
     objective = OBJECTIVES.get(probe.objective.name)
     kind = DATASETS.get(probe.data.name).kind
     for what, name, kinds in (("objective", probe.objective.name, objective.data_kinds),
@@ -337,6 +419,12 @@ def validate(raw: dict[str, Any]) -> RunConfig:
             raise ConfigError(f"invalid config: the {name} {what} "
                               f"{'trains on' if what == 'objective' else 'takes'} "
                               f"{' or '.join(kinds)} data; {probe.data.name} is {kind} data")
+    check_data = getattr(objective, "check_data", None)    # what else it needs of the data
+    if check_data is not None and not saved:
+        try:
+            check_data(probe.objective, probe.data)
+        except ConfigError as e:
+            raise ConfigError(f"invalid config: {e}") from None
     phases = objective.phase_names(probe.objective)
     user_optim = raw.get("optim") or {}
     if not isinstance(user_optim, dict):
@@ -358,7 +446,7 @@ def validate(raw: dict[str, Any]) -> RunConfig:
     try:
         cfg = RunConfig.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(f"invalid config: {_format_error(e)}") from None
+        raise ConfigError(f"invalid config: {_format_error(e, raw)}") from None
     if cfg.train.reuse_fakes and not objective.can_reuse_fakes:
         raise ConfigError(f"invalid config: train.reuse_fakes: the {cfg.objective.name} "
                           "objective does not reuse the D step's samples")
@@ -426,7 +514,7 @@ def from_saved(raw: dict[str, Any]) -> RunConfig:
             registry = {"data": DATASETS, "model": NETWORKS, "objective": OBJECTIVES}[section]
             if node["name"] in registry and key in registry.get(node["name"]).Params.model_fields:
                 node[key] = old
-    return validate(raw)
+    return validate(raw, saved=True)
 
 
 def build_config(preset: str | None, overrides: list[str] = ()) -> RunConfig:

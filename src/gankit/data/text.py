@@ -11,7 +11,8 @@ line's text (``gankit.data.folder.path_position``), so repeated lines all fall o
 Corpora by name live in ``<data root>/text/<name>/`` (``GANKIT_DATA``; see
 ``gankit.data.download``): ``tinyshakespeare`` (``input.txt``, downloaded from the char-rnn
 repository when missing, MD5-checked) and ``kjv`` (``verses.txt``, the King James Bible one
-verse per line, placed by hand). ``path`` reads any UTF-8 file instead.
+verse per line, placed by hand: no public URL serves it; ``BY_HAND`` says where it comes
+from, and the error for a missing file repeats it). ``path`` reads any UTF-8 file instead.
 """
 
 from __future__ import annotations
@@ -40,6 +41,19 @@ CORPORA: dict[str, Remote] = {
         ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/",)),
     # the Debian bible-kjv-text dump, one verse per line; no public URL serves this file
     "kjv": Remote("verses.txt", "0442864d38d37131885626cd0cfa2a12", ()),
+}
+
+# Where the corpora no URL serves come from (for the error when the file is missing).
+BY_HAND: dict[str, str] = {
+    "kjv": "the King James Bible one verse per line, Genesis 1:1 to Revelation 22:21 with the "
+           "verse references removed, dumped from the Debian package bible-kjv-text 4.38 "
+           "(the Bible Retrieval System text, read by the bible program of package bible-kjv)",
+}
+
+# What a config with each corpus needs, for ``gankit list`` (``Text.source_of``).
+SOURCES: dict[str, str] = {
+    "kjv": "KJV verses file, 4 MB, placed by hand (README: Text)",
+    "tinyshakespeare": "Tiny Shakespeare, 1 MB download",
 }
 
 
@@ -101,8 +115,12 @@ def corpus_file(params: TextParams, allow_download: bool = True) -> Path:
             raise DataError(f"data.path {path} is not a file")
         return path
     remote = CORPORA[params.corpus]
-    return ensure_file(remote, data_root(params.root) / "text" / params.corpus,
-                       allow_download=allow_download and bool(remote.mirrors))
+    folder = data_root(params.root) / "text" / params.corpus
+    if not remote.mirrors and not (folder / remote.filename).is_file():
+        raise DataError(f"{remote.filename} not found in {folder}: data.corpus={params.corpus} "
+                        f"is {BY_HAND[params.corpus]}; place that file there, or train on "
+                        "data.corpus=tinyshakespeare (downloaded) or data.path=<a text file>")
+    return ensure_file(remote, folder, allow_download=allow_download and bool(remote.mirrors))
 
 
 def read_lines(path: Path) -> list[str]:
@@ -184,8 +202,13 @@ class Text:
 
     kind: ClassVar[str] = "text"
     content: ClassVar[str] = "text"
-    source: ClassVar[str] = "a text file (Tiny Shakespeare: 1 MB download)"
+    source: ClassVar[str] = "a text file (KJV verses placed by hand, Tiny Shakespeare downloaded)"
     Params = TextParams
+
+    @classmethod
+    def source_of(cls, params: TextParams) -> str:
+        """What a config with these ``params`` needs (``gankit list``): its corpus's file."""
+        return "your text file (data.path)" if params.path is not None else SOURCES[params.corpus]
 
     @classmethod
     def build(cls, params: TextParams, *, seed: int, device="cpu") -> TextSource:

@@ -12,7 +12,13 @@ model cannot be expected below it with n lines.
 ``word_fraction``: among the words of the generated lines (maximal runs of 2 or more letters;
 case ignored), the share that are words of the training lines. Its reference
 (``word_fraction_floor``): the same share for n held-out lines, cut like the generated ones
-(a word cut at the end of a line is usually no word).
+(a word cut at the end of a line is usually no word). A share says nothing about how much was
+written: a generator of blank lines with one real word among them would score 1.0, above real
+text. So beside it: ``words_generated``, the number of words in the n generated lines, and
+``words_per_line_floor``, the words per held-out line (n lines of real text hold about n times
+that many); and lines holding fewer than ``MIN_WORDS`` (20) words score 0: no credit for
+writing (almost) nothing (one word would give 0 or 1; at 20 the share's standard error is
+still up to 0.11), so such a checkpoint is never a best value (``eval.best_metric``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from gankit.metrics.protocol import (Direction, EvalOptions, Metric, RunFacts,
 ORDERS = (1, 2, 3, 4)
 REAL_SEED = 54321                # the training lines of the floor
 WORD = re.compile(r"[^\W\d_]{2,}")   # runs of 2+ letters (any alphabet), digits and _ excluded
+MIN_WORDS = 20                   # fewer words than this: word_fraction is 0 (no credit)
 
 
 def ngram_counts(rows: Iterable[Sequence[Any]], n: int) -> Counter:
@@ -62,10 +69,20 @@ def words(lines: Iterable[str]) -> list[str]:
     return [w.lower() for line in lines for w in WORD.findall(line)]
 
 
-def word_fraction(lines: Iterable[str], vocabulary: set[str]) -> float:
-    """Share of the words of ``lines`` (2+ letters) in ``vocabulary``; 0 when there are none."""
+def word_fraction(lines: Iterable[str], vocabulary: set[str],
+                  min_words: int = MIN_WORDS) -> float:
+    """Share of the words of ``lines`` (2+ letters) in ``vocabulary``; 0 when there are
+    fewer than ``min_words`` of them (no credit for writing almost nothing; none at all
+    included)."""
     found = words(lines)
-    return sum(w in vocabulary for w in found) / len(found) if found else 0.0
+    if len(found) < max(min_words, 1):
+        return 0.0
+    return sum(w in vocabulary for w in found) / len(found)
+
+
+def words_per_line(lines: Sequence[str]) -> float:
+    """The mean number of words (2+ letters) in a line of ``lines``; 0 for no lines."""
+    return len(words(lines)) / len(lines) if lines else 0.0
 
 
 def js_scores(rows: torch.Tensor, held: list[Counter], suffix: str = "") -> dict[str, float]:
@@ -81,7 +98,9 @@ class TextMetrics(Metric, name="text"):
 
     Beside each JS-n its floor (n training lines vs the held-out lines), and beside the share
     of generated words of 2+ letters found in the training lines the share for n held-out
-    lines (Gulrajani et al. 2017, language model; 640 lines in the paper)."""
+    lines (Gulrajani et al. 2017, language model; 640 lines in the paper), the number of
+    generated words and the words per held-out line. The share is 0 below ``MIN_WORDS``
+    generated words."""
 
     kinds = frozenset({"text"})
     smoke_config = {"data": {"name": "text", "corpus": "kjv"},
@@ -92,7 +111,8 @@ class TextMetrics(Metric, name="text"):
     def keys(cls, facts: RunFacts | None = None) -> dict[str, Direction | None]:
         scores: dict[str, Direction | None] = {f"js{n}": "min" for n in ORDERS}
         scores["word_fraction"] = "max"
-        return scores | {f"{k}_floor": None for k in list(scores)}
+        return (scores | {f"{k}_floor": None for k in list(scores)}
+                | {"words_generated": None, "words_per_line_floor": None})
 
     @classmethod
     def evaluate(cls, trainer, n: int, seed: int | None = None,
@@ -103,10 +123,13 @@ class TextMetrics(Metric, name="text"):
         held, vocabulary = per_source(data, ("text-reference",), lambda: reference(data))
         gen = generated_samples(trainer, n, cls.seed(seed)).argmax(-1)          # (n, L)
         real = data.sample(n, seed=REAL_SEED).argmax(-1)                          # (n, L)
+        gen_lines = data.info.to_text(gen)
         held_lines = data.info.to_text(data.heldout().sample(n, seed=REAL_SEED))
         return (js_scores(gen, held) | js_scores(real, held, "_floor")
-                | {"word_fraction": word_fraction(data.info.to_text(gen), vocabulary),
-                   "word_fraction_floor": word_fraction(held_lines, vocabulary)})
+                | {"word_fraction": word_fraction(gen_lines, vocabulary),
+                   "word_fraction_floor": word_fraction(held_lines, vocabulary),
+                   "words_generated": float(len(words(gen_lines))),
+                   "words_per_line_floor": words_per_line(held_lines)})
 
     @classmethod
     def describe(cls, trainer, n: int, seed: int | None = None,
@@ -116,7 +139,9 @@ class TextMetrics(Metric, name="text"):
                 "floor": f"{n} training lines (seed {REAL_SEED}) vs the held-out lines; "
                          f"word_fraction_floor: {n} held-out lines",
                 "ngrams": "characters of the padded fixed-length lines, JS in bits",
-                "words": "runs of 2+ letters, lower-cased, looked up in the training lines"}
+                "words": "runs of 2+ letters, lower-cased, looked up in the training lines",
+                "word_fraction": f"0 when the generated lines hold fewer than {MIN_WORDS} "
+                                 "words (words_generated): no credit for writing nothing"}
 
 
 def reference(data) -> tuple[list[Counter], set[str]]:

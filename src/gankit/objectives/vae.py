@@ -5,7 +5,9 @@ output is [mu, log sigma^2], ``EncoderRole``) and a decoder giving the parameter
 (``DecoderRole``): per-pixel Bernoulli logits for binary images (the likelihood is a binary
 cross-entropy) or Gaussian means with a fixed standard deviation (a scaled squared error).
 The prior is p(z) = N(0, I). Images arrive in [-1, 1]; a Bernoulli decoder models
-x01 = (x + 1) / 2 (0 / 1 for binarised data).
+x01 = (x + 1) / 2, which must be 0 / 1: binarised data (``data.binarize: dynamic``). On grey
+levels the Bernoulli "likelihood" is no density (a cross-entropy against grey levels), so its
+elbo and nll would be numbers of no model: ``VAE.check_data`` refuses that configuration.
 
 The test log-likelihood is estimated by importance sampling from q (Burda, Grosse &
 Salakhutdinov 2016, eq. 8): log p(x) >= log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x),
@@ -47,8 +49,6 @@ class VAEParams(ObjectiveParams):
     samples: Literal["auto", "mean", "draw"] = "auto"
 
 
-
-
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, diag e^logvar) || N(0, I)) per row, analytically (Kingma & Welling 2014,
     appendix B): -0.5 sum(1 + log sigma^2 - mu^2 - sigma^2). (B, d) twice -> (B,) nats."""
@@ -84,11 +84,28 @@ class VAE(Objective):
     data_kinds: ClassVar[tuple[str, ...]] = ("image",)
     reconstruction_of: ClassVar[str] = "dec(enc({}))"    # the reconstruction figure's rows
     sample_name: ClassVar[str] = "sample"
-    smoke_config: ClassVar[dict[str, Any]] = {"objective": {"iw_samples": 8}}
+    # binarised: the default (Bernoulli) decoder models binary pixels (``check_data``)
+    smoke_config: ClassVar[dict[str, Any]] = {
+        "data": {"name": "mnist", "split": "test", "binarize": "dynamic"},
+        "objective": {"iw_samples": 8}}
 
     @classmethod
     def phases(cls, params, options) -> tuple[Phase, ...]:
         return (Phase("vae", ("encoder", "decoder"), real="fresh"),)
+
+    @classmethod
+    def check_data(cls, params: VAEParams, data: Any) -> None:
+        """ConfigError (one line) for a Bernoulli decoder on data that are not binary: its
+        p(x|z) is a density of 0 / 1 pixels only, so on grey levels the elbo, the nll and
+        every likelihood-based score would measure no distribution. ``data``: the validated
+        data section (binary when ``data.binarize`` is ``dynamic``)."""
+        if params.decoder != "bernoulli" or getattr(data, "binarize", "none") == "dynamic":
+            return
+        grey, fix = "grey levels", "set objective.decoder=gaussian"
+        if "binarize" in type(data).model_fields:
+            grey, fix = "grey levels (data.binarize=none)", f"set data.binarize=dynamic, or {fix}"
+        raise ConfigError("the vae objective's Bernoulli decoder (objective.decoder=bernoulli) "
+                          f"models binary pixels, and {data.name} serves {grey}: {fix}")
 
     @classmethod
     def roles(cls, params, info, latent) -> dict[str, Role]:
