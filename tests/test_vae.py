@@ -160,6 +160,15 @@ def test_a_bernoulli_decoder_on_grey_levels_is_refused(overrides, fix):
     assert grey.objective.decoder == "gaussian"
 
 
+def test_a_saved_run_of_that_kind_stays_readable():
+    """A run a gankit that allowed it trained (its saved config) still loads, for sampling."""
+    from gankit.config import build_config, from_saved
+
+    raw = build_config("vae-mnist").to_dict()
+    raw["data"]["binarize"] = "none"
+    assert from_saved(raw).data.binarize == "none"
+
+
 def test_the_cli_refuses_it_on_one_line_before_any_folder(tmp_path):
     from cli_runner import run_cli
 
