@@ -99,18 +99,25 @@ def test_windowed_sampling_equals_sampling_on_the_whole_image(variant, output):
         assert torch.equal(obj.pick(logits[:, :, r, c], inputs["u"][:, 0, r, c]), x[:, 0, r, c])
 
 
-def test_row_at_a_time_logits_equal_the_whole_image():
+@pytest.mark.parametrize("shape, layers, first_kernel, kernel", [
+    ((7, 9), 3, 5, 3), ((6, 6), 1, 7, 3), ((5, 8), 4, 3, 5), ((1, 6), 2, 5, 1),
+    ((6, 1), 3, 1, 3), ((2, 2), 2, 7, 5)])
+@pytest.mark.parametrize("output", ["bernoulli", "categorical"])
+def test_row_at_a_time_logits_equal_the_whole_image(shape, layers, first_kernel, kernel,
+                                                   output):
     """The gated stacks' row sampling (vertical context once per row, horizontal strip per
-    pixel, strips cut to the receptive field) gives the logits of ``forward`` everywhere."""
-    net, _ = tiny("gated", shape=(1, 7, 9), output="categorical", layers=3, kernel=3)
-    x = torch.randn(2, 1, 7, 9, dtype=torch.double)
-    full = net(x)[:, :, 0]                                              # (2, 256, 7, 9)
+    pixel, strips cut to the receptive field) gives the logits of ``forward`` everywhere,
+    whatever the kernels, depth and image shape (1-pixel rows and columns included)."""
+    H, W = shape
+    net, _ = tiny("gated", shape=(1, H, W), output=output, layers=layers,
+                  first_kernel=first_kernel, kernel=kernel)
+    x = torch.randn(2, 1, H, W, dtype=torch.double)
+    full = net(x)[:, :, 0]                                              # (2, levels, H, W)
     side, kept = net.receptive_field[1], []
-    for r in range(7):
+    for r in range(H):
         context = net.row_context(x, r, kept)
-        for c in range(9):
+        for c in range(W):
             c0 = max(0, c - side)
             logits = net.pixel_logits(x[:, :, r: r + 1, c0: c + 1],
                                       [t[..., c0: c + 1] for t in context])
             torch.testing.assert_close(logits, full[:, :, r, c], rtol=1e-10, atol=1e-10)
-

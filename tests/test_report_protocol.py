@@ -22,8 +22,8 @@ def logged(preset: str, key: str, *overrides: str) -> collect.Series:
 def test_held_out_likelihood_says_held_out_examples_and_importance_samples():
     nll = logged("vae-mnist", "nll")                 # eval: n 1000, iw_samples 100
     assert nll.protocol == ("metric nll: every 20000 steps and at the end, up to 1,000 "
-                            "held-out examples (seed 0), k=100 importance samples where the "
-                            "likelihood is estimated")
+                            "held-out examples (seed 0); an estimated likelihood (a VAE's) "
+                            "with k=100 importance samples")
     default_k = logged("pixelcnn-mnist", "bpd").protocol
     assert "held-out examples" in default_k and "the model's default number of" in default_k
 
@@ -41,7 +41,8 @@ def test_metrics_of_generated_samples_say_so():
 
 
 def test_a_metric_key_the_objective_logs_itself_is_a_training_scalar():
-    # a PixelCNN logs its training batches' bpd; without eval.metrics nll no metric ran
+    # a PixelCNN run from before bpd/train logged its training batches' bpd; without
+    # eval.metrics nll no metric ran
     bpd = logged("pixelcnn-mnist", "bpd", "eval.metrics=[]")
     assert bpd.protocol == "mean over each logged interval of 100 steps"
 

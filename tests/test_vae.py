@@ -161,12 +161,16 @@ def test_a_bernoulli_decoder_on_grey_levels_is_refused(overrides, fix):
 
 
 def test_a_saved_run_of_that_kind_stays_readable():
-    """A run a gankit that allowed it trained (its saved config) still loads, for sampling."""
+    """A run a gankit that allowed it trained (its saved config) still loads and resumes."""
     from gankit.config import build_config, from_saved
+
+    from gankit.api import resume_config
 
     raw = build_config("vae-mnist").to_dict()
     raw["data"]["binarize"] = "none"
-    assert from_saved(raw).data.binarize == "none"
+    saved = from_saved(raw)
+    assert saved.data.binarize == "none"
+    assert resume_config(saved, done=10, steps=5).train.steps == 15     # and it resumes
 
 
 def test_the_cli_refuses_it_on_one_line_before_any_folder(tmp_path):

@@ -379,15 +379,17 @@ def resume_config(saved: RunConfig, done: int, steps: int | None,
     from gankit.config import apply_overrides, parse_override, validate
 
     raw = apply_overrides(saved.to_dict(), list(overrides))
+    # saved: a resume keeps the run's data and objective (``incompatible_keys``), so what
+    # new runs must not combine (``check_data``) does not strand a run that began before
     if not isinstance(raw.get("train"), dict):
-        return validate(raw)                     # says what is wrong with it
+        return validate(raw, saved=True)         # says what is wrong with it
     if steps is not None:
         raw["train"]["steps"] = done + steps
     given = any(parse_override(o)[0] == ["train", "schedule_steps"] for o in overrides)
     if raw["train"].get("steps") != saved.train.steps and not given \
             and saved.train.schedule_steps is None:
         raw["train"]["schedule_steps"] = saved.train.steps
-    return validate(raw)
+    return validate(raw, saved=True)
 
 
 def rates_text(trainer: Trainer) -> str:

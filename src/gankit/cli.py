@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -13,17 +12,6 @@ from pathlib import Path
 import click
 
 from gankit.errors import ConfigError, GankitError
-
-
-class FiniteFloatRange(click.FloatRange):
-    """A ``click.FloatRange`` that also refuses ``nan`` (every comparison with NaN is false,
-    so a range check alone lets it through) and, for an open range, ``inf``."""
-
-    def convert(self, value, param, ctx):
-        rv = super().convert(value, param, ctx)
-        if not math.isfinite(rv):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return rv
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -163,7 +151,8 @@ def _resume(run, steps, overrides, device, nproc, live, live_port, quiet, as_jso
         from gankit.config import apply_overrides, validate
         from gankit.run import RunDir
         from gankit.train import distributed
-        cfg = validate(apply_overrides(RunDir.open(run).read_config().to_dict(), extra))
+        cfg = validate(apply_overrides(RunDir.open(run).read_config().to_dict(), extra),
+                       saved=True)
         distributed.local_batch_size(cfg.train.batch_size, nproc)
         args = ["resume", str(run), *(["--steps", str(steps)] if steps else []),
                 *(f"--set={o}" for o in extra), *_flags(quiet, as_json)]
@@ -261,7 +250,7 @@ def _lines_of(run: Path, model):
               help="Class-conditional models: draw this class only.")
 @click.option("--caption", help='Caption models (GAN-CLS): draw images of this sentence, e.g. '
               '"the digit 7 is on the left of the digit 2".')
-@click.option("--truncation", type=FiniteFloatRange(-2, 2),
+@click.option("--truncation", type=click.FloatRange(-2, 2),     # nan: refused by styled
               help="Style-based generators: truncation psi, w_avg + psi (w - w_avg).")
 @click.option("--mix-seed", type=click.IntRange(min=0),
               help="Style-based generators: take the --mix-layers styles from the samples "

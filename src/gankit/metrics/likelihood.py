@@ -78,12 +78,13 @@ class HeldOutNLL(Metric, name="nll"):
     @classmethod
     def measured_on(cls, n: int, seed: int | None = None,
                     options: EvalOptions | None = None) -> str:
-        """'up to 1,000 held-out examples (seed 0), k=100 importance samples where the
-        likelihood is estimated' (k: ``options.iw_samples``, else the model's default)."""
+        """'up to 1,000 held-out examples (seed 0); an estimated likelihood (a VAE's) with
+        k=100 importance samples' (k: ``options.iw_samples``, else the model's default; an
+        exact likelihood, a PixelCNN's, uses none)."""
         k = likelihood_kwargs(options).get("samples")
         iw = f"k={k:,}" if k else "the model's default number of"
-        return (f"up to {n:,} held-out examples (seed {cls.seed(seed)}), {iw} importance "
-                "samples where the likelihood is estimated")
+        return (f"up to {n:,} held-out examples (seed {cls.seed(seed)}); an estimated "
+                f"likelihood (a VAE's) with {iw} importance samples")
 
 
 def count_errors(logits: torch.Tensor, labels: torch.Tensor) -> int:

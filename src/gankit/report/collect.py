@@ -143,8 +143,8 @@ def meaning(key: str, metric: str | None, config: dict[str, Any]) -> str:
 def measured(key: str, metric: str | None, config: dict[str, Any]) -> str:
     """How a logged key was measured, from the run's config (eval.*, log.every): for a key
     of a metric in ``eval.metrics``, what the metric says it reads with those settings
-    (``Metric.measured_on``); a metric's key the objective logs itself (a PixelCNN's
-    training ``bpd``) is a training scalar."""
+    (``Metric.measured_on``); a metric's key the objective logs itself (the training
+    ``bpd`` of a PixelCNN run from before it became ``bpd/train``) is a training scalar."""
     section = config.get("eval") or {}
     if metric is not None and metric in section.get("metrics", []):
         ev = EvalConfig.model_fields

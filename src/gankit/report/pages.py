@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from gankit.errors import GankitError
 from gankit.fileio import atomic_write
-from gankit.outputs import refuse_overlap, write_via
+from gankit.outputs import refuse_overlap
 from gankit.run import CONFIG_NAME
 from gankit.report import collect
 from gankit.report.collect import RunRecord, Series
@@ -260,11 +260,12 @@ def check_outputs(records: list[RunRecord], out: Path, figure: Path | None) -> N
 
 
 def _write(path: Path, data: bytes) -> bool:
-    """``data`` written whole to ``path`` (``gankit.outputs.write_via``; the file mode the
-    umask gives, as ``atomic_write`` sets it); returns whether an existing file was
-    replaced. GankitError (one line) when it cannot be written."""
+    """``data`` written whole to ``path`` (``atomic_write``); returns whether an existing
+    file was replaced. GankitError (one line) when it cannot be written."""
+    existed = path.exists()
     try:
-        return write_via(path, lambda tmp: atomic_write(tmp, data))
+        atomic_write(path, data)
+        return existed
     except OSError as e:
         raise GankitError(f"cannot write {path}: {e.strerror or e}") from None
 
