@@ -95,17 +95,18 @@ class VAE(Objective):
 
     @classmethod
     def check_data(cls, params: VAEParams, data: Any) -> None:
-        """ConfigError (one line) for a Bernoulli decoder on data that are not binary: its
-        p(x|z) is a density of 0 / 1 pixels only, so on grey levels the elbo, the nll and
-        every likelihood-based score would measure no distribution. ``data``: the validated
-        data section (binary when ``data.binarize`` is ``dynamic``)."""
-        if params.decoder != "bernoulli" or getattr(data, "binarize", "none") == "dynamic":
+        """ConfigError (one line) for a Bernoulli decoder on data served as grey levels by
+        choice (``data.binarize`` none where the data set can binarise): its p(x|z) is a
+        density of 0 / 1 pixels only, so the elbo, the nll and every likelihood-based score
+        would measure no distribution. Data sets without that option (a folder of images)
+        pass: their images may be binary already, which the config cannot tell."""
+        if (params.decoder != "bernoulli" or "binarize" not in type(data).model_fields
+                or data.binarize == "dynamic"):
             return
-        grey, fix = "grey levels", "set objective.decoder=gaussian"
-        if "binarize" in type(data).model_fields:
-            grey, fix = "grey levels (data.binarize=none)", f"set data.binarize=dynamic, or {fix}"
         raise ConfigError("the vae objective's Bernoulli decoder (objective.decoder=bernoulli) "
-                          f"models binary pixels, and {data.name} serves {grey}: {fix}")
+                          f"models binary pixels, and {data.name} serves grey levels "
+                          "(data.binarize=none): set data.binarize=dynamic, or set "
+                          "objective.decoder=gaussian")
 
     @classmethod
     def roles(cls, params, info, latent) -> dict[str, Role]:
