@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import os
 import sys
@@ -96,7 +95,6 @@ def _train(preset, steps, seed, out, overrides, device, nproc, live, live_port, 
     from gankit.log import note
     from gankit.run import default_run_path
 
-    _check_preset(preset)
     _refuse_twice(overrides, {"train.steps": ("--steps", steps), "seed": ("--seed", seed),
                               "train.device": ("--device", device)})
     extra = list(overrides) + _quiet(quiet)
@@ -183,29 +181,6 @@ def _refuse_twice(overrides, flags: dict) -> None:
         if value is not None:
             raise ConfigError(f"{flag} {value} and --set {text.strip()} both set {key}; "
                               "give only one")
-
-
-def _check_preset(preset: str | None) -> None:
-    """ConfigError for a PRESET that names neither a preset nor a config file: 'no such
-    config file' for a path (a .yaml/.yml name or one with a folder), 'did you mean ...?'
-    for a near miss of a preset name (anything else is left to ``gankit.config.resolve``,
-    which lists the presets)."""
-    from gankit.config import list_presets
-
-    if preset is None:
-        return
-    path = Path(preset)
-    if path.suffix in (".yaml", ".yml") or os.sep in preset or "/" in preset:
-        if not path.exists():
-            raise ConfigError(f"no such config file: {preset}")
-        if path.suffix not in (".yaml", ".yml"):
-            raise ConfigError(f"config file {preset} must end in .yaml or .yml")
-        return
-    names = list_presets()
-    close = difflib.get_close_matches(preset, names, n=1, cutoff=0.6)
-    if preset not in names and close:
-        raise ConfigError(f"unknown preset {preset!r}; did you mean {close[0]}? "
-                          f"(`gankit list` shows all {len(names)} presets)")
 
 
 def _quiet(quiet: bool) -> list[str]:
@@ -372,80 +347,12 @@ def list_() -> None:
     click.echo("presets:")
     times = _runtimes()
     for name in list_presets():
-        text = _whole_first_sentence(describe_preset(name), _preset_comment(name))
-        click.echo(f"  {name:<{width}} {text} {_runtime_text(name, times)}")
+        click.echo(f"  {name:<{width}} {describe_preset(name)} {_runtime_text(name, times)}")
     for kind, reg in ALL.items():
         click.echo(f"{kind}:")
         for name in reg.names():
-            if reg is METRICS:
-                text = _metric_line(name)
-            else:
-                text = _whole_first_sentence(reg.summary(name), reg.get(name).__doc__ or "")
+            text = _metric_line(name) if reg is METRICS else reg.summary(name)
             click.echo(f"  {name:<{width}} {text}")
-
-
-_ABBREVIATIONS = {"al", "e.g", "i.e", "cf", "vs", "etc", "approx", "resp", "Fig", "Eq", "No",
-                  "ca", "sec", "ch", "p", "pp"}
-
-
-def first_sentence(text: str) -> str:
-    """The first sentence of ``text``'s first paragraph (lines joined; a blank or indented
-    line, such as a formula in a docstring, ends the paragraph), whole: up to the first full
-    stop outside brackets that ends a word other than an abbreviation such as "et al.".
-    A paragraph without one that breaks off (its last character ':', ';' or ',', a formula
-    following) ends at its last clause (a ':' or ';' outside brackets) with a full stop; any
-    other is kept whole."""
-    import inspect
-
-    lines = []
-    for line in inspect.cleandoc(text).splitlines():
-        if not line.strip() or (lines and line[:1].isspace()):
-            if lines:
-                break
-            continue
-        lines.append(line.strip())
-    paragraph = " ".join(" ".join(lines).split())
-    depth, clause = 0, None
-    for i, ch in enumerate(paragraph):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth = max(depth - 1, 0)
-        elif depth == 0 and ch in ".:;" and paragraph[i + 1:i + 2] in ("", " "):
-            word = paragraph[:i].rsplit(" ", 1)[-1].lstrip("(")
-            if ch == "." and word not in _ABBREVIATIONS:
-                return paragraph[:i + 1]
-            if ch != ".":
-                clause = i
-    if paragraph[-1:] in (":", ";", ",") and clause is not None:
-        return paragraph[:clause] + "."
-    return paragraph
-
-
-def _whole_first_sentence(summary: str, text: str) -> str:
-    """``summary`` (a description that starts with the first line of ``text``) with that
-    line replaced by the whole first sentence of ``text``, where the line cut the sentence
-    off; ``summary`` as it is otherwise."""
-    lines = [line.strip() for line in text.strip().splitlines()]
-    first = lines[0] if lines else ""
-    if not first or not summary.startswith(first):
-        return summary
-    return first_sentence(text) + summary[len(first):]
-
-
-def _preset_comment(name: str) -> str:
-    """The first paragraph of a preset's leading comment ('# ' removed), which
-    ``describe_preset`` starts with its first line."""
-    from gankit.config import PRESET_DIR
-
-    lines: list[str] = []
-    for line in (PRESET_DIR / f"{name}.yaml").read_text().splitlines():
-        body = line[1:].strip() if line.startswith("#") else None
-        if body:
-            lines.append(body)
-        elif lines:
-            break
-    return "\n".join(lines)
 
 
 RUNTIMES = "runtimes.json"      # beside the presets: benchmarks/preset_times.py writes it

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import re
 import typing
 from pathlib import Path
@@ -265,13 +266,24 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 
 def preset_dict(name: str) -> dict[str, Any]:
-    """A preset by name, or a YAML file by path."""
+    """A preset by name, or a YAML file by path. ConfigError (one line): "no such config
+    file" for a path (a .yaml / .yml name, or one with a folder) that is not a file, and for
+    an unknown preset name the nearest one ("did you mean ...?") or the list of them."""
     path = Path(name)
-    if path.suffix in (".yaml", ".yml") and path.exists():
+    if path.suffix in (".yaml", ".yml") or "/" in name or os.sep in name:
+        if not path.is_file():
+            raise ConfigError(f"no such config file: {name}")
+        if path.suffix not in (".yaml", ".yml"):
+            raise ConfigError(f"config file {name} must end in .yaml or .yml")
         return load_yaml(path)
     path = PRESET_DIR / f"{name}.yaml"
     if not path.exists():
-        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(list_presets())} "
+        names = list_presets()
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        if close:
+            raise ConfigError(f"unknown preset {name!r}; did you mean {close[0]}? "
+                              f"(`gankit list` shows all {len(names)} presets)")
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(names)} "
                           "(or give a path to a .yaml file)")
     return load_yaml(path)
 

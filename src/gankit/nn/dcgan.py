@@ -270,8 +270,9 @@ def build_critic(p: DCGANParams, info: DataInfo, role: CriticRole) -> nn.Module:
 
 
 class DCGANFamily:
-    """DCGAN (Radford 2016): conv G and D for 28, 32 or 64 px, 1 or 3 channels; the same
-    convolutions as a VAE's encoder and decoder."""
+    """DCGAN convolutions (Radford 2016): G and D for 28, 32 or 64 px, 1 or 3 channels.
+
+    The same convolutions serve as a VAE's encoder and decoder."""
 
     Params = DCGANParams
     data_kinds = ("image",)

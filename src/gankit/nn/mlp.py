@@ -175,8 +175,10 @@ def build_decoder(p: MLPParams, info: DataInfo, role: DecoderRole) -> nn.Module:
 
 
 class MLPFamily:
-    """Fully connected G and D (toy problems; Goodfellow 2014 MNIST MLP with tanh output);
-    D as an autoencoder for BEGAN; a VAE's encoder and decoder (Burda et al. 2016)."""
+    """Fully connected networks: G and D, BEGAN's autoencoder D, a VAE's encoder and decoder.
+
+    For toy problems and Goodfellow 2014's MNIST MLP (tanh output); the VAE's as in Burda et
+    al. 2016."""
 
     Params = MLPParams
     data_kinds = ("toy1d", "toy2d", "image")

@@ -204,8 +204,9 @@ def build_density(p: PixelCNNParams, info: DataInfo, role: AutoregressiveRole) -
 
 
 class PixelCNNFamily:
-    """PixelCNN (van den Oord et al. 2016): masked convolutions, plain or gated (no blind
-    spot), for one-channel images."""
+    """PixelCNN masked convolutions, plain or gated (van den Oord et al. 2016).
+
+    The gated stacks have no blind spot; one-channel images."""
 
     Params = PixelCNNParams
     data_kinds = ("image",)

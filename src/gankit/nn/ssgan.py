@@ -118,8 +118,9 @@ def build_critic(p: SSGANMLPParams, info: DataInfo, role: CriticRole) -> nn.Modu
 
 
 class SSGANMLPFamily:
-    """Salimans et al. 2016's fully connected, weight-normalised G and noisy D for
-    permutation-invariant MNIST (semi-supervised learning, their section 5)."""
+    """Salimans et al. 2016's weight-normalised MLP G and noisy D for semi-supervised MNIST.
+
+    Fully connected, for permutation-invariant MNIST (their section 5)."""
 
     Params = SSGANMLPParams
     data_kinds = ("image",)

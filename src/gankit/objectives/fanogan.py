@@ -35,9 +35,11 @@ class FAnoGANParams(ObjectiveParams):
 
 
 class FAnoGAN(Objective):
-    """f-AnoGAN, Schlegl, Seeböck, Waldstein, Langs & Schmidt-Erfurth 2019 (Medical Image
-    Analysis 54), encoder training izi_f (section 2.2.3) after a WGAN-GP (Gulrajani et al.
-    2017) whose G and critic f stay frozen:
+    """f-AnoGAN's encoder for a frozen WGAN-GP's G and critic (Schlegl et al. 2019).
+
+    Schlegl, Seeböck, Waldstein, Langs & Schmidt-Erfurth 2019 (Medical Image Analysis 54),
+    encoder training izi_f (section 2.2.3) after a WGAN-GP (Gulrajani et al. 2017) whose G
+    and critic f stay frozen:
 
         L_E = (1/n) ||x - G(E(x))||^2 + kappa (1/n_d) ||f(x) - f(G(E(x)))||^2
         A(x) = A_R(x) + kappa A_D(x)      (the same two terms per image: the anomaly score)

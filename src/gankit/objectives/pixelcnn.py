@@ -33,9 +33,11 @@ class PixelCNNObjectiveParams(ObjectiveParams):
 
 
 class PixelCNN(Objective):
-    """PixelCNN, van den Oord, Kalchbrenner & Kavukcuoglu 2016 (Pixel Recurrent Neural
-    Networks, section 3.5) and the gated PixelCNN of van den Oord et al. 2016 (Conditional
-    Image Generation with PixelCNN Decoders).
+    """PixelCNN: an autoregressive density with an exact likelihood (van den Oord et al. 2016).
+
+    van den Oord, Kalchbrenner & Kavukcuoglu 2016 (Pixel Recurrent Neural Networks, section
+    3.5) and the gated PixelCNN of van den Oord et al. 2016 (Conditional Image Generation with
+    PixelCNN Decoders).
 
         L_nll = -E_x[ sum_i log p(x_i | x_<i) ]          (nats per image, exact)
         p(x_i | x_<i) = Bernoulli(sigmoid(l_i))          (output: bernoulli, binary pixels)

@@ -56,8 +56,9 @@ def unsupervised_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
 
 
 class SSGAN(GANObjective):
-    """Semi-supervised GAN, Salimans et al. 2016 section 5: a K+1-class critic with the
-    generated class's logit fixed at 0, D(x) = sigmoid(logsumexp_k l_k(x)),
+    """Semi-supervised GAN with a K+1-class critic (Salimans et al. 2016, section 5).
+
+    The generated class's logit is fixed at 0, D(x) = sigmoid(logsumexp_k l_k(x)),
         L_D = -E_lab log softmax(l(x))_y + w L_unsup(l(x), l(G(z)))   (``unsupervised_loss``)
         L_G = || E_x f(x) - E_z f(G(z)) ||^2                          (feature matching)
     needs ``data.labelled_per_class``; the critic is the classifier (capability

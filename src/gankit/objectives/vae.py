@@ -61,8 +61,10 @@ def std_normal_logpdf(z: Tensor) -> Tensor:
 
 
 class VAE(Objective):
-    """Variational autoencoder, Kingma & Welling 2014 (arXiv:1312.6114), optional beta
-    (Higgins et al. 2017); test likelihood by importance sampling (Burda et al. 2016).
+    """Variational autoencoder (Kingma & Welling 2014), with an importance-weighted likelihood.
+
+    Kingma & Welling 2014 (arXiv:1312.6114), optional beta (Higgins et al. 2017); test
+    likelihood by importance sampling (Burda et al. 2016).
 
         L_vae = E_x[ E_{q(z|x)}[-log p(x|z)] + beta KL(q(z|x) || N(0, I)) ]
         KL    = -0.5 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2)        (analytic)
