@@ -13,6 +13,7 @@ import http.server
 import math
 import threading
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -201,15 +202,16 @@ def test_tiny_shakespeare_downloads_with_its_published_md5(loopback, tmp_path, m
     for sub, payload in (("good", body), ("bad", body[:-1] + b"!")):
         (served / sub).mkdir()
         (served / sub / "input.txt").write_bytes(payload)
-    remote = CORPORA["tinyshakespeare"]
-    monkeypatch.setitem(CORPORA, "tinyshakespeare", type(remote)(
-        remote.filename, remote.md5, (f"{url}/bad/", f"{url}/good/")))
+    corpus = CORPORA["tinyshakespeare"]
+    remote = corpus.remote
+    monkeypatch.setitem(CORPORA, "tinyshakespeare", replace(corpus, remote=type(remote)(
+        remote.filename, remote.md5, (f"{url}/bad/", f"{url}/good/"))))
     params = TextParams(corpus="tinyshakespeare", root=str(tmp_path))
     src = Text.build(params, seed=0)
     assert (tmp_path / "text" / "tinyshakespeare" / "input.txt").read_bytes() == body
     assert len(src) + len(src.held_lines) == len(read_lines(original))
-    monkeypatch.setitem(CORPORA, "tinyshakespeare", type(remote)(
-        remote.filename, remote.md5, (f"{url}/bad/",)))
+    monkeypatch.setitem(CORPORA, "tinyshakespeare", replace(corpus, remote=type(remote)(
+        remote.filename, remote.md5, (f"{url}/bad/",))))
     with pytest.raises(DataError, match="MD5 mismatch"):
         Text.build(TextParams(corpus="tinyshakespeare", root=str(tmp_path / "b")), seed=0)
     assert not (tmp_path / "b" / "text" / "tinyshakespeare" / "input.txt").exists()

@@ -11,8 +11,9 @@ line's text (``gankit.data.folder.path_position``), so repeated lines all fall o
 Corpora by name live in ``<data root>/text/<name>/`` (``GANKIT_DATA``; see
 ``gankit.data.download``): ``tinyshakespeare`` (``input.txt``, downloaded from the char-rnn
 repository when missing, MD5-checked) and ``kjv`` (``verses.txt``, the King James Bible one
-verse per line, placed by hand: no public URL serves it; ``BY_HAND`` says where it comes
-from, and the error for a missing file repeats it). ``path`` reads any UTF-8 file instead.
+verse per line, placed by hand: no public URL serves it; its ``Corpus.by_hand`` says where
+it comes from, and the error for a missing file repeats it). ``path`` reads any UTF-8 file
+instead.
 """
 
 from __future__ import annotations
@@ -34,26 +35,30 @@ from gankit.params import Params
 
 UNKNOWN = "\ufffd"      # the unknown token's character (U+FFFD, the replacement character)
 
-# Published files of the named corpora: (folder under <data root>/text, remote).
-CORPORA: dict[str, Remote] = {
-    "tinyshakespeare": Remote(
-        "input.txt", "6fb458f1232090904fb40fe944165e91",
-        ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/",)),
-    # the Debian bible-kjv-text dump, one verse per line; no public URL serves this file
-    "kjv": Remote("verses.txt", "0442864d38d37131885626cd0cfa2a12", ()),
-}
+@dataclass(frozen=True)
+class Corpus:
+    """A named corpus under <data root>/text/<name>: its file (``remote``: name, MD5,
+    mirrors), what a config with it needs (``needs``, for ``gankit list``), and for a file no
+    URL serves, what it is and where it comes from (``by_hand``, for the missing-file error)."""
 
-# Where the corpora no URL serves come from (for the error when the file is missing).
-BY_HAND: dict[str, str] = {
-    "kjv": "the King James Bible one verse per line, Genesis 1:1 to Revelation 22:21 with the "
-           "verse references removed, dumped from the Debian package bible-kjv-text 4.38 "
-           "(the Bible Retrieval System text, read by the bible program of package bible-kjv)",
-}
+    remote: Remote
+    needs: str
+    by_hand: str | None = None
 
-# What a config with each corpus needs, for ``gankit list`` (``Text.source_of``).
-SOURCES: dict[str, str] = {
-    "kjv": "KJV verses file, 4 MB, placed by hand (README: Text)",
-    "tinyshakespeare": "Tiny Shakespeare, 1 MB download",
+
+CORPORA: dict[str, Corpus] = {
+    "tinyshakespeare": Corpus(
+        Remote("input.txt", "6fb458f1232090904fb40fe944165e91",
+               ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
+                "tinyshakespeare/",)),
+        "Tiny Shakespeare, 1 MB download"),
+    "kjv": Corpus(
+        Remote("verses.txt", "0442864d38d37131885626cd0cfa2a12", ()),
+        "KJV verses file, 4 MB, placed by hand (README: Text)",
+        by_hand="the King James Bible one verse per line, Genesis 1:1 to Revelation 22:21 with "
+                "the verse references removed, dumped from the Debian package bible-kjv-text "
+                "4.38 (the Bible Retrieval System text, read by the bible program of package "
+                "bible-kjv)"),
 }
 
 
@@ -114,11 +119,12 @@ def corpus_file(params: TextParams, allow_download: bool = True) -> Path:
         if not path.is_file():
             raise DataError(f"data.path {path} is not a file")
         return path
-    remote = CORPORA[params.corpus]
+    corpus = CORPORA[params.corpus]
+    remote = corpus.remote
     folder = data_root(params.root) / "text" / params.corpus
     if not remote.mirrors and not (folder / remote.filename).is_file():
         raise DataError(f"{remote.filename} not found in {folder}: data.corpus={params.corpus} "
-                        f"is {BY_HAND[params.corpus]}; place that file there, or train on "
+                        f"is {corpus.by_hand}; place that file there, or train on "
                         "data.corpus=tinyshakespeare (downloaded) or data.path=<a text file>")
     return ensure_file(remote, folder, allow_download=allow_download and bool(remote.mirrors))
 
@@ -208,7 +214,9 @@ class Text:
     @classmethod
     def source_of(cls, params: TextParams) -> str:
         """What a config with these ``params`` needs (``gankit list``): its corpus's file."""
-        return "your text file (data.path)" if params.path is not None else SOURCES[params.corpus]
+        if params.path is not None:
+            return "your text file (data.path)"
+        return CORPORA[params.corpus].needs
 
     @classmethod
     def build(cls, params: TextParams, *, seed: int, device="cpu") -> TextSource:
