@@ -161,10 +161,11 @@ class GatedPixelCNN(nn.Module):
     def row_context(self, x: Tensor, r: int, kept: list[list[Tensor]]) -> list[Tensor]:
         """What the vertical stack feeds the horizontal one at row r of x (B, 1, H, W) (drawn
         up to row r - 1; row r and below are not read), one (B, 2C, 1, W) per layer, for
-        ``pixel_logits``. ``kept``: per layer, the gated vertical features (B, C, 1, W) of the
-        last rows, as the call for row r - 1 left them ([] for row 0; updated in place)."""
-        if r == 0:
-            kept[:] = [[] for _ in self.layers]
+        ``pixel_logits``. ``kept``: the caller's list, empty before row 0, which the calls
+        for rows 0, 1, ... fill in place: per layer, the gated vertical features (B, C, 1, W)
+        of the last rows."""
+        if not kept:
+            kept.extend([] for _ in self.layers)
         most = max(layer.v.kernel_size[0] for layer in self.layers)
         v, context = x[:, :, : r + 1], []
         for layer, rows in zip(self.layers, kept):

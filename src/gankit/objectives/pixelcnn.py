@@ -117,30 +117,34 @@ class PixelCNN(Objective):
         return level.float() / 127.5 - 1
 
     @torch.no_grad()
-    def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
+    def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None,
+                 by_rows: bool | None = None) -> Tensor:
         """Samples (n, 1, H, W) in [-1, 1], pixel by pixel in raster order, each pixel by the
         inverse CDF of its conditional at the uniform ``u`` of that pixel. Row by row when the
         network offers ``row_context`` / ``pixel_logits`` (the gated stacks), else from the
         network's output on the part of the image drawn so far that the pixel reads (its
         ``receptive_field`` (rows above, columns each side) when it declares one, else every
         row up to r): the same values as the network on the whole image, in a fraction of
-        the work. Speed of the last call in ``last_sampling`` (images/s)."""
+        the work. ``by_rows`` False: the windowed path even for the gated stacks (for
+        comparisons). Speed of the last call in ``last_sampling`` (images/s)."""
         net, u = net or self.nets["density"], inputs["u"]
         n, _, H, W = u.shape
-        draw_row = self.draw_row_cached if hasattr(net, "row_context") else self.draw_row
-        x, kept = torch.zeros_like(u), []
+        rows = hasattr(net, "row_context") if by_rows is None else by_rows
+        x, kept = torch.zeros_like(u), []       # kept: the row path's features of rows above
         start = time.perf_counter()
         with eval_mode(net), self.progress(H * W, n) as bar:
             for r in range(H):
-                draw_row(net, x, u, r, bar, kept)
+                if rows:
+                    self.draw_row_cached(net, x, u, r, bar, kept)
+                else:
+                    self.draw_row(net, x, u, r, bar)
         seconds = time.perf_counter() - start
         self.last_sampling = {"images": n, "seconds": seconds,
                               "images_per_s": n / seconds if seconds > 0 else float("inf")}
         return x
 
-    def draw_row(self, net: nn.Module, x: Tensor, u: Tensor, r: int, bar, kept: list) -> None:
-        """Fills row r of x (n, 1, H, W) in place, running ``net`` on each pixel's window
-        (``kept`` is not used)."""
+    def draw_row(self, net: nn.Module, x: Tensor, u: Tensor, r: int, bar) -> None:
+        """Fills row r of x (n, 1, H, W) in place, running ``net`` on each pixel's window."""
         H, W = x.shape[-2:]
         up, side = getattr(net, "receptive_field", (H, W))
         r0 = max(0, r - up)
