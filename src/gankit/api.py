@@ -351,7 +351,7 @@ def resume(run_path: Path | str, steps: int | None = None, overrides: list[str] 
     with distributed.session(resolve_device(cfg.train.device)) as dist:
         run, trainer, skipped = load_trainer(run_path, cfg)
         for msg in skipped if dist.is_main else ():
-            print(f"warning: skipped {msg}")
+            note(f"warning: skipped {msg}")       # a damaged checkpoint, left as it is
         if trainer.c.step >= cfg.train.steps:
             raise GankitError(f"{run_path} already finished {trainer.c.step} steps; "
                               "use --steps N to train N more")
