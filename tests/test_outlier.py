@@ -235,6 +235,20 @@ def test_scoring_with_a_2d_run_is_one_line_with_or_without_resize(tmp_path, data
         assert "toy2d data" in err and "not images" in err and "--resize" not in err
 
 
+def test_iw_samples_that_would_change_nothing_are_refused(vae_run, tmp_path, data_root):
+    """--iw-samples with a method that reads no likelihood, or a model whose likelihood is
+    exact (a PixelCNN): one line, exit 2, rather than silently ignored."""
+    args = ["--input", "mnist:test", "--limit", "4", "--out", str(tmp_path / "s.csv"),
+            "--iw-samples", "3"]
+    code, _, err = run_cli(["score", str(vae_run), "--method", "complexity", *args])
+    assert code == 0, err                                    # a VAE's bound: k is used
+    cfg = build_config("pixelcnn-mnist", TINY + ["model.channels=4", "model.layers=2",
+                                                 "model.head=4"])
+    pixelcnn = api.train(cfg, tmp_path / "pixelcnn").path
+    code, _, err = run_cli(["score", str(pixelcnn), *args])
+    assert code == 2 and err.count("\n") == 1 and "exact" in err, err
+
+
 # --------------------------------------------- the critic's orientation (finding 2)
 class Scale(nn.Module):
     """v -> s v with s = 0.5: as BEGAN's autoencoder, L(v) = mean |s v - v| = 0.5 mean |v|."""

@@ -455,7 +455,8 @@ def translate(run, input_dir, direction, out_dir, size) -> None:
               help="Convert images of another size or channel count to the model's (else "
                    "they are refused).")
 @click.option("--iw-samples", type=click.IntRange(min=1, max=1_000_000),
-              help="Importance samples k of a VAE's NLL (samples of z for elbo).")
+              help="Importance samples k of a VAE's NLL (samples of z for elbo); refused "
+                   "where nothing reads them (no likelihood, or an exact one).")
 @click.option("--limit", type=click.IntRange(min=1), help="Score the first N images of each input.")
 @_model_device_option
 def score(run, inputs, outliers, normal_classes, method, background, out, resize, iw_samples,

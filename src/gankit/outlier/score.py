@@ -36,6 +36,21 @@ class Scored:
     files: list[Path] = field(default_factory=list)
 
 
+def _check_iw_samples(iw_samples: int | None, chosen: Method, models: list) -> None:
+    """GankitError (one line) when ``--iw-samples`` would change nothing: the method reads no
+    likelihood (or ELBO), or no model it reads estimates one by importance sampling (its
+    ``likelihood_protocol`` records no ``iw_samples``: a PixelCNN's is exact)."""
+    if iw_samples is None:
+        return
+    if not chosen.needs & {caps.LIKELIHOOD, caps.ELBO}:
+        raise GankitError(f"--iw-samples: method {chosen.name} reads no likelihood, so "
+                          "importance samples would change nothing")
+    protocols = [getattr(m.objective, "likelihood_protocol", None) for m in models]
+    if not any(p is not None and "iw_samples" in p(iw_samples) for p in protocols):
+        raise GankitError(f"--iw-samples: the likelihood method {chosen.name} reads is exact "
+                          "here (no importance samples), so they would change nothing")
+
+
 def score_images(run: Path | str, inputs: Sequence[str], *, outliers: Sequence[str] = (),
                  method: str | None = None, background: Path | str | None = None,
                  normal_classes: Sequence[int] | None = None, resize: bool = False,
@@ -60,6 +75,7 @@ def score_images(run: Path | str, inputs: Sequence[str], *, outliers: Sequence[s
     chosen = choose(model, method, bg is not None)
     if bg is not None:
         _check_background(model, bg)
+    _check_iw_samples(iw_samples, chosen, [m for m in (model, bg) if m is not None])
     notes: list[str] = []
     found = []
     for spec, is_out in [(s, False) for s in inputs] + [(s, True) for s in outliers]:
