@@ -523,7 +523,7 @@ def from_saved(raw: dict[str, Any]) -> RunConfig:
     for (section, key), old in LEGACY_DEFAULTS.items():
         node = raw.get(section)
         if isinstance(node, dict) and key not in node and "name" in node:
-            registry = {"data": DATASETS, "model": NETWORKS, "objective": OBJECTIVES}[section]
+            registry = VARIANTS[section]
             if node["name"] in registry and key in registry.get(node["name"]).Params.model_fields:
                 node[key] = old
     return validate(raw, saved=True)
