@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from cli_runner import run_cli
+from test_began import HalfAE
 from gankit import api
 from gankit.config import build_config
 from gankit.outlier.evaluate import separation
@@ -250,17 +251,6 @@ def test_iw_samples_that_would_change_nothing_are_refused(vae_run, tmp_path, dat
 
 
 # --------------------------------------------- the critic's orientation (finding 2)
-class Scale(nn.Module):
-    """v -> s v with s = 0.5: as BEGAN's autoencoder, L(v) = mean |s v - v| = 0.5 mean |v|."""
-
-    def __init__(self):
-        super().__init__()
-        self.s = nn.Parameter(torch.tensor(0.5))
-
-    def forward(self, v):
-        return self.s * v
-
-
 class NearOrigin(nn.Module):
     """A critic D(v) = -mean |v|: highest at the origin, where the "data" are."""
 
@@ -277,7 +267,7 @@ def test_critic_scores_are_oriented_by_what_the_map_declares():
     score as it is), WGAN-GP by a high critic value (the score negated). Either way the far
     point must score as the more anomalous, and the meaning must say what the score is."""
     info, latent = DataInfo("toy2d", (2,)), Latent(2)
-    began = BEGAN(BEGANParams(code_dim=1), {"G": nn.Linear(2, 2), "D": Scale()}, latent, info)
+    began = BEGAN(BEGANParams(code_dim=1), {"G": nn.Linear(2, 2), "D": HalfAE()}, latent, info)
     wgan = WGANGP(WGANGPParams(), {"G": nn.Linear(2, 2), "D": NearOrigin()}, latent, info)
     x = torch.tensor([[0.1, -0.1], [2.0, -3.0]])                  # near the data, far away
     expected = {began: [0.05, 1.25], wgan: [0.1, 2.5]}   # L(x) = 0.5 mean|x|; -D(x) = mean|x|
