@@ -274,6 +274,7 @@ def _refuse_unused_iw_samples(names: list[str], iw_samples: int | None,
     importance-sampled estimate (its ``likelihood_protocol`` records no ``iw_samples``)."""
     from gankit.core import capabilities as caps
     from gankit.metrics import protocol
+    from gankit.metrics.likelihood import importance_sampled
 
     if iw_samples is None:
         return
@@ -281,7 +282,7 @@ def _refuse_unused_iw_samples(names: list[str], iw_samples: int | None,
         raise ConfigError(f"--iw-samples: none of the metrics {', '.join(names)} uses "
                           "importance samples (they are for nll of a model whose likelihood "
                           "is an estimate, e.g. a VAE)")
-    if model is not None and "iw_samples" not in model.objective.likelihood_protocol(iw_samples):
+    if model is not None and not importance_sampled(model.objective):
         raise ConfigError(f"--iw-samples: the {model.cfg.objective.name} model's likelihood is "
                           "not an importance-sampled estimate, so importance samples would "
                           "change nothing")

@@ -41,6 +41,14 @@ def likelihood_kwargs(options: EvalOptions | None) -> dict[str, Any]:
     return {} if k is None else {"samples": k}
 
 
+def importance_sampled(objective) -> bool:
+    """Whether ``objective``'s likelihood is an importance-sampled estimate (a VAE's IWAE
+    bound), so that a number of importance samples k changes it: its ``likelihood_protocol``
+    records ``iw_samples``. False for an exact likelihood (a PixelCNN's) or none."""
+    protocol = getattr(objective, "likelihood_protocol", None)
+    return protocol is not None and "iw_samples" in protocol(None)
+
+
 class HeldOutNLL(Metric, name="nll"):
     """Mean negative log-likelihood of held-out data, in nats per example and bits/dim.
 

@@ -16,6 +16,7 @@ from gankit import outputs
 from gankit.core import capabilities as caps
 from gankit.data.images import HELDOUT_BINARIZE_SEED, binarized_once
 from gankit.errors import GankitError
+from gankit.metrics.likelihood import importance_sampled
 from gankit.outlier import evaluate
 from gankit.outlier.inputs import Images, image_shape, read_input, to_model
 from gankit.outlier.methods import Method, Options, choose, run_batches
@@ -45,8 +46,7 @@ def _check_iw_samples(iw_samples: int | None, chosen: Method, models: list) -> N
     if not chosen.needs & {caps.LIKELIHOOD, caps.ELBO}:
         raise GankitError(f"--iw-samples: method {chosen.name} reads no likelihood, so "
                           "importance samples would change nothing")
-    protocols = [getattr(m.objective, "likelihood_protocol", None) for m in models]
-    if not any(p is not None and "iw_samples" in p(iw_samples) for p in protocols):
+    if not any(importance_sampled(m.objective) for m in models):
         raise GankitError(f"--iw-samples: the likelihood method {chosen.name} reads is exact "
                           "here (no importance samples), so they would change nothing")
 
