@@ -136,3 +136,39 @@ def test_gan_cls_needs_captioned_data():
     from gankit.objectives.captions import GANCLS
     with pytest.raises(ConfigError, match="needs captioned images"):
         GANCLS.roles(GANCLS.Params(), DataInfo("image", (1, 28, 28)), Latent(4))
+
+
+def test_mode_seeking_loss_is_the_inverse_ratio_of_image_and_noise_distances():
+    from gankit.objectives.functional import mode_seeking_loss
+    f1, f2 = torch.zeros(2, 1, 2, 2), torch.full((2, 1, 2, 2), 0.5)   # d_I = 0.5
+    z1, z2 = torch.zeros(2, 4), torch.full((2, 4), 2.0)                # d_z = 2
+    assert mode_seeking_loss(f1, f2, z1, z2).item() == pytest.approx(1 / (0.25 + 1e-5))
+    assert mode_seeking_loss(f1, f1, z1, z2).item() == pytest.approx(1e5)   # z ignored
+
+
+def test_the_deeper_critic_reads_captions_off_images_and_checks_its_sides():
+    from gankit.data.base import DataInfo
+    from gankit.nn.captions import CaptionsParams, MatchingCritic, check_image
+    D = MatchingCritic((1, 32, 32), 4, 6, levels=3, mix_kernel=3, tokens=(11, 30))
+    logits, read = D(torch.randn(5, 1, 32, 32), torch.randn(5, 6), read=True)
+    assert logits.shape == (5,) and read.shape == (5, 11, 30)
+    assert torch.equal(D(torch.zeros(2, 1, 32, 32), torch.zeros(2, 6)),
+                       D(torch.zeros(2, 1, 32, 32), torch.zeros(2, 6), read=True)[0])
+    with pytest.raises(ValueError, match="without a caption reader"):
+        MatchingCritic((1, 32, 32), 4, 6)(torch.zeros(1, 1, 32, 32), torch.zeros(1, 6), True)
+    with pytest.raises(ConfigError, match="levels=3 takes square images whose side is a "
+                                          "multiple of 8"):
+        check_image(DataInfo("image", (1, 60, 60)), CaptionsParams(levels=3).levels)
+
+
+def test_caption_reading_and_mode_seeking_train_and_log(tmp_path, data_root):
+    cfg = {**TINY, "data": {**TINY["data"], "canvas": 32},
+           "model": {**TINY["model"], "levels": 3, "mix_kernel": 3},
+           "objective": {"name": "gan-cls", "caption_loss": 2.0, "mode_seeking": 1.0}}
+    trainer = Trainer(validate(cfg), None)
+    assert trainer.nets["D"].reader.out_features == INFO.length * len(INFO.vocab)
+    for _ in range(2):
+        trainer.train_step()
+    logged = trainer.pop_scalars()
+    for key in ("loss/D_read", "loss/G_read", "loss/G_ms"):
+        assert key in logged and logged[key] == logged[key] and logged[key] > 0, key

@@ -134,7 +134,9 @@ ConditionedGeneratorRole = role_spec(
     z_dim=0, cond_dim=0)
 ConditionedCriticRole = role_spec(
     "ConditionedCriticRole", "conditioned critic", "x (B, *shape), c (B, cond_dim) -> logits "
-    "(B,): whether x is real and matches c (a matching-aware discriminator).", cond_dim=0)
+    "(B,): whether x is real and matches c (a matching-aware discriminator). With vocab > 0 "
+    "it also reads the caption off the image: forward(x, c, read=True) -> (logits (B,), token "
+    "logits (B, length, vocab)), the reading independent of c.", cond_dim=0, length=0, vocab=0)
 
 
 Builder = Callable[[Any, DataInfo, Any], nn.Module]

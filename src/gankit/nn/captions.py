@@ -5,15 +5,20 @@ synthesis"), CPU-sized: a caption encoder, a conditioned generator, a matching-a
   units; Cho et al. 2014); the caption's embedding is the GRU state after its last word
   (padding, id 0, comes after the words and is not read). Reed et al. pretrain a char-CNN-RNN;
   here it trains with the critic (the objective decides).
-* Generator (``ConditionedGeneratorRole``): [z, c] -> linear -> (2 ngf, R/4, R/4) -> two
-  4x4 stride-2 transposed convolutions (batch norm, ReLU; tanh out), the DCGAN path of MNIST
-  (Radford et al. 2016) for any side R divisible by 4 (60, 56, 48, 32, 28).
-* Critic (``ConditionedCriticRole``): two 4x4 stride-2 convolutions (LeakyReLU 0.2; layer
-  norm on the second, so each sample is judged alone: the objective scores real, mismatched
-  and fake pairs in one batch) to (2 ndf, R/4, R/4); c, projected to ``ndf`` values, is
-  replicated over that map and concatenated (Reed et al.'s "depth concatenation"); a 1x1
-  convolution mixes them, a linear layer reads the map: one logit. The linear read keeps
-  where things are, which a caption about positions needs.
+* Generator (``ConditionedGeneratorRole``): [z, c] -> linear -> (2^(n-1) ngf, R/2^n, R/2^n)
+  -> n = ``levels`` 4x4 stride-2 transposed convolutions halving the width (batch norm, ReLU;
+  tanh out), the DCGAN path (Radford et al. 2016) for any side R divisible by 2^n (n = 2:
+  60, 56, 48, 32, 28; n = 3: 56, 48, 32).
+* Critic (``ConditionedCriticRole``): n 4x4 stride-2 convolutions doubling the width
+  (LeakyReLU 0.2; layer norm from the second on, so each sample is judged alone: the
+  objective scores real, mismatched and fake pairs in one batch) to (2^(n-1) ndf, R/2^n,
+  R/2^n); c, projected to ``ndf`` values, is replicated over that map and concatenated (Reed
+  et al.'s "depth concatenation"); a ``mix_kernel`` convolution mixes them, a linear layer
+  reads the map: one logit. The linear read keeps where things are, which a caption about
+  positions needs. With n = 2 a feature of the map sees 10 x 10 pixels, less than a digit
+  (28): n = 3 (22 pixels) and a 3 x 3 mix (38) let D tell which digit sits in a slot. When
+  the role asks (``vocab`` > 0), a second linear layer reads the caption's tokens off the
+  image map before c joins it (the objective's caption loss).
 """
 
 from __future__ import annotations
@@ -39,14 +44,18 @@ class CaptionsParams(Params):
     ndf: int = Field(32, gt=0, le=1024)          # D width at its first layer
     embed_dim: int = Field(32, gt=0, le=1024)    # token embedding
     text_dim: int = Field(64, gt=0, le=1024)     # caption embedding (GRU state)
+    levels: int = Field(2, ge=2, le=4)           # stride-2 stages of G and D
+    mix_kernel: Literal[1, 3] = 1                # D's image-caption mixing convolution
 
 
-def check_image(info: DataInfo) -> None:
-    """ConfigError unless the data are square images whose side is a multiple of 4."""
-    shape = info.shape
-    if info.kind != "image" or len(shape) != 3 or shape[1] != shape[2] or shape[1] % 4:
-        raise ConfigError(f"the captions network takes square images whose side is a multiple "
-                          f"of 4, not {info.kind} data of shape {tuple(shape)}")
+def check_image(info: DataInfo, levels: int = 2) -> None:
+    """ConfigError unless the data are square images whose side is a multiple of
+    2^``levels``."""
+    shape, step = info.shape, 2 ** levels
+    if info.kind != "image" or len(shape) != 3 or shape[1] != shape[2] or shape[1] % step:
+        raise ConfigError(f"the captions network with model.levels={levels} takes square "
+                          f"images whose side is a multiple of {step}, not {info.kind} data "
+                          f"of shape {tuple(shape)}")
 
 
 class TextEncoder(nn.Module):
@@ -72,16 +81,18 @@ class TextEncoder(nn.Module):
 class ConditionedGenerator(nn.Module):
     """z (B, z_dim), c (B, cond_dim) -> images (B, C, R, R) in [-1, 1]."""
 
-    def __init__(self, in_dim: int, shape: tuple[int, ...], ngf: int):
+    def __init__(self, in_dim: int, shape: tuple[int, ...], ngf: int, levels: int = 2):
         super().__init__()
-        self.base, width = shape[1] // 4, 2 * ngf
+        self.base, width = shape[1] // 2 ** levels, ngf * 2 ** (levels - 1)
         self.width = width
         self.project = nn.Sequential(nn.Linear(in_dim, width * self.base ** 2, bias=False))
-        self.main = nn.Sequential(
-            nn.BatchNorm2d(width), nn.ReLU(True),                      # (B, 2ngf, R/4, R/4)
-            nn.ConvTranspose2d(width, ngf, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ngf), nn.ReLU(True),                        # (B, ngf, R/2, R/2)
-            nn.ConvTranspose2d(ngf, shape[0], 4, 2, 1, bias=False), nn.Tanh())
+        layers: list[nn.Module] = [nn.BatchNorm2d(width), nn.ReLU(True)]  # (B, w, R/2^n, .)
+        for _ in range(levels - 1):                   # each doubles the side, halves the width
+            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, shape[0], 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
         init_weights(self)
 
     def forward(self, z: Tensor, c: Tensor) -> Tensor:
@@ -92,23 +103,35 @@ class ConditionedGenerator(nn.Module):
 class MatchingCritic(nn.Module):
     """images (B, C, R, R), c (B, cond_dim) -> logits (B,): real and matching c."""
 
-    def __init__(self, shape: tuple[int, ...], ndf: int, cond_dim: int):
+    def __init__(self, shape: tuple[int, ...], ndf: int, cond_dim: int, levels: int = 2,
+                 mix_kernel: int = 1, tokens: tuple[int, int] = (0, 0)):
         super().__init__()
-        self.base, width = shape[1] // 4, 2 * ndf
-        self.trunk = nn.Sequential(
-            nn.Conv2d(shape[0], ndf, 4, 2, 1), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(ndf, width, 4, 2, 1, bias=False), nn.GroupNorm(1, width),
-            nn.LeakyReLU(0.2, True))                                   # (B, 2ndf, R/4, R/4)
+        self.base, width = shape[1] // 2 ** levels, ndf
+        layers: list[nn.Module] = [nn.Conv2d(shape[0], ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        for _ in range(levels - 1):                   # each halves the side, doubles the width
+            layers += [nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False),
+                       nn.GroupNorm(1, 2 * width), nn.LeakyReLU(0.2, True)]
+            width *= 2
+        self.trunk = nn.Sequential(*layers)                     # (B, w, R/2^n, R/2^n)
         self.cond = nn.Sequential(nn.Linear(cond_dim, ndf), nn.LeakyReLU(0.2, True))
-        self.mix = nn.Sequential(nn.Conv2d(width + ndf, width, 1, bias=False),
+        self.mix = nn.Sequential(nn.Conv2d(width + ndf, width, mix_kernel,
+                                           padding=mix_kernel // 2, bias=False),
                                  nn.GroupNorm(1, width), nn.LeakyReLU(0.2, True))
         self.head = nn.Linear(width * self.base ** 2, 1)
+        self.tokens = tokens                                    # (length, vocab) read off x
+        if tokens[1]:
+            self.reader = nn.Linear(width * self.base ** 2, tokens[0] * tokens[1])
         init_weights(self)
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+    def forward(self, x: Tensor, c: Tensor, read: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         h = self.trunk(x)
         e = self.cond(c)[:, :, None, None].expand(-1, -1, self.base, self.base)
-        return self.head(self.mix(torch.cat([h, e], 1)).flatten(1)).flatten()
+        logits = self.head(self.mix(torch.cat([h, e], 1)).flatten(1)).flatten()
+        if not read:
+            return logits
+        if not self.tokens[1]:
+            raise ValueError("this critic was built without a caption reader (role vocab 0)")
+        return logits, self.reader(h.flatten(1)).view(len(x), *self.tokens)   # (B, L, V)
 
 
 # A role's embedding size 0 (out_dim, cond_dim) leaves it to the family: ``text_dim``.
@@ -117,11 +140,13 @@ def build_encoder(p: CaptionsParams, info: DataInfo, role) -> nn.Module:
 
 
 def build_generator(p: CaptionsParams, info: DataInfo, role) -> nn.Module:
-    return ConditionedGenerator(role.z_dim + (role.cond_dim or p.text_dim), info.shape, p.ngf)
+    return ConditionedGenerator(role.z_dim + (role.cond_dim or p.text_dim), info.shape, p.ngf,
+                                p.levels)
 
 
 def build_critic(p: CaptionsParams, info: DataInfo, role) -> nn.Module:
-    return MatchingCritic(info.shape, p.ndf, role.cond_dim or p.text_dim)
+    return MatchingCritic(info.shape, p.ndf, role.cond_dim or p.text_dim, p.levels,
+                          p.mix_kernel, (role.length, role.vocab))
 
 
 class CaptionsFamily:
@@ -134,4 +159,4 @@ class CaptionsFamily:
 
     @staticmethod
     def check(p: CaptionsParams, info: DataInfo) -> None:
-        check_image(info)
+        check_image(info, p.levels)

@@ -39,6 +39,15 @@ class GANCLSParams(ObjectiveParams):
     # digits, names, ...: ``near_misses`` of the data's CaptionInfo) instead of another
     # image's caption; 0: Reed et al.'s rolled batch only
     near_misses: float = Field(0.5, ge=0, le=1)
+    # mode seeking (Mao et al. 2019): weight of 1 / (d_image / d_z) between pairs of fakes
+    # drawn from the same caption with two z; 0: off. A conditional G otherwise learns to
+    # ignore z (one layout per caption)
+    mode_seeking: float = Field(0.0, ge=0, le=100)
+    # weight of the caption reading loss (not in Reed et al.; an auxiliary classifier as in
+    # AC-GAN, Odena et al. 2017, over the caption's tokens, as TAC-GAN, Dash et al. 2017, over
+    # labels): D learns to read the caption off real images, G to draw images D reads as
+    # their caption. 0: off
+    caption_loss: float = Field(0.0, ge=0, le=100)
 
 
 def caption_info(info: Any) -> Any:
@@ -54,9 +63,15 @@ class GANCLS(Objective):
 
         L_D = -E[log D(x, E(t))] - 1/2 (E[log(1 - D(x, E(t')))] + E[log(1 - D(G(z, e), e))])
         L_G = -E[log D(G(z, e), e)]  [+ w_int (-E[log D(G(z, e_int), e_int)])]
+              [+ w_ms / (E|G(z1, e) - G(z2, e)| / E|z1 - z2| + 1e-5)]
+              [+ w_cap CE(r(G(z, e)), t)],  L_D [+ w_cap CE(r(x), t)]
     (x, t) a real image and its caption, t' a wrong one (another image's, or a near miss of
     t: ``near_misses``), e = E(t) held fixed
-    in L_G, e_int = (e + e') / 2 (GAN-INT, weight ``interpolation``). E trains with D (the
+    in L_G, e_int = (e + e') / 2 (GAN-INT, weight ``interpolation``), the last term mode
+    seeking (Mao et al. 2019, weight ``mode_seeking``: the batch's second half repeats the
+    first half's captions with other z), and r D's caption reader (token logits read off
+    the image alone; CE the mean cross-entropy over the caption's positions, padding
+    included; weight ``caption_loss``), trained on real images only. E trains with D (the
     D phase updates both). G's captions in its own step are drawn from the data's seen
     combinations (``sample_inputs``), as the training stream draws them.
     """
@@ -80,7 +95,9 @@ class GANCLS(Objective):
         # embedding sizes 0: the network family's own (model.text_dim)
         return {"E": TextEncoderRole(length=text.length, vocab=len(text.vocab)),
                 "G": ConditionedGeneratorRole(z_dim=latent.dim),
-                "D": ConditionedCriticRole()}
+                "D": ConditionedCriticRole(
+                    **({"length": text.length, "vocab": len(text.vocab)}
+                       if params.caption_loss else {}))}
 
     @classmethod
     def capabilities(cls, params) -> frozenset[str]:
@@ -113,16 +130,25 @@ class GANCLS(Objective):
         with torch.no_grad():
             fake = self.nets["G"](self.latent.sample(n, ctx.rng, ctx.device), e.detach())
         differs = (tokens != wrong_tokens).any(1)                # (B,) truly mismatched
-        out = self.nets["D"](torch.cat([real, real, fake]), torch.cat([e, wrong, e]))
+        reading = self.params.caption_loss > 0
+        out = self.nets["D"](torch.cat([real, real, fake]), torch.cat([e, wrong, e]),
+                             **({"read": True} if reading else {}))
+        if reading:
+            out, read = out
+            read_loss = token_loss(read[:n], tokens)     # real images' own captions
         real_out, wrong_out, fake_out = out.split(n)
         bce = nn.functional.binary_cross_entropy_with_logits
         wrong_loss = (bce(wrong_out, torch.zeros_like(wrong_out), reduction="none")
                       * differs).sum() / differs.sum().clamp_min(1)
         loss = bce(real_out, torch.ones_like(real_out)) + 0.5 * (
             wrong_loss + bce(fake_out, torch.zeros_like(fake_out)))
-        return loss, {"loss/D": loss.detach(), "D(x)": torch.sigmoid(real_out).mean().detach(),
-                      "D(x,wrong)": torch.sigmoid(wrong_out).mean().detach(),
-                      "D(G(z))": torch.sigmoid(fake_out).mean().detach()}
+        scalars = {"D(x)": torch.sigmoid(real_out).mean().detach(),
+                   "D(x,wrong)": torch.sigmoid(wrong_out).mean().detach(),
+                   "D(G(z))": torch.sigmoid(fake_out).mean().detach()}
+        if reading:
+            loss = loss + self.params.caption_loss * read_loss
+            scalars["loss/D_read"] = read_loss.detach()
+        return loss, {"loss/D": loss.detach(), **scalars}
 
     def mismatched(self, tokens: Tensor, rng: torch.Generator) -> Tensor:
         """Wrong captions (B, length): another row's (the batch rolled by one), and for the
@@ -135,11 +161,27 @@ class GANCLS(Objective):
 
     def loss_G(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
         inputs = self.sample_inputs(ctx.local_batch, ctx.rng)
+        tokens, half = inputs["tokens"], ctx.local_batch // 2
+        if self.params.mode_seeking and half:                  # pairs (i, half + i)
+            tokens = torch.cat([tokens[:half], tokens[:half], tokens[2 * half:]])
         with torch.no_grad():
-            e = self.nets["E"](inputs["tokens"])
+            e = self.nets["E"](tokens)
         D, G = self.nets["D"], self.nets["G"]
-        loss = L.g_loss_nonsaturating(D(G(inputs["z"], e), e))
-        scalars = {"loss/G": loss.detach()}
+        fake = G(inputs["z"], e)
+        if self.params.caption_loss:
+            out, read = D(fake, e, read=True)
+            loss = L.g_loss_nonsaturating(out)
+            read_loss = token_loss(read, tokens)
+            scalars = {"loss/G": loss.detach(), "loss/G_read": read_loss.detach()}
+            loss = loss + self.params.caption_loss * read_loss
+        else:
+            loss = L.g_loss_nonsaturating(D(fake, e))
+            scalars = {"loss/G": loss.detach()}
+        if self.params.mode_seeking and half:
+            z = inputs["z"]
+            ms = L.mode_seeking_loss(fake[:half], fake[half:2 * half], z[:half], z[half:2 * half])
+            loss = loss + self.params.mode_seeking * ms
+            scalars["loss/G_ms"] = ms.detach()
         if self.params.interpolation:
             mid = (e + e.roll(1, 0)) / 2
             z = self.latent.sample(ctx.local_batch, ctx.rng, ctx.device)
@@ -147,3 +189,9 @@ class GANCLS(Objective):
             loss = loss + self.params.interpolation * interp
             scalars["loss/G_int"] = interp.detach()
         return loss, scalars
+
+
+def token_loss(logits: Tensor, tokens: Tensor) -> Tensor:
+    """Mean cross-entropy (nats per position) of token logits (B, L, V) against the caption's
+    token ids (B, L), padding positions included (the template fixes where padding is)."""
+    return nn.functional.cross_entropy(logits.flatten(0, 1), tokens.flatten())

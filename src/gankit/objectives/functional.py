@@ -45,6 +45,17 @@ def g_loss_nonsaturating(fake_logits: Tensor) -> Tensor:
     return F.softplus(-fake_logits).mean()
 
 
+def mode_seeking_loss(fake_1: Tensor, fake_2: Tensor, z_1: Tensor, z_2: Tensor,
+                      eps: float = 1e-5) -> Tensor:
+    """Mode seeking (Mao et al. 2019, "Mode seeking generative adversarial networks for
+    diverse image synthesis", eq. 3): G(z_1, c) and G(z_2, c) from the same condition c should
+    differ as much as their noise does. Returns 1 / (d_I / d_z + eps), d_I = E|G(z_1, c) -
+    G(z_2, c)| and d_z = E|z_1 - z_2| (means over every element): G descends it, so a G that
+    ignores z (d_I = 0) pays 1 / eps. Images (B, ...), noise (B, z_dim); a scalar."""
+    ratio = (fake_1 - fake_2).abs().mean() / (z_1 - z_2).abs().mean()
+    return 1.0 / (ratio + eps)
+
+
 def d_loss_least_squares(real_out: Tensor, fake_out: Tensor) -> Tensor:
     """LSGAN (a=0, b=c=1): 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]."""
     return 0.5 * ((real_out - 1).square().mean() + fake_out.square().mean())
