@@ -161,14 +161,16 @@ def test_the_deeper_critic_reads_captions_off_images_and_checks_its_sides():
         check_image(DataInfo("image", (1, 60, 60)), CaptionsParams(levels=3).levels)
 
 
-def test_caption_reading_and_mode_seeking_train_and_log(tmp_path, data_root):
+def test_caption_reading_mode_seeking_and_r1_train_and_log(tmp_path, data_root):
     cfg = {**TINY, "data": {**TINY["data"], "canvas": 32},
-           "model": {**TINY["model"], "levels": 3, "mix_kernel": 3},
-           "objective": {"name": "gan-cls", "caption_loss": 2.0, "mode_seeking": 1.0}}
+           "model": {**TINY["model"], "levels": 3, "mix_kernel": 3, "g_upsample": "nearest"},
+           "objective": {"name": "gan-cls", "caption_loss": 2.0, "mode_seeking": 1.0,
+                         "r1_gamma": 1.0, "r1_interval": 1}}
     trainer = Trainer(validate(cfg), None)
     assert trainer.nets["D"].reader.out_features == INFO.length * len(INFO.vocab)
+    assert any(isinstance(m, torch.nn.Upsample) for m in trainer.nets["G"].modules())
     for _ in range(2):
         trainer.train_step()
     logged = trainer.pop_scalars()
-    for key in ("loss/D_read", "loss/G_read", "loss/G_ms"):
+    for key in ("loss/D_read", "loss/G_read", "loss/G_ms", "r1"):
         assert key in logged and logged[key] == logged[key] and logged[key] > 0, key

@@ -6,8 +6,8 @@ synthesis"), CPU-sized: a caption encoder, a conditioned generator, a matching-a
   (padding, id 0, comes after the words and is not read). Reed et al. pretrain a char-CNN-RNN;
   here it trains with the critic (the objective decides).
 * Generator (``ConditionedGeneratorRole``): [z, c] -> linear -> (2^(n-1) ngf, R/2^n, R/2^n)
-  -> n = ``levels`` 4x4 stride-2 transposed convolutions halving the width (batch norm, ReLU;
-  tanh out), the DCGAN path (Radford et al. 2016) for any side R divisible by 2^n (n = 2:
+  -> n = ``levels`` 4x4 stride-2 transposed convolutions (``g_upsample=nearest``: nearest
+  upsampling + 3x3 convolution) halving the width (batch norm, ReLU; tanh out), the DCGAN path (Radford et al. 2016) for any side R divisible by 2^n (n = 2:
   60, 56, 48, 32, 28; n = 3: 56, 48, 32).
 * Critic (``ConditionedCriticRole``): n 4x4 stride-2 convolutions doubling the width
   (LeakyReLU 0.2; layer norm from the second on, so each sample is judged alone: the
@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from gankit.core.roles import ConditionedCriticRole, ConditionedGeneratorRole, TextEncoderRole
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
-from gankit.nn.dcgan import init_weights
+from gankit.nn.dcgan import init_weights, up2
 from gankit.params import Params
 
 
@@ -46,6 +46,8 @@ class CaptionsParams(Params):
     text_dim: int = Field(64, gt=0, le=1024)     # caption embedding (GRU state)
     levels: int = Field(2, ge=2, le=4)           # stride-2 stages of G and D
     mix_kernel: Literal[1, 3] = 1                # D's image-caption mixing convolution
+    # G's upsampling: 4x4 transposed convolutions, or nearest + 3x3 (Odena et al. 2016)
+    g_upsample: Literal["transposed", "nearest"] = "transposed"
 
 
 def check_image(info: DataInfo, levels: int = 2) -> None:
@@ -81,17 +83,18 @@ class TextEncoder(nn.Module):
 class ConditionedGenerator(nn.Module):
     """z (B, z_dim), c (B, cond_dim) -> images (B, C, R, R) in [-1, 1]."""
 
-    def __init__(self, in_dim: int, shape: tuple[int, ...], ngf: int, levels: int = 2):
+    def __init__(self, in_dim: int, shape: tuple[int, ...], ngf: int, levels: int = 2,
+                 upsample: str = "transposed"):
         super().__init__()
         self.base, width = shape[1] // 2 ** levels, ngf * 2 ** (levels - 1)
         self.width = width
         self.project = nn.Sequential(nn.Linear(in_dim, width * self.base ** 2, bias=False))
         layers: list[nn.Module] = [nn.BatchNorm2d(width), nn.ReLU(True)]  # (B, w, R/2^n, .)
         for _ in range(levels - 1):                   # each doubles the side, halves the width
-            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            layers += [up2(width, width // 2, upsample), nn.BatchNorm2d(width // 2),
+                       nn.ReLU(True)]
             width //= 2
-        layers += [nn.ConvTranspose2d(width, shape[0], 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [up2(width, shape[0], upsample), nn.Tanh()]
         self.main = nn.Sequential(*layers)
         init_weights(self)
 
@@ -141,7 +144,7 @@ def build_encoder(p: CaptionsParams, info: DataInfo, role) -> nn.Module:
 
 def build_generator(p: CaptionsParams, info: DataInfo, role) -> nn.Module:
     return ConditionedGenerator(role.z_dim + (role.cond_dim or p.text_dim), info.shape, p.ngf,
-                                p.levels)
+                                p.levels, p.g_upsample)
 
 
 def build_critic(p: CaptionsParams, info: DataInfo, role) -> nn.Module:

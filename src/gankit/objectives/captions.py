@@ -48,6 +48,10 @@ class GANCLSParams(ObjectiveParams):
     # labels): D learns to read the caption off real images, G to draw images D reads as
     # their caption. 0: off
     caption_loss: float = Field(0.0, ge=0, le=100)
+    # R1 penalty (Mescheder et al. 2018) on real, matching pairs, lazily every r1_interval-th
+    # step (Karras et al. 2020); 0: off
+    r1_gamma: float = Field(0.0, ge=0, le=1e4)
+    r1_interval: int = Field(4, ge=1, le=1000)
 
 
 def caption_info(info: Any) -> Any:
@@ -65,13 +69,16 @@ class GANCLS(Objective):
         L_G = -E[log D(G(z, e), e)]  [+ w_int (-E[log D(G(z, e_int), e_int)])]
               [+ w_ms / (E|G(z1, e) - G(z2, e)| / E|z1 - z2| + 1e-5)]
               [+ w_cap CE(r(G(z, e)), t)],  L_D [+ w_cap CE(r(x), t)]
+                                                 [+ N gamma / 2 E||grad_x D(x, E(t))||^2]
     (x, t) a real image and its caption, t' a wrong one (another image's, or a near miss of
     t: ``near_misses``), e = E(t) held fixed
     in L_G, e_int = (e + e') / 2 (GAN-INT, weight ``interpolation``), the last term mode
     seeking (Mao et al. 2019, weight ``mode_seeking``: the batch's second half repeats the
     first half's captions with other z), and r D's caption reader (token logits read off
     the image alone; CE the mean cross-entropy over the caption's positions, padding
-    included; weight ``caption_loss``), trained on real images only. E trains with D (the
+    included; weight ``caption_loss``), trained on real images only; the last D term is the
+    lazy R1 penalty on every N-th step (N = ``r1_interval``, gamma = ``r1_gamma``). E trains
+    with D (the
     D phase updates both). G's captions in its own step are drawn from the data's seen
     combinations (``sample_inputs``), as the training stream draws them.
     """
@@ -131,6 +138,9 @@ class GANCLS(Objective):
             fake = self.nets["G"](self.latent.sample(n, ctx.rng, ctx.device), e.detach())
         differs = (tokens != wrong_tokens).any(1)                # (B,) truly mismatched
         reading = self.params.caption_loss > 0
+        r1_due = self.params.r1_gamma > 0 and ctx.step % self.params.r1_interval == 0
+        if r1_due:
+            real = real.detach().requires_grad_(True)
         out = self.nets["D"](torch.cat([real, real, fake]), torch.cat([e, wrong, e]),
                              **({"read": True} if reading else {}))
         if reading:
@@ -148,6 +158,10 @@ class GANCLS(Objective):
         if reading:
             loss = loss + self.params.caption_loss * read_loss
             scalars["loss/D_read"] = read_loss.detach()
+        if r1_due:                   # D is per sample: real_out depends on the first copy only
+            r1 = L.r1_penalty(real_out, real)
+            loss = loss + self.params.r1_gamma / 2 * self.params.r1_interval * r1
+            scalars["r1"] = r1.detach()
         return loss, {"loss/D": loss.detach(), **scalars}
 
     def mismatched(self, tokens: Tensor, rng: torch.Generator) -> Tensor:
