@@ -165,8 +165,13 @@ def test_caption_reading_mode_seeking_and_r1_train_and_log(tmp_path, data_root):
     cfg = {**TINY, "data": {**TINY["data"], "canvas": 32},
            "model": {**TINY["model"], "levels": 3, "mix_kernel": 3, "g_upsample": "nearest"},
            "objective": {"name": "gan-cls", "caption_loss": 2.0, "mode_seeking": 1.0,
-                         "r1_gamma": 1.0, "r1_interval": 1}}
+                         "r1_gamma": 1.0, "r1_interval": 1, "g_encoder": True}}
     trainer = Trainer(validate(cfg), None)
+    before = {k: [p.detach().clone() for p in trainer.nets[k].parameters()] for k in ("E", "E_G")}
+    trainer.phase_update("G")                  # G's step trains G's encoder, not D's
+    moved = {k: any(not torch.equal(a, b) for a, b in zip(before[k], trainer.nets[k].parameters()))
+             for k in before}
+    assert moved == {"E": False, "E_G": True}
     assert trainer.nets["D"].reader.out_features == INFO.length * len(INFO.vocab)
     assert any(isinstance(m, torch.nn.Upsample) for m in trainer.nets["G"].modules())
     for _ in range(2):

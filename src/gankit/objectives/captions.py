@@ -52,6 +52,10 @@ class GANCLSParams(ObjectiveParams):
     # step (Karras et al. 2020); 0: off
     r1_gamma: float = Field(0.0, ge=0, le=1e4)
     r1_interval: int = Field(4, ge=1, le=1000)
+    # G reads captions through an encoder of its own (E_G, trained with G) instead of D's E
+    # (trained with D): G's embedding then carries what G needs to draw, not what D needs to
+    # judge. false: Reed et al.'s one encoder
+    g_encoder: bool = False
 
 
 def caption_info(info: Any) -> Any:
@@ -76,7 +80,9 @@ class GANCLS(Objective):
     seeking (Mao et al. 2019, weight ``mode_seeking``: the batch's second half repeats the
     first half's captions with other z), and r D's caption reader (token logits read off
     the image alone; CE the mean cross-entropy over the caption's positions, padding
-    included; weight ``caption_loss``), trained on real images only; the last D term is the
+    included; weight ``caption_loss``), trained on real images only. With ``g_encoder``, G
+    takes e_G = E_G(t) from an encoder of its own trained with G (the G phase updates G and
+    E_G; D keeps E). The last D term is the
     lazy R1 penalty on every N-th step (N = ``r1_interval``, gamma = ``r1_gamma``). E trains
     with D (the
     D phase updates both). G's captions in its own step are drawn from the data's seen
@@ -93,14 +99,16 @@ class GANCLS(Objective):
 
     @classmethod
     def phases(cls, params, options: PhaseOptions) -> tuple[Phase, ...]:
+        g_nets = ("G", "E_G") if params.g_encoder else ("G",)
         return (Phase("D", ("D", "E"), repeats=options.d_steps, real="fresh"),
-                Phase("G", ("G",), real="none"))
+                Phase("G", g_nets, real="none"))
 
     @classmethod
     def roles(cls, params, info, latent):
         text = caption_info(info)
         # embedding sizes 0: the network family's own (model.text_dim)
-        return {"E": TextEncoderRole(length=text.length, vocab=len(text.vocab)),
+        encoder = TextEncoderRole(length=text.length, vocab=len(text.vocab))
+        return {"E": encoder, **({"E_G": encoder} if params.g_encoder else {}),
                 "G": ConditionedGeneratorRole(z_dim=latent.dim),
                 "D": ConditionedCriticRole(
                     **({"length": text.length, "vocab": len(text.vocab)}
@@ -123,9 +131,13 @@ class GANCLS(Objective):
         tokens = spec_tokens(self.info, draw_specs(self.info, n, rng))
         return {"z": z, "tokens": tokens.to(self.device)}
 
+    def g_encoder(self) -> nn.Module:
+        """The caption encoder G reads through: its own E_G (``g_encoder``) or D's E."""
+        return self.nets["E_G" if self.params.g_encoder else "E"]
+
     def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
         with torch.no_grad():
-            e = self.nets["E"](inputs["tokens"])
+            e = self.g_encoder()(inputs["tokens"])
         return (net or self.nets["G"])(inputs["z"], e)
 
     # ---- losses ---------------------------------------------------------------------
@@ -135,7 +147,8 @@ class GANCLS(Objective):
         wrong_tokens = self.mismatched(tokens, ctx.rng)
         e, wrong = self.nets["E"](torch.cat([tokens, wrong_tokens])).split(n)   # trained
         with torch.no_grad():
-            fake = self.nets["G"](self.latent.sample(n, ctx.rng, ctx.device), e.detach())
+            e_g = self.nets["E_G"](tokens) if self.params.g_encoder else e.detach()
+            fake = self.nets["G"](self.latent.sample(n, ctx.rng, ctx.device), e_g)
         differs = (tokens != wrong_tokens).any(1)                # (B,) truly mismatched
         reading = self.params.caption_loss > 0
         r1_due = self.params.r1_gamma > 0 and ctx.step % self.params.r1_interval == 0
@@ -179,9 +192,10 @@ class GANCLS(Objective):
         if self.params.mode_seeking and half:                  # pairs (i, half + i)
             tokens = torch.cat([tokens[:half], tokens[:half], tokens[2 * half:]])
         with torch.no_grad():
-            e = self.nets["E"](tokens)
+            e = self.nets["E"](tokens)                           # D's view of the caption
+        e_g = self.nets["E_G"](tokens) if self.params.g_encoder else e   # G's (trained)
         D, G = self.nets["D"], self.nets["G"]
-        fake = G(inputs["z"], e)
+        fake = G(inputs["z"], e_g)
         if self.params.caption_loss:
             out, read = D(fake, e, read=True)
             loss = L.g_loss_nonsaturating(out)
@@ -197,9 +211,9 @@ class GANCLS(Objective):
             loss = loss + self.params.mode_seeking * ms
             scalars["loss/G_ms"] = ms.detach()
         if self.params.interpolation:
-            mid = (e + e.roll(1, 0)) / 2
+            mid, mid_g = (e + e.roll(1, 0)) / 2, (e_g + e_g.roll(1, 0)) / 2
             z = self.latent.sample(ctx.local_batch, ctx.rng, ctx.device)
-            interp = L.g_loss_nonsaturating(D(G(z, mid), mid))
+            interp = L.g_loss_nonsaturating(D(G(z, mid_g), mid))
             loss = loss + self.params.interpolation * interp
             scalars["loss/G_int"] = interp.detach()
         return loss, scalars
