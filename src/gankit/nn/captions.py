@@ -23,17 +23,17 @@ synthesis"), CPU-sized: a caption encoder, a conditioned generator, a matching-a
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from torch import Tensor, nn
 
 from gankit.core.roles import ConditionedCriticRole, ConditionedGeneratorRole, TextEncoderRole
 from gankit.data.base import DataInfo
 from gankit.errors import ConfigError
 from gankit.nn.dcgan import init_weights, up2
-from gankit.params import Params
+from gankit.params import Params, not_bool
 
 
 class CaptionsParams(Params):
@@ -45,7 +45,8 @@ class CaptionsParams(Params):
     embed_dim: int = Field(32, gt=0, le=1024)    # token embedding
     text_dim: int = Field(64, gt=0, le=1024)     # caption embedding (GRU state)
     levels: int = Field(2, ge=2, le=4)           # stride-2 stages of G and D
-    mix_kernel: Literal[1, 3] = 1                # D's image-caption mixing convolution
+    # D's image-caption mixing convolution: 1 x 1 or 3 x 3
+    mix_kernel: Annotated[Literal[1, 3], BeforeValidator(not_bool)] = 1
     # G's upsampling: 4x4 transposed convolutions, or nearest + 3x3 (Odena et al. 2016)
     g_upsample: Literal["transposed", "nearest"] = "transposed"
 
