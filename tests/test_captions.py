@@ -172,6 +172,16 @@ def test_caption_reading_mode_seeking_and_r1_train_and_log(tmp_path, data_root):
     moved = {k: any(not torch.equal(a, b) for a, b in zip(before[k], trainer.nets[k].parameters()))
              for k in before}
     assert moved == {"E": False, "E_G": True}
+    before = {k: [p.detach().clone() for p in trainer.nets[k].parameters()]
+              for k in ("G", "E_G", "E")}
+    trainer.phase_update("D")                  # D's step trains D and E only
+    moved = {k: any(not torch.equal(a, b) for a, b in zip(before[k], trainer.nets[k].parameters()))
+             for k in before}
+    assert moved == {"G": False, "E_G": False, "E": True}
+    inputs = trainer.objective.sample_inputs(3, make_generator(0))
+    with torch.no_grad():                      # samples read captions through E_G
+        expected = trainer.nets["G"](inputs["z"], trainer.nets["E_G"](inputs["tokens"]))
+    assert torch.equal(trainer.objective.generate(inputs), expected)
     assert trainer.nets["D"].reader.out_features == INFO.length * len(INFO.vocab)
     assert any(isinstance(m, torch.nn.Upsample) for m in trainer.nets["G"].modules())
     for _ in range(2):

@@ -7,8 +7,9 @@ synthesis"), CPU-sized: a caption encoder, a conditioned generator, a matching-a
   here it trains with the critic (the objective decides).
 * Generator (``ConditionedGeneratorRole``): [z, c] -> linear -> (2^(n-1) ngf, R/2^n, R/2^n)
   -> n = ``levels`` 4x4 stride-2 transposed convolutions (``g_upsample=nearest``: nearest
-  upsampling + 3x3 convolution) halving the width (batch norm, ReLU; tanh out), the DCGAN path (Radford et al. 2016) for any side R divisible by 2^n (n = 2:
-  60, 56, 48, 32, 28; n = 3: 56, 48, 32).
+  upsampling + 3x3 convolution) halving the width (batch norm, ReLU; tanh out), the DCGAN
+  path (Radford et al. 2016) for any side R divisible by 2^n (n = 2: 60, 56, 48, 32, 28;
+  n = 3: 56, 48, 32).
 * Critic (``ConditionedCriticRole``): n 4x4 stride-2 convolutions doubling the width
   (LeakyReLU 0.2; layer norm from the second on, so each sample is judged alone: the
   objective scores real, mismatched and fake pairs in one batch) to (2^(n-1) ndf, R/2^n,
@@ -105,7 +106,9 @@ class ConditionedGenerator(nn.Module):
 
 
 class MatchingCritic(nn.Module):
-    """images (B, C, R, R), c (B, cond_dim) -> logits (B,): real and matching c."""
+    """images (B, C, R, R), c (B, cond_dim) -> logits (B,): real and matching c; with
+    ``read=True`` (built with ``tokens`` = (length, vocab)) also the caption's token logits
+    (B, length, vocab) read off the image alone: (logits, token logits)."""
 
     def __init__(self, shape: tuple[int, ...], ndf: int, cond_dim: int, levels: int = 2,
                  mix_kernel: int = 1, tokens: tuple[int, int] = (0, 0)):

@@ -69,24 +69,25 @@ def caption_info(info: Any) -> Any:
 class GANCLS(Objective):
     """GAN-CLS (Reed et al. 2016): caption encoder E, G(z, E(t)), matching-aware D(x, E(t)).
 
-        L_D = -E[log D(x, E(t))] - 1/2 (E[log(1 - D(x, E(t')))] + E[log(1 - D(G(z, e), e))])
-        L_G = -E[log D(G(z, e), e)]  [+ w_int (-E[log D(G(z, e_int), e_int)])]
-              [+ w_ms / (E|G(z1, e) - G(z2, e)| / E|z1 - z2| + 1e-5)]
-              [+ w_cap CE(r(G(z, e)), t)],  L_D [+ w_cap CE(r(x), t)]
-                                                 [+ N gamma / 2 E||grad_x D(x, E(t))||^2]
+        L_D = -E[log D(x, e)] - 1/2 (E[log(1 - D(x, e'))] + E[log(1 - D(G(z, e_G), e))])
+              [+ w_cap CE(r(x), t)]  [+ N gamma / 2 E||grad_x D(x, e)||^2]
+        L_G = -E[log D(G(z, e_G), e)]  [+ w_cap CE(r(G(z, e_G)), t)]
+              [+ w_ms / (E|G(z1, e_G) - G(z2, e_G)| / E|z1 - z2| + 1e-5)]
+              [+ w_int (-E[log D(G(z, e_G,int), e_int)])]
     (x, t) a real image and its caption, t' a wrong one (another image's, or a near miss of
-    t: ``near_misses``), e = E(t) held fixed
-    in L_G, e_int = (e + e') / 2 (GAN-INT, weight ``interpolation``), the last term mode
-    seeking (Mao et al. 2019, weight ``mode_seeking``: the batch's second half repeats the
-    first half's captions with other z), and r D's caption reader (token logits read off
-    the image alone; CE the mean cross-entropy over the caption's positions, padding
-    included; weight ``caption_loss``), trained on real images only. With ``g_encoder``, G
-    takes e_G = E_G(t) from an encoder of its own trained with G (the G phase updates G and
-    E_G; D keeps E). The last D term is the
-    lazy R1 penalty on every N-th step (N = ``r1_interval``, gamma = ``r1_gamma``). E trains
-    with D (the
-    D phase updates both). G's captions in its own step are drawn from the data's seen
-    combinations (``sample_inputs``), as the training stream draws them.
+    t: ``near_misses``); e = E(t), e' = E(t'). E trains with D (the D phase updates both) and
+    is held fixed in L_G. G reads e_G = e, or with ``g_encoder`` e_G = E_G(t) from an encoder
+    of its own trained with G (the G phase updates G and E_G).
+    Optional terms: r is D's caption reader (token logits read off the image alone; CE the
+    mean cross-entropy over the caption's positions, ``functional.token_loss``; weight
+    ``caption_loss``), trained on real images only; the lazy R1 penalty on every N-th D step
+    (N = ``r1_interval``, gamma = ``r1_gamma``); mode seeking (Mao et al. 2019, weight
+    ``mode_seeking``: the batch's second half repeats the first half's captions with other z;
+    off with fewer than 2 samples per process); GAN-INT (section 4.3, weight
+    ``interpolation``): e_int = (e + e_rolled) / 2 for D and the same midpoint of e_G for G.
+    G's captions in its own step are drawn from the data's seen combinations
+    (``sample_inputs``), as the training stream draws them. ``train.ema_beta`` averages G
+    only; with ``g_encoder`` its samples read captions through the trained E_G.
     """
 
     Params = GANCLSParams
@@ -111,6 +112,7 @@ class GANCLS(Objective):
         return {"E": encoder, **({"E_G": encoder} if params.g_encoder else {}),
                 "G": ConditionedGeneratorRole(z_dim=latent.dim),
                 "D": ConditionedCriticRole(
+                    double_backward=params.r1_gamma > 0,         # R1: a gradient penalty
                     **({"length": text.length, "vocab": len(text.vocab)}
                        if params.caption_loss else {}))}
 
@@ -131,13 +133,13 @@ class GANCLS(Objective):
         tokens = spec_tokens(self.info, draw_specs(self.info, n, rng))
         return {"z": z, "tokens": tokens.to(self.device)}
 
-    def g_encoder(self) -> nn.Module:
+    def encoder_of_G(self) -> nn.Module:
         """The caption encoder G reads through: its own E_G (``g_encoder``) or D's E."""
         return self.nets["E_G" if self.params.g_encoder else "E"]
 
     def generate(self, inputs: dict[str, Tensor], net: nn.Module | None = None) -> Tensor:
         with torch.no_grad():
-            e = self.g_encoder()(inputs["tokens"])
+            e = self.encoder_of_G()(inputs["tokens"])
         return (net or self.nets["G"])(inputs["z"], e)
 
     # ---- losses ---------------------------------------------------------------------
@@ -158,14 +160,15 @@ class GANCLS(Objective):
                              **({"read": True} if reading else {}))
         if reading:
             out, read = out
-            read_loss = token_loss(read[:n], tokens)     # real images' own captions
+            read_loss = L.token_loss(read[:n], tokens)     # real images' own captions
         real_out, wrong_out, fake_out = out.split(n)
         bce = nn.functional.binary_cross_entropy_with_logits
         wrong_loss = (bce(wrong_out, torch.zeros_like(wrong_out), reduction="none")
                       * differs).sum() / differs.sum().clamp_min(1)
         loss = bce(real_out, torch.ones_like(real_out)) + 0.5 * (
             wrong_loss + bce(fake_out, torch.zeros_like(fake_out)))
-        scalars = {"D(x)": torch.sigmoid(real_out).mean().detach(),
+        scalars = {"loss/D": loss.detach(),                 # the game's part, as loss/G
+                   "D(x)": torch.sigmoid(real_out).mean().detach(),
                    "D(x,wrong)": torch.sigmoid(wrong_out).mean().detach(),
                    "D(G(z))": torch.sigmoid(fake_out).mean().detach()}
         if reading:
@@ -175,7 +178,7 @@ class GANCLS(Objective):
             r1 = L.r1_penalty(real_out, real)
             loss = loss + self.params.r1_gamma / 2 * self.params.r1_interval * r1
             scalars["r1"] = r1.detach()
-        return loss, {"loss/D": loss.detach(), **scalars}
+        return loss, scalars
 
     def mismatched(self, tokens: Tensor, rng: torch.Generator) -> Tensor:
         """Wrong captions (B, length): another row's (the batch rolled by one), and for the
@@ -199,7 +202,7 @@ class GANCLS(Objective):
         if self.params.caption_loss:
             out, read = D(fake, e, read=True)
             loss = L.g_loss_nonsaturating(out)
-            read_loss = token_loss(read, tokens)
+            read_loss = L.token_loss(read, tokens)
             scalars = {"loss/G": loss.detach(), "loss/G_read": read_loss.detach()}
             loss = loss + self.params.caption_loss * read_loss
         else:
@@ -218,8 +221,3 @@ class GANCLS(Objective):
             scalars["loss/G_int"] = interp.detach()
         return loss, scalars
 
-
-def token_loss(logits: Tensor, tokens: Tensor) -> Tensor:
-    """Mean cross-entropy (nats per position) of token logits (B, L, V) against the caption's
-    token ids (B, L), padding positions included (the template fixes where padding is)."""
-    return nn.functional.cross_entropy(logits.flatten(0, 1), tokens.flatten())

@@ -56,6 +56,14 @@ def mode_seeking_loss(fake_1: Tensor, fake_2: Tensor, z_1: Tensor, z_2: Tensor,
     return 1.0 / (ratio + eps)
 
 
+def token_loss(logits: Tensor, tokens: Tensor) -> Tensor:
+    """CE(r(x), t) = -1/L sum_l log softmax(r(x)_l)[t_l], averaged over the batch: how well a
+    reader's token logits (B, L, V) predict a caption's token ids (B, L) int64, in nats per
+    position, padding positions included (a template fixes where padding is). An auxiliary
+    classifier as in AC-GAN (Odena et al. 2017), over a caption's tokens instead of a label."""
+    return F.cross_entropy(logits.flatten(0, 1), tokens.flatten())
+
+
 def d_loss_least_squares(real_out: Tensor, fake_out: Tensor) -> Tensor:
     """LSGAN (a=0, b=c=1): 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]."""
     return 0.5 * ((real_out - 1).square().mean() + fake_out.square().mean())
