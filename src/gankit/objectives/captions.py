@@ -199,15 +199,13 @@ class GANCLS(Objective):
         e_g = self.nets["E_G"](tokens) if self.params.g_encoder else e   # G's (trained)
         D, G = self.nets["D"], self.nets["G"]
         fake = G(inputs["z"], e_g)
-        if self.params.caption_loss:
-            out, read = D(fake, e, read=True)
-            loss = L.g_loss_nonsaturating(out)
+        out, read = D(fake, e, read=True) if self.params.caption_loss else (D(fake, e), None)
+        loss = L.g_loss_nonsaturating(out)
+        scalars = {"loss/G": loss.detach()}
+        if read is not None:
             read_loss = L.token_loss(read, tokens)
-            scalars = {"loss/G": loss.detach(), "loss/G_read": read_loss.detach()}
+            scalars["loss/G_read"] = read_loss.detach()
             loss = loss + self.params.caption_loss * read_loss
-        else:
-            loss = L.g_loss_nonsaturating(D(fake, e))
-            scalars = {"loss/G": loss.detach()}
         if self.params.mode_seeking and half:
             z = inputs["z"]
             ms = L.mode_seeking_loss(fake[:half], fake[half:2 * half], z[:half], z[half:2 * half])
