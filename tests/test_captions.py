@@ -189,3 +189,67 @@ def test_caption_reading_mode_seeking_and_r1_train_and_log(tmp_path, data_root):
     logged = trainer.pop_scalars()
     for key in ("loss/D_read", "loss/G_read", "loss/G_ms", "r1"):
         assert key in logged and logged[key] == logged[key] and logged[key] > 0, key
+
+
+def test_a_slot_puts_its_patch_at_each_corner_with_that_corner_weight():
+    from gankit.nn.captions import shift_matrix
+    patch = torch.rand(1, 4, 4)
+    one_hot = torch.zeros(1, 5)
+    one_hot[0, 3] = 1
+    rows = shift_matrix(one_hot, 4)                                  # (1, 8, 4)
+    cols = shift_matrix(torch.tensor([[0.5, 0, 0, 0, 0.5]]), 4)
+    placed = rows @ patch @ cols.transpose(1, 2)                     # (1, 8, 8)
+    expected = torch.zeros(1, 8, 8)
+    expected[:, 3:7, 0:4] += 0.5 * patch
+    expected[:, 3:7, 4:8] += 0.5 * patch
+    assert torch.allclose(placed, expected)
+
+
+def test_the_slot_encoder_says_where_without_the_digits_and_the_generator_draws(data_root):
+    from gankit.nn.captions import CaptionsFamily, CaptionsParams, SlotEncoder, SlotGenerator
+    info = MNISTCaptions.describe(MNISTCaptionsParams(canvas=32))
+    E = SlotEncoder(len(info.vocab), info.content_ids, 4, 6, 2)
+    specs = torch.tensor([[0, 3, 0], [0, 5, 0], [4, 1, 2], [4, 7, 9]])  # same places, digits differ
+    c = E(spec_tokens(info, specs)).view(4, 2, 11)
+    assert torch.equal(c[0, :, 4:], c[1, :, 4:]) and torch.equal(c[2, :, 4:], c[3, :, 4:])
+    assert not torch.equal(c[0, :, :4], c[1, :, :4])                 # what: the digit
+    assert torch.equal(c[:, 0, :4], E.what.weight[[info.vocab.index(d) for d in "3517"]])
+    assert torch.equal(c[:, 1, :4], E.what.weight[[0, 0, info.vocab.index("2"),
+                                                   info.vocab.index("9")]])
+    assert c[:, :, -1].tolist() == [[1, 0], [1, 0], [1, 1], [1, 1]]   # the k-th digit named
+    G = SlotGenerator(3, 4, 6, 2, info.canvas, info.digit, 4)
+    x = G(torch.randn(4, 3), c.flatten(1))
+    assert x.shape == (4, 1, 32, 32) and x.min() >= -1 and x.max() <= 1
+    with pytest.raises(ConfigError, match="model.slots needs one-channel captioned canvases"):
+        from gankit.data.base import DataInfo
+        CaptionsFamily.check(CaptionsParams(slots=2), DataInfo("image", (1, 32, 32)))
+
+
+def test_the_slot_generator_trains_and_samples_a_caption(tmp_path, data_root):
+    cfg = {**TINY, "data": {**TINY["data"], "canvas": 32},
+           "model": {**TINY["model"], "slots": 2},
+           "objective": {"name": "gan-cls", "caption_loss": 1.0, "g_encoder": True}}
+    trainer = Trainer(validate(cfg), None)
+    for _ in range(2):
+        trainer.train_step()
+    assert trainer.pop_scalars()["loss/G_read"] > 0
+    inputs = {"z": torch.randn(2, 4), "tokens": INFO.encode(
+        "the digit 4 is at the bottom right of the image").repeat(2, 1)}
+    x = trainer.objective.generate(inputs)
+    assert x.shape == (2, 1, 32, 32) and bool(torch.isfinite(x).all())
+
+
+def test_slot_norm_standardises_each_slot_over_the_captions_that_name_it():
+    from gankit.nn.captions import SlotNorm
+    norm = SlotNorm(2, 3)
+    where = torch.randn(6, 2, 3)
+    flag = torch.tensor([[1.0, 1], [1, 0], [1, 1], [1, 0], [1, 1], [1, 0]])[..., None]
+    out = norm(where, flag)
+    named = out[:, 1][flag[:, 1, 0] == 1]                              # slot 2: 3 rows
+    assert torch.allclose(named.mean(0), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(named.var(0, unbiased=False), torch.ones(3), atol=1e-3)
+    where2 = where.clone()
+    where2[flag[:, 1, 0] == 0, 1] = 100.0                              # empty rows: no say
+    assert torch.allclose(norm(where2, flag)[:, 1][flag[:, 1, 0] == 1], named, atol=1e-5)
+    norm.eval()                                                        # running statistics
+    assert norm(where[:1], flag[:1]).shape == (1, 2, 3)

@@ -86,6 +86,25 @@ def test_iw_bound_rises_to_the_exact_likelihood():
     assert torch.equal(obj.log_likelihood(x, samples=50), obj.log_likelihood(x, samples=50))
 
 
+def test_the_iwae_training_loss_is_minus_the_exact_likelihood_with_the_exact_posterior():
+    obj, x, exact = linear_gaussian(exact_posterior=True)
+    obj.params = VAEParams(decoder="gaussian", sigma=S, train_samples=5)
+    ctx = StepContext.standalone({"x": x}, rng=torch.Generator().manual_seed(0))
+    loss, logs = obj.loss_vae(ctx)                     # every weight w_i equals p(x)
+    assert loss.item() == pytest.approx(-exact.mean().item(), abs=1e-4)
+    assert set(logs) == {"loss/vae", "loss/recon", "loss/kl", "elbo"}
+    poor, x, exact = linear_gaussian(exact_posterior=False)
+    bounds = {}
+    for k in (1, 50):                                  # a lower bound that tightens with k
+        poor.params = VAEParams(decoder="gaussian", sigma=S, train_samples=k)
+        ctx = StepContext.standalone({"x": x.repeat(200, 1, 1, 1)},
+                                     rng=torch.Generator().manual_seed(0))
+        bounds[k] = -poor.loss_vae(ctx)[0].item()
+    assert bounds[1] < bounds[50] < exact.mean().item()
+    with pytest.raises(ValueError, match="beta weighs the ELBO's KL term"):
+        VAEParams(beta=2, train_samples=5)
+
+
 def test_analytic_kl_matches_monte_carlo():
     g = torch.Generator().manual_seed(1)
     mu, logvar = torch.randn(3, 5, generator=g), torch.randn(3, 5, generator=g)

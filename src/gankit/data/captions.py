@@ -112,6 +112,12 @@ class CaptionInfo(DataInfo):
         ids = [self.vocab.index(w) for w in words]
         return torch.tensor(ids + [0] * (self.length - len(ids)), dtype=torch.int64)
 
+    @property
+    def content_ids(self) -> tuple[int, ...]:
+        """The ids of the words that name what is drawn (the digits); the other words say
+        where. A what/where factorised network (``model.slots``) reads them apart."""
+        return tuple(self.vocab.index(d) for d in DIGITS if d in self.vocab)
+
     def sentences(self, tokens: Tensor) -> list[str]:
         """Token ids (n, length) -> the captions as text (padding dropped)."""
         return [" ".join(self.vocab[i] for i in row if i) for row in tokens.tolist()]

@@ -20,6 +20,27 @@ synthesis"), CPU-sized: a caption encoder, a conditioned generator, a matching-a
   (28): n = 3 (22 pixels) and a 3 x 3 mix (38) let D tell which digit sits in a slot. When
   the role asks (``vocab`` > 0), a second linear layer reads the caption's tokens off the
   image map before c joins it (the objective's caption loss).
+
+With ``slots`` = K > 0 the encoder and the generator are factorised into *what* and *where*
+(in the spirit of alignDRAW's attention, Mansimov et al. 2016, and of the object-wise
+generators of Reed et al. 2016b, "Learning what and where to draw"), so that a caption
+combining a digit and a place never seen together still draws:
+
+* Slot encoder: the words that name things (the data's ``content_ids``: the digits) are
+  replaced by one placeholder word before a bidirectional GRU reads the caption, so its
+  states say where and never which digit. Slot k takes the caption's k-th content word:
+  what_k its embedding, where_k the GRU state at its position (which knows the whole
+  template and the word's role in it), and a flag (0 when the caption names fewer than k
+  things). c = [what_1, where_1, flag_1, ..., what_K, where_K, flag_K]
+  (B, K (embed_dim + text_dim + 1)).
+* Slot generator: each slot draws a digit-sized ink patch from (its own linear map of z,
+  what_k) alone (a DCGAN path of two upsampling stages from digit/4; sigmoid), and places it
+  on the canvas with a distribution over the top-left corner that where_k alone decides
+  (row and column softmaxes, their outer product; the patch is added at every corner with
+  that weight: two matrix products), times the slot's flag. Slots combine
+  by maximum (as the data's digits do). The drawing never sees the place and the placing
+  never sees the digit: a held-out (digit, place) caption gets exactly the parts the seen
+  captions trained.
 """
 
 from __future__ import annotations
@@ -50,6 +71,14 @@ class CaptionsParams(Params):
     mix_kernel: Annotated[Literal[1, 3], BeforeValidator(not_bool)] = 1
     # G's upsampling: 4x4 transposed convolutions, or nearest + 3x3 (Odena et al. 2016)
     g_upsample: Literal["transposed", "nearest"] = "transposed"
+    # 0: GRU caption encoder and one DCGAN path for the canvas (Reed et al.); K: the what /
+    # where factorised slot encoder and generator with K digit slots (module docstring)
+    slots: int = Field(0, ge=0, le=4)
+
+
+def caption_dim(p: CaptionsParams) -> int:
+    """The size of the family's caption embedding: text_dim, or K (embed_dim + text_dim + 1)."""
+    return p.slots * (p.embed_dim + p.text_dim + 1) if p.slots else p.text_dim
 
 
 def check_image(info: DataInfo, levels: int = 2) -> None:
@@ -80,6 +109,123 @@ class TextEncoder(nn.Module):
         for t in range(tokens.shape[1]):            # padding keeps the state of the last word
             h = torch.where((tokens[:, t] != 0)[:, None], self.cell(words[:, t], h), h)
         return h
+
+
+class SlotEncoder(nn.Module):
+    """Token ids (B, L) int64, right-padded with 0 -> K what/where slots flattened,
+    (B, K (embed_dim + text_dim + 1)) (module docstring). ``content_ids``: the vocabulary ids
+    of the words naming what is drawn; the where path reads them all as one placeholder."""
+
+    def __init__(self, vocab: int, content_ids: tuple[int, ...], embed_dim: int,
+                 text_dim: int, slots: int):
+        super().__init__()
+        self.slots = slots
+        self.what = nn.Embedding(vocab, embed_dim, padding_idx=0)
+        self.where = nn.Embedding(vocab + 1, embed_dim, padding_idx=0)   # id vocab: content
+        self.forward_cell = nn.GRUCell(embed_dim, text_dim)
+        self.backward_cell = nn.GRUCell(embed_dim, text_dim)
+        self.state = nn.Linear(2 * text_dim, text_dim)
+        content = torch.zeros(vocab, dtype=torch.bool)
+        content[list(content_ids)] = True
+        self.register_buffer("content", content, persistent=False)   # from the data's info
+
+    def run(self, cell: nn.GRUCell, words: Tensor, real: Tensor, steps) -> list[Tensor]:
+        """GRU states after each of ``steps`` (padding keeps the state; see TextEncoder)."""
+        h, out = words.new_zeros(len(words), cell.hidden_size), {}
+        for t in steps:
+            h = out[t] = torch.where(real[:, t, None], cell(words[:, t], h), h)
+        return [out[t] for t in sorted(out)]
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        is_content, real = self.content[tokens], tokens != 0           # (B, L) each
+        place_words = self.where(tokens.masked_fill(is_content, self.where.num_embeddings - 1))
+        n = tokens.shape[1]
+        fwd = self.run(self.forward_cell, place_words, real, range(n))
+        bwd = self.run(self.backward_cell, place_words, real, reversed(range(n)))
+        states = self.state(torch.cat([torch.stack(fwd, 1), torch.stack(bwd, 1)], 2))  # (B, L, D)
+        order = is_content.cumsum(1) * is_content              # k at the k-th content word
+        ks = torch.arange(1, self.slots + 1, device=tokens.device)
+        pick = (order[:, None, :] == ks[None, :, None]).to(states.dtype)           # (B, K, L)
+        what, where = pick @ self.what(tokens), pick @ states          # (B, K, E), (B, K, D)
+        return torch.cat([what, where, pick.sum(2, keepdim=True)], 2).flatten(1)
+
+
+class SlotNorm(nn.Module):
+    """Standardises each slot's where (B, K, D) over the batch rows that name a thing (flag
+    (B, K, 1) = 1), per slot and feature, as batch norm does (running statistics for
+    evaluation, momentum 0.1): what the captions share, including which slot a row is and
+    whether it is empty, leaves the place layer's input."""
+
+    def __init__(self, slots: int, dim: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("running_mean", torch.zeros(slots, dim))
+        self.register_buffer("running_var", torch.ones(slots, dim))
+
+    def forward(self, where: Tensor, flag: Tensor) -> Tensor:
+        if self.training:
+            n = flag.sum(0).clamp_min(1)                                  # (K, 1)
+            mean = (where * flag).sum(0) / n                              # (K, D)
+            var = ((where - mean).square() * flag).sum(0) / n
+            with torch.no_grad():
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(var * n / (n - 1).clamp_min(1), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        return (where - mean) / (var + self.eps).sqrt()
+
+
+def shift_matrix(weights: Tensor, size: int) -> Tensor:
+    """(N, P) weights over offsets -> (N, P + size - 1, size) M with M[y, a] = weights[y - a]
+    (0 outside): M @ patch puts the patch at every offset with its weight."""
+    n, p = weights.shape
+    padded = nn.functional.pad(weights, (size - 1, size))                 # (N, P + 2 size - 1)
+    y = torch.arange(p + size - 1, device=weights.device)[:, None]
+    a = torch.arange(size, device=weights.device)[None]
+    return padded[:, y - a + size - 1]
+
+
+class SlotGenerator(nn.Module):
+    """z (B, z_dim), c (B, K (embed_dim + text_dim + 1)) slots of ``SlotEncoder`` -> canvases
+    (B, 1, R, R) in [-1, 1]: each slot's ink patch (digit x digit), drawn from z and what_k,
+    placed where where_k says (module docstring)."""
+
+    GAIN = 3.0        # of the placement logits: a corner's softmax can sharpen in ~1k steps
+
+    def __init__(self, z_dim: int, embed_dim: int, text_dim: int, slots: int, canvas: int,
+                 digit: int, ngf: int, upsample: str = "transposed"):
+        super().__init__()
+        self.sizes, self.slots, self.z_dim = (embed_dim, text_dim, 1), slots, z_dim
+        self.digit, self.corners = digit, canvas - digit + 1
+        self.base, self.width = digit // 4, 2 * ngf
+        self.style = nn.Linear(z_dim, slots * z_dim)                   # z -> one per slot
+        self.project = nn.Linear(z_dim + embed_dim, self.width * self.base ** 2, bias=False)
+        self.draw = nn.Sequential(nn.BatchNorm2d(self.width), nn.ReLU(True),
+                                  up2(self.width, ngf, upsample), nn.BatchNorm2d(ngf),
+                                  nn.ReLU(True), up2(ngf, 1, upsample))
+        # where_k standardised per slot over the captions naming it, and no bias: only the
+        # captions' differences move the place (a shared preference saturates every caption's
+        # softmax at one corner before D can tell places apart, and it stays there)
+        self.where_norm = SlotNorm(slots, text_dim)
+        self.place = nn.Linear(text_dim, 2 * self.corners, bias=False)  # row, column logits
+        init_weights(self)
+        # ink starts near MNIST's mean (sigmoid(-2) = 0.12), not at 0.5 everywhere
+        self.ink_bias = nn.Parameter(torch.tensor(-2.0))
+
+    def forward(self, z: Tensor, c: Tensor) -> Tensor:
+        b, k = len(z), self.slots
+        what, where, present = c.view(b, k, -1).split(self.sizes, 2)  # (B, K, E / D / 1)
+        where = self.where_norm(where, present).flatten(0, 1)          # (BK, D)
+        what, present = what.flatten(0, 1), present.flatten(0, 1)
+        style = self.style(z).view(b * k, self.z_dim)
+        h = self.project(torch.cat([style, what], 1)).view(-1, self.width, self.base, self.base)
+        ink = torch.sigmoid(self.draw(h) + self.ink_bias)[:, 0]         # (BK, d, d)
+        ink = ink * present[:, :, None]                                  # no word, no digit
+        rows, cols = (self.GAIN * self.place(where)).view(b * k, 2, -1).softmax(2).unbind(1)
+        placed = (shift_matrix(rows, self.digit) @ ink                  # (BK, R, R)
+                  @ shift_matrix(cols, self.digit).transpose(1, 2))
+        canvas = placed.view(b, k, *placed.shape[1:]).amax(1, keepdim=True)   # (B, 1, R, R)
+        return 2 * canvas - 1
 
 
 class ConditionedGenerator(nn.Module):
@@ -143,16 +289,21 @@ class MatchingCritic(nn.Module):
 
 # A role's embedding size 0 (out_dim, cond_dim) leaves it to the family: ``text_dim``.
 def build_encoder(p: CaptionsParams, info: DataInfo, role) -> nn.Module:
+    if p.slots:
+        return SlotEncoder(role.vocab, info.content_ids, p.embed_dim, p.text_dim, p.slots)
     return TextEncoder(role.vocab, p.embed_dim, role.out_dim or p.text_dim)
 
 
 def build_generator(p: CaptionsParams, info: DataInfo, role) -> nn.Module:
+    if p.slots:
+        return SlotGenerator(role.z_dim, p.embed_dim, p.text_dim, p.slots, info.canvas,
+                             info.digit, p.ngf, p.g_upsample)
     return ConditionedGenerator(role.z_dim + (role.cond_dim or p.text_dim), info.shape, p.ngf,
                                 p.levels, p.g_upsample)
 
 
 def build_critic(p: CaptionsParams, info: DataInfo, role) -> nn.Module:
-    return MatchingCritic(info.shape, p.ndf, role.cond_dim or p.text_dim, p.levels,
+    return MatchingCritic(info.shape, p.ndf, role.cond_dim or caption_dim(p), p.levels,
                           p.mix_kernel, (role.length, role.vocab))
 
 
@@ -167,3 +318,8 @@ class CaptionsFamily:
     @staticmethod
     def check(p: CaptionsParams, info: DataInfo) -> None:
         check_image(info, p.levels)
+        if p.slots and (not getattr(info, "content_ids", ()) or getattr(info, "digit", 0) % 4
+                        or info.shape[0] != 1):
+            raise ConfigError("model.slots needs one-channel captioned canvases whose digits "
+                              "have a side divisible by 4 (data: mnist-captions, canvas 32, "
+                              "48 or 56+); model.slots=0 takes any captioned images")

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from gankit.core import capabilities as caps
@@ -43,6 +43,17 @@ class VAEParams(ObjectiveParams):
     beta: float = Field(1.0, gt=0, le=1000)          # weight of the KL term (beta-VAE)
     sigma: float = Field(0.1, gt=0, le=10)           # the Gaussian decoder's fixed std
     iw_samples: int = Field(5000, gt=0, le=1_000_000)   # k of the test likelihood (default)
+    # k of the training bound: 1, the ELBO (a VAE); k > 1, the importance-weighted bound
+    # (an IWAE, Burda et al. 2016: the same networks, a tighter bound; beta must be 1)
+    train_samples: int = Field(1, gt=0, le=5000)
+
+    @model_validator(mode="after")
+    def _beta_is_an_elbo_weight(self) -> "VAEParams":
+        if self.train_samples > 1 and self.beta != 1:
+            raise ValueError("objective.beta weighs the ELBO's KL term; the importance-"
+                             "weighted bound (objective.train_samples > 1) has none: "
+                             "set beta 1 or train_samples 1")
+        return self
     # what a sample is: the decoder's mean image, or a draw from p(x|z) (binary pixels for a
     # Bernoulli decoder, on the support of binarised data); auto: draw for bernoulli, mean
     # for gaussian (whose draws add pixel noise)
@@ -72,7 +83,8 @@ class VAE(Objective):
         -log p(x|z) = BCE(x01, logits)  (Bernoulli)  or  ||x - mean||^2 / (2 sigma^2)
                       + (D/2) log(2 pi sigma^2)  (Gaussian, fixed sigma)
 
-    One sample of z per example per step. Logged: ``elbo`` (the batch's -(recon + KL), nats
+    One sample of z per example per step; with ``train_samples`` = k > 1 the loss is the
+    IWAE's -L_k (Burda et al. 2016, eq. 8; ``loss_iwae``) over k samples instead. Logged: ``elbo`` (the batch's -(recon + KL), nats
     per example, whatever beta), ``loss/recon`` and ``loss/kl``. The decoder is the sampling
     net (EMA'd when ``train.ema_beta``); a sample is x ~ p(x|z), z ~ N(0, I) (``samples``:
     draw; binary pixels from uniforms u of ``sample_inputs`` for a Bernoulli decoder) or the
@@ -151,6 +163,8 @@ class VAE(Objective):
 
     # ---- training ---------------------------------------------------------------------
     def loss_vae(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
+        if self.params.train_samples > 1:
+            return self.loss_iwae(ctx)
         x = ctx.batch["x"]                                           # (B, *shape)
         mu, logvar = self.posterior(x)
         eps = torch.randn(mu.shape, generator=ctx.rng, device=mu.device)
@@ -160,6 +174,24 @@ class VAE(Objective):
         kl = gaussian_kl(mu, logvar)                                 # (B,)
         loss = (recon + self.params.beta * kl).mean()
         recon, kl = recon.detach().mean(), kl.detach().mean()
+        return loss, {"loss/vae": loss.detach(), "loss/recon": recon, "loss/kl": kl,
+                      "elbo": -(recon + kl)}
+
+    def loss_iwae(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
+        """-L_k, the importance-weighted bound with k = ``train_samples`` (Burda et al.
+        2016, eq. 8), as the training loss: log w_i = log p(x|z_i) + log p(z_i) -
+        log q(z_i|x), L_k = logsumexp_i(log w_i) - log k, z_i = mu + sigma eps_i."""
+        x, k = ctx.batch["x"], self.params.train_samples                # (B, *shape)
+        mu, logvar = self.posterior(x)
+        eps = torch.randn((len(x), k, mu.shape[1]), generator=ctx.rng, device=mu.device)
+        z = mu[:, None] + (0.5 * logvar[:, None]).exp() * eps           # (B, k, z_dim)
+        out = self.nets["decoder"](z.flatten(0, 1)).view(len(x), k, -1)  # (B, k, D)
+        log_px = self.log_px(out, x.flatten(1)[:, None])                # (B, k)
+        log_q = std_normal_logpdf(eps) - 0.5 * logvar.sum(1, keepdim=True)
+        log_w = log_px + std_normal_logpdf(z) - log_q                   # (B, k)
+        bound = torch.logsumexp(log_w, 1) - math.log(k)                 # (B,)
+        loss = -bound.mean()
+        recon, kl = -log_px.detach().mean(), gaussian_kl(mu, logvar).detach().mean()
         return loss, {"loss/vae": loss.detach(), "loss/recon": recon, "loss/kl": kl,
                       "elbo": -(recon + kl)}
 
