@@ -58,12 +58,15 @@ IMPROVED = {"objective": {"g_loss": "feature_matching", "historical_averaging": 
                       "vbn_reference": 4}}
 DCGAN_TINY = {"model": {"name": "dcgan", "z_dim": 4, "ngf": 4, "ndf": 4, "aux_hidden": 0}}
 OPTIONS = {"": {}, "improved": IMPROVED, "improved-dcgan": {**IMPROVED, **{
-    "model": DCGAN_TINY["model"] | IMPROVED["model"]}}}
+    "model": DCGAN_TINY["model"] | IMPROVED["model"]}},
+    # the captions family's what / where networks (digits of 16 px on a 32-px canvas)
+    "slots": {"data": {"canvas": 32}, "model": {"slots": 2},
+              "objective": {"g_encoder": True, "caption_loss": 1.0}}}
 CASES = [(name, kind, "") for name in OBJECTIVES.names()
          for kind in OBJECTIVES.get(name).data_kinds]
 CASES += [("nonsaturating", "toy2d", "improved"), ("unrolled", "toy2d", "improved"),
           ("cgan", "image", "improved"), ("acgan", "image", "improved-dcgan"),
-          ("infogan", "image", "improved-dcgan")]
+          ("infogan", "image", "improved-dcgan"), ("gan-cls", "image", "slots")]
 OPTION_CASES = [c for c in CASES if c[2]]
 
 
