@@ -253,3 +253,19 @@ def test_slot_norm_standardises_each_slot_over_the_captions_that_name_it():
     assert torch.allclose(norm(where2, flag)[:, 1][flag[:, 1, 0] == 1], named, atol=1e-5)
     norm.eval()                                                        # running statistics
     assert norm(where[:1], flag[:1]).shape == (1, 2, 3)
+
+
+def test_slot_norm_keeps_a_slot_no_caption_names_and_slots_must_cover_the_captions():
+    from gankit.nn.captions import CaptionsFamily, CaptionsParams, SlotNorm
+    norm = SlotNorm(2, 3)
+    flag = torch.tensor([[1.0, 0], [1, 0]])[..., None]                # slot 2 never named
+    for _ in range(5):
+        norm(torch.randn(2, 2, 3), flag)
+    assert torch.equal(norm.running_mean[1], torch.zeros(3))
+    assert torch.equal(norm.running_var[1], torch.ones(3))
+    assert norm(torch.randn(2, 2, 3, dtype=torch.bfloat16), flag).dtype == torch.bfloat16
+    info = MNISTCaptions.describe(MNISTCaptionsParams(canvas=32))
+    with pytest.raises(ConfigError, match="model.slots=1 draws fewer digits than the captions"):
+        CaptionsFamily.check(CaptionsParams(slots=1), info)
+    CaptionsFamily.check(CaptionsParams(slots=1), MNISTCaptions.describe(
+        MNISTCaptionsParams(canvas=32, digits="one")))

@@ -40,7 +40,9 @@ combining a digit and a place never seen together still draws:
   that weight: two matrix products), times the slot's flag. Slots combine
   by maximum (as the data's digits do). The drawing never sees the place and the placing
   never sees the digit: a held-out (digit, place) caption gets exactly the parts the seen
-  captions trained.
+  captions trained (in training, the drawing's batch norm pools all the batch's patches,
+  empty slots included; sampling uses its running statistics). GAN-INT's interpolation
+  (``objective.interpolation``) averages slot vectors, flags included: not meaningful here.
 """
 
 from __future__ import annotations
@@ -163,16 +165,21 @@ class SlotNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(slots, dim))
 
     def forward(self, where: Tensor, flag: Tensor) -> Tensor:
+        w, flag = where.float(), flag.float()                  # statistics in fp32 (AMP)
         if self.training:
-            n = flag.sum(0).clamp_min(1)                                  # (K, 1)
-            mean = (where * flag).sum(0) / n                              # (K, D)
-            var = ((where - mean).square() * flag).sum(0) / n
-            with torch.no_grad():
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(var * n / (n - 1).clamp_min(1), self.momentum)
+            count = flag.sum(0)                                           # (K, 1)
+            n = count.clamp_min(1)
+            mean = (w * flag).sum(0) / n                                  # (K, D)
+            var = ((w - mean).square() * flag).sum(0) / n
+            with torch.no_grad():             # a slot no caption of the batch names: kept
+                seen = count > 0
+                self.running_mean.copy_(torch.where(
+                    seen, self.running_mean.lerp(mean, self.momentum), self.running_mean))
+                self.running_var.copy_(torch.where(seen, self.running_var.lerp(
+                    var * n / (n - 1).clamp_min(1), self.momentum), self.running_var))
         else:
             mean, var = self.running_mean, self.running_var
-        return (where - mean) / (var + self.eps).sqrt()
+        return ((w - mean) / (var + self.eps).sqrt()).to(where.dtype)
 
 
 def shift_matrix(weights: Tensor, size: int) -> Tensor:
@@ -321,5 +328,10 @@ class CaptionsFamily:
         if p.slots and (not getattr(info, "content_ids", ()) or getattr(info, "digit", 0) % 4
                         or info.shape[0] != 1):
             raise ConfigError("model.slots needs one-channel captioned canvases whose digits "
-                              "have a side divisible by 4 (data: mnist-captions, canvas 32, "
-                              "48 or 56+); model.slots=0 takes any captioned images")
+                              "have a side divisible by 4 (data: mnist-captions, a canvas whose "
+                              "digit side min(28, canvas / 2) is, e.g. 32, 48, 56, 60); "
+                              "model.slots=0 takes any captioned images")
+        named = max((len(info.slots(t)) for t in getattr(info, "templates", ())), default=0)
+        if p.slots and p.slots < named:
+            raise ConfigError(f"model.slots={p.slots} draws fewer digits than the captions "
+                              f"name (up to {named}): set model.slots={named}")

@@ -45,7 +45,7 @@ class VAEParams(ObjectiveParams):
     iw_samples: int = Field(5000, gt=0, le=1_000_000)   # k of the test likelihood (default)
     # k of the training bound: 1, the ELBO (a VAE); k > 1, the importance-weighted bound
     # (an IWAE, Burda et al. 2016: the same networks, a tighter bound; beta must be 1)
-    train_samples: int = Field(1, gt=0, le=5000)
+    train_samples: int = Field(1, gt=0, le=256)        # B k decodes kept for backward
 
     @model_validator(mode="after")
     def _beta_is_an_elbo_weight(self) -> "VAEParams":
@@ -180,12 +180,14 @@ class VAE(Objective):
     def loss_iwae(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
         """-L_k, the importance-weighted bound with k = ``train_samples`` (Burda et al.
         2016, eq. 8), as the training loss: log w_i = log p(x|z_i) + log p(z_i) -
-        log q(z_i|x), L_k = logsumexp_i(log w_i) - log k, z_i = mu + sigma eps_i."""
+        log q(z_i|x), L_k = logsumexp_i(log w_i) - log k, z_i = mu + sigma eps_i. The logged
+        ``elbo`` / ``loss/recon`` / ``loss/kl`` stay the ELBO's (recon over the k samples,
+        analytic KL); ``loss/vae`` is -L_k."""
         x, k = ctx.batch["x"], self.params.train_samples                # (B, *shape)
         mu, logvar = self.posterior(x)
         eps = torch.randn((len(x), k, mu.shape[1]), generator=ctx.rng, device=mu.device)
         z = mu[:, None] + (0.5 * logvar[:, None]).exp() * eps           # (B, k, z_dim)
-        out = self.nets["decoder"](z.flatten(0, 1)).view(len(x), k, -1)  # (B, k, D)
+        out = self.nets["decoder"](z.flatten(0, 1)).reshape(len(x), k, -1)   # (B, k, D)
         log_px = self.log_px(out, x.flatten(1)[:, None])                # (B, k)
         log_q = std_normal_logpdf(eps) - 0.5 * logvar.sum(1, keepdim=True)
         log_w = log_px + std_normal_logpdf(z) - log_q                   # (B, k)
