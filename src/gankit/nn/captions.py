@@ -107,10 +107,16 @@ class TextEncoder(nn.Module):
 
     def forward(self, tokens: Tensor) -> Tensor:
         words = self.embed(tokens)                                     # (B, L, embed_dim)
-        h = words.new_zeros(len(tokens), self.cell.hidden_size)
-        for t in range(tokens.shape[1]):            # padding keeps the state of the last word
-            h = torch.where((tokens[:, t] != 0)[:, None], self.cell(words[:, t], h), h)
-        return h
+        return gru_states(self.cell, words, tokens != 0, range(tokens.shape[1]))[-1]
+
+
+def gru_states(cell: nn.GRUCell, words: Tensor, real: Tensor, steps) -> list[Tensor]:
+    """The states (B, hidden) of ``cell`` after each of ``steps`` over words (B, L, E), in
+    position order; where ``real`` (B, L) is False (padding) a step keeps the state."""
+    h, out = words.new_zeros(len(words), cell.hidden_size), {}
+    for t in steps:
+        h = out[t] = torch.where(real[:, t, None], cell(words[:, t], h), h)
+    return [out[t] for t in sorted(out)]
 
 
 class SlotEncoder(nn.Module):
@@ -131,19 +137,12 @@ class SlotEncoder(nn.Module):
         content[list(content_ids)] = True
         self.register_buffer("content", content, persistent=False)   # from the data's info
 
-    def run(self, cell: nn.GRUCell, words: Tensor, real: Tensor, steps) -> list[Tensor]:
-        """GRU states after each of ``steps`` (padding keeps the state; see TextEncoder)."""
-        h, out = words.new_zeros(len(words), cell.hidden_size), {}
-        for t in steps:
-            h = out[t] = torch.where(real[:, t, None], cell(words[:, t], h), h)
-        return [out[t] for t in sorted(out)]
-
     def forward(self, tokens: Tensor) -> Tensor:
         is_content, real = self.content[tokens], tokens != 0           # (B, L) each
         place_words = self.where(tokens.masked_fill(is_content, self.where.num_embeddings - 1))
         n = tokens.shape[1]
-        fwd = self.run(self.forward_cell, place_words, real, range(n))
-        bwd = self.run(self.backward_cell, place_words, real, reversed(range(n)))
+        fwd = gru_states(self.forward_cell, place_words, real, range(n))
+        bwd = gru_states(self.backward_cell, place_words, real, reversed(range(n)))
         states = self.state(torch.cat([torch.stack(fwd, 1), torch.stack(bwd, 1)], 2))  # (B, L, D)
         order = is_content.cumsum(1) * is_content              # k at the k-th content word
         ks = torch.arange(1, self.slots + 1, device=tokens.device)

@@ -84,8 +84,8 @@ class VAE(Objective):
                       + (D/2) log(2 pi sigma^2)  (Gaussian, fixed sigma)
 
     One sample of z per example per step; with ``train_samples`` = k > 1 the loss is the
-    IWAE's -L_k (Burda et al. 2016, eq. 8; ``loss_iwae``) over k samples instead. Logged: ``elbo`` (the batch's -(recon + KL), nats
-    per example, whatever beta), ``loss/recon`` and ``loss/kl``. The decoder is the sampling
+    IWAE's -L_k (Burda et al. 2016, eq. 8; ``loss_iwae``) over k samples instead. Logged:
+    ``elbo`` (the batch's -(recon + KL), nats per example, whatever beta), ``loss/recon`` and ``loss/kl``. The decoder is the sampling
     net (EMA'd when ``train.ema_beta``); a sample is x ~ p(x|z), z ~ N(0, I) (``samples``:
     draw; binary pixels from uniforms u of ``sample_inputs`` for a Bernoulli decoder) or the
     decoder's mean image (``samples``: mean; sigmoid of the logits). ``log_likelihood`` is the importance-weighted bound with
@@ -186,11 +186,7 @@ class VAE(Objective):
         x, k = ctx.batch["x"], self.params.train_samples                # (B, *shape)
         mu, logvar = self.posterior(x)
         eps = torch.randn((len(x), k, mu.shape[1]), generator=ctx.rng, device=mu.device)
-        z = mu[:, None] + (0.5 * logvar[:, None]).exp() * eps           # (B, k, z_dim)
-        out = self.nets["decoder"](z.flatten(0, 1)).reshape(len(x), k, -1)   # (B, k, D)
-        log_px = self.log_px(out, x.flatten(1)[:, None])                # (B, k)
-        log_q = std_normal_logpdf(eps) - 0.5 * logvar.sum(1, keepdim=True)
-        log_w = log_px + std_normal_logpdf(z) - log_q                   # (B, k)
+        log_w, log_px = self.log_weights(x, mu, logvar, eps, self.nets["decoder"])  # (B, k)
         bound = torch.logsumexp(log_w, 1) - math.log(k)                 # (B,)
         loss = -bound.mean()
         recon, kl = -log_px.detach().mean(), gaussian_kl(mu, logvar).detach().mean()
@@ -282,20 +278,28 @@ class VAE(Objective):
                 recon += self.log_px(out, x.flatten(1))
             return recon / k - gaussian_kl(mu, logvar)
 
+    def log_weights(self, x: Tensor, mu: Tensor, logvar: Tensor, eps: Tensor,
+                    dec: nn.Module) -> tuple[Tensor, Tensor]:
+        """Importance log-weights log w = log p(x|z) + log p(z) - log q(z|x) and log p(x|z),
+        each (r, m) nats, of z = mu + sigma eps for images x (r, *shape), posterior
+        parameters (r, d) and standard normal draws eps (r, m, d) (Burda et al. 2016)."""
+        r, m = eps.shape[:2]
+        z = mu[:, None] + (0.5 * logvar[:, None]).exp() * eps           # (r, m, d)
+        log_q = std_normal_logpdf(eps) - 0.5 * logvar.sum(-1, keepdim=True)
+        out = dec(z.flatten(0, 1)).reshape(r, m, -1)                    # (r, m, D)
+        log_px = self.log_px(out, x.flatten(1)[:, None])                # (r, m)
+        return log_px + std_normal_logpdf(z) - log_q, log_px
+
     def _iw_rows(self, x: Tensor, mu: Tensor, logvar: Tensor, dec: nn.Module, k: int,
                  gen: torch.Generator) -> Tensor:
         """log (1/k) sum_i w_i for a few examples (r, *shape), the k samples drawn in chunks
         of at most ``IW_BUDGET // r`` and combined by a running logsumexp -> (r,)."""
-        r, std = len(x), (0.5 * logvar).exp()
-        xf = x.flatten(1)[:, None]                                    # (r, 1, D)
+        r = len(x)
         total = torch.full((r,), -math.inf, device=x.device)
         chunk = max(1, IW_BUDGET // r)
         for start in range(0, k, chunk):
             m = min(chunk, k - start)
             eps = torch.randn((r, m, mu.shape[1]), generator=gen, device=x.device)
-            z = mu[:, None] + std[:, None] * eps                      # (r, m, d)
-            log_q = std_normal_logpdf(eps) - 0.5 * logvar.sum(-1, keepdim=True)
-            out = dec(z.flatten(0, 1)).view(r, m, -1)                 # (r, m, D)
-            log_w = self.log_px(out, xf) + std_normal_logpdf(z) - log_q      # (r, m)
+            log_w = self.log_weights(x, mu, logvar, eps, dec)[0]      # (r, m)
             total = torch.logaddexp(total, torch.logsumexp(log_w, 1))
         return total - math.log(k)
