@@ -185,7 +185,7 @@ def shift_matrix(weights: Tensor, size: int) -> Tensor:
     """(N, P) weights over offsets -> (N, P + size - 1, size) M with M[y, a] = weights[y - a]
     (0 outside): M @ patch puts the patch at every offset with its weight."""
     n, p = weights.shape
-    padded = nn.functional.pad(weights, (size - 1, size))                 # (N, P + 2 size - 1)
+    padded = nn.functional.pad(weights, (size - 1, size - 1))             # (N, P + 2 size - 2)
     y = torch.arange(p + size - 1, device=weights.device)[:, None]
     a = torch.arange(size, device=weights.device)[None]
     return padded[:, y - a + size - 1]

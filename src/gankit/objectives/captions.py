@@ -175,8 +175,8 @@ class GANCLS(Objective):
             loss = loss + self.params.caption_loss * read_loss
             scalars["loss/D_read"] = read_loss.detach()
         if r1_due:                   # D is per sample: real_out depends on the first copy only
-            r1 = L.r1_penalty(real_out, real)
-            loss = loss + self.params.r1_gamma / 2 * self.params.r1_interval * r1
+            term, r1 = L.lazy_r1(real_out, real, self.params.r1_gamma, self.params.r1_interval)
+            loss = loss + term
             scalars["r1"] = r1.detach()
         return loss, scalars
 

@@ -117,3 +117,11 @@ def r1_penalty(real_out: Tensor, real: Tensor) -> Tensor:
     """R1 = E_x ||grad_x D(x)||_2^2 on real data (Mescheder et al. 2018, eq. 9, without the
     gamma / 2), from D's logits ``real_out`` (B,) computed from ``real`` (requires grad)."""
     return input_gradient(real_out.float(), real).flatten(1).float().square().sum(1).mean()
+
+
+def lazy_r1(real_out: Tensor, real: Tensor, gamma: float, interval: int) -> tuple[Tensor, Tensor]:
+    """(N gamma / 2 R1, R1): the R1 term of a D loss applied every N = ``interval`` steps,
+    scaled by N so its average weight stays gamma / 2 (lazy regularisation, Karras et al.
+    2020, section 3.1); R1 as ``r1_penalty``."""
+    r1 = r1_penalty(real_out, real)
+    return gamma / 2 * interval * r1, r1

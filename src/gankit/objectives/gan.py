@@ -73,9 +73,10 @@ class GANObjective(Objective):
         """``loss`` + N gamma/2 E_x ||grad_x D(x)||^2 (Mescheder et al. 2018, eq. 9; N =
         ``r1_interval``), from D's outputs ``real_out`` on ``real`` (which requires grad);
         logs the penalty as ``r1``."""
-        r1 = L.r1_penalty(self.adversarial_output(real_out), real)
+        term, r1 = L.lazy_r1(self.adversarial_output(real_out), real,
+                             self.r1_gamma(self.params), self.r1_interval())
         scalars["r1"] = r1.detach()
-        return loss + self.r1_gamma(self.params) / 2 * self.r1_interval() * r1
+        return loss + term
 
     @classmethod
     def critic_role(cls, params: ObjectiveParams, **fields: Any) -> CriticRole:
