@@ -225,6 +225,21 @@ def test_the_slot_encoder_says_where_without_the_digits_and_the_generator_draws(
         CaptionsFamily.check(CaptionsParams(slots=2), DataInfo("image", (1, 32, 32)))
 
 
+def test_slot_builders_refuse_an_embedding_size_they_do_not_make(data_root):
+    from gankit.core.roles import ConditionedGeneratorRole, TextEncoderRole
+    from gankit.nn.captions import CaptionsParams, build_encoder, build_generator, caption_dim
+    info = MNISTCaptions.describe(MNISTCaptionsParams(canvas=32))
+    p = CaptionsParams(slots=2, embed_dim=4, text_dim=6)
+    assert caption_dim(p) == 22                                      # 2 (4 + 6 + 1)
+    for size in (0, 22):                                             # the family's / its own
+        build_encoder(p, info, TextEncoderRole(vocab=len(info.vocab), out_dim=size))
+        build_generator(p, info, ConditionedGeneratorRole(z_dim=3, cond_dim=size))
+    with pytest.raises(ConfigError, match="size 22, but the objective asks for a caption emb"):
+        build_encoder(p, info, TextEncoderRole(vocab=len(info.vocab), out_dim=6))
+    with pytest.raises(ConfigError, match="asks for a generator condition of size 8"):
+        build_generator(p, info, ConditionedGeneratorRole(z_dim=3, cond_dim=8))
+
+
 def test_the_slot_generator_trains_and_samples_a_caption(tmp_path, data_root):
     cfg = {**TINY, "data": {**TINY["data"], "canvas": 32},
            "model": {**TINY["model"], "slots": 2},

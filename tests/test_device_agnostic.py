@@ -124,3 +124,18 @@ def test_amp_code_path_runs_under_a_cpu_autocast():
         assert torch.isfinite(b[k]).all()
         torch.testing.assert_close(b[k], a[k], rtol=0, atol=5e-3, msg=k)
     assert any(not torch.equal(a[k], b[k]) for k in a)      # autocast really was on
+
+
+def test_flush_denormal_reads_subnormals_as_zero_on_the_cpu():
+    """``train.flush_denormal`` switches the process to flush-to-zero arithmetic (CPU only);
+    without it a subnormal float survives a multiplication."""
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero mode (SSE3)")
+    tiny = torch.tensor([1e-40])                        # subnormal in fp32
+    try:
+        _train([], steps=1)
+        assert (tiny * 1.0).item() != 0.0
+        _train(["train.flush_denormal=true"], steps=1)
+        assert (tiny * 1.0).item() == 0.0
+    finally:
+        torch.set_flush_denormal(False)

@@ -86,6 +86,11 @@ class TrainConfig(Strict):
     # CPU threads for this process (0: torch's default). Small models run fastest on one:
     # extra OpenMP threads spin-wait whenever the machine is busy.
     threads: int = Field(0, ge=0, le=1024)
+    # CPU only, for the whole process: subnormal floats (|x| < 1.2e-38) read and written as
+    # zero (torch.set_flush_denormal). Long CPU runs slow down as weights and Adam moments
+    # pick up subnormals (8.5 against 7.2 ms per VAE step, benchmarks/RESULTS.md); off by
+    # default because it changes the arithmetic.
+    flush_denormal: bool = False
 
     @property
     def schedule_end(self) -> int:

@@ -293,15 +293,24 @@ class MatchingCritic(nn.Module):
         return logits, self.reader(h.flatten(1)).view(len(x), *self.tokens)   # (B, L, V)
 
 
-# A role's embedding size 0 (out_dim, cond_dim) leaves it to the family: ``text_dim``.
+# A role's embedding size 0 (out_dim, cond_dim) leaves it to the family: ``text_dim``, or
+# with slots ``caption_dim`` (the only size a slot encoder makes and a slot generator reads).
+def _check_slot_size(p: CaptionsParams, size: int, what: str) -> None:
+    if size and size != caption_dim(p):
+        raise ConfigError(f"model.slots={p.slots} makes captions of size {caption_dim(p)}, "
+                          f"but the objective asks for a {what} of size {size}")
+
+
 def build_encoder(p: CaptionsParams, info: DataInfo, role) -> nn.Module:
     if p.slots:
+        _check_slot_size(p, role.out_dim, "caption embedding")
         return SlotEncoder(role.vocab, info.content_ids, p.embed_dim, p.text_dim, p.slots)
     return TextEncoder(role.vocab, p.embed_dim, role.out_dim or p.text_dim)
 
 
 def build_generator(p: CaptionsParams, info: DataInfo, role) -> nn.Module:
     if p.slots:
+        _check_slot_size(p, role.cond_dim, "generator condition")
         return SlotGenerator(role.z_dim, p.embed_dim, p.text_dim, p.slots, info.canvas,
                              info.digit, p.ngf, p.g_upsample)
     return ConditionedGenerator(role.z_dim + (role.cond_dim or p.text_dim), info.shape, p.ngf,

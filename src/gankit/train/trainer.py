@@ -51,6 +51,8 @@ class Trainer(Sampling):
         self.local_batch = distributed.local_batch_size(cfg.train.batch_size, self.dist.world)
         if cfg.train.threads and self.device.type == "cpu":
             torch.set_num_threads(cfg.train.threads)
+        if cfg.train.flush_denormal and self.device.type == "cpu":
+            torch.set_flush_denormal(True)                # process-wide; False leaves it as is
         torch.manual_seed(cfg.seed)                       # network initialisation
         self.data = DATASETS.get(cfg.data.name).build(cfg.data, seed=cfg.seed, device=self.device)
         info = self.data.info
