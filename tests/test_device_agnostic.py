@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gankit.config import build_config
-from gankit.errors import GankitError
+from gankit.errors import ConfigError, GankitError
 from gankit.objectives import functional as L
 from gankit.train.trainer import Trainer, channels_last, resolve_device
 
@@ -126,16 +126,25 @@ def test_amp_code_path_runs_under_a_cpu_autocast():
     assert any(not torch.equal(a[k], b[k]) for k in a)      # autocast really was on
 
 
-def test_flush_denormal_reads_subnormals_as_zero_on_the_cpu():
-    """``train.flush_denormal`` switches the process to flush-to-zero arithmetic (CPU only);
-    without it a subnormal float survives a multiplication."""
+def test_flush_denormal_holds_for_training_steps_only(monkeypatch):
+    """``train.flush_denormal`` switches this thread to flush-to-zero for each training step
+    (CPU only) and back after it: later arithmetic, evaluations and runs keep subnormals.
+    It needs one thread (the switch is per thread) and may change on resume."""
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU has no flush-to-zero mode (SSE3)")
-    tiny = torch.tensor([1e-40])                        # subnormal in fp32
-    try:
-        _train([], steps=1)
-        assert (tiny * 1.0).item() != 0.0
-        _train(["train.flush_denormal=true"], steps=1)
+    calls, tiny = [], torch.tensor([1e-40])             # subnormal in fp32
+    real = torch.set_flush_denormal
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda on: calls.append(on) or real(on))
+    _train([], steps=1)
+    assert calls == []
+    t = _train(["train.flush_denormal=true", "train.threads=1"], steps=2)
+    assert calls == [True, False, True, False] and (tiny * 1.0).item() != 0.0
+    with t._step_arithmetic():
         assert (tiny * 1.0).item() == 0.0
-    finally:
-        torch.set_flush_denormal(False)
+    assert (tiny * 1.0).item() != 0.0
+    with pytest.raises(ConfigError, match="train.flush_denormal needs train.threads=1"):
+        build_config(None, TOY + ["train.flush_denormal=true", "train.threads=0"])
+    from gankit.config import incompatible_keys
+    a = build_config(None, TOY + ["train.threads=1"])
+    b = build_config(None, TOY + ["train.threads=1", "train.flush_denormal=true"])
+    assert incompatible_keys(a, b) == []

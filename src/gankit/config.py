@@ -86,11 +86,19 @@ class TrainConfig(Strict):
     # CPU threads for this process (0: torch's default). Small models run fastest on one:
     # extra OpenMP threads spin-wait whenever the machine is busy.
     threads: int = Field(0, ge=0, le=1024)
-    # CPU only, for the whole process: subnormal floats (|x| < 1.2e-38) read and written as
-    # zero (torch.set_flush_denormal). Long CPU runs slow down as weights and Adam moments
-    # pick up subnormals (8.5 against 7.2 ms per VAE step, benchmarks/RESULTS.md); off by
-    # default because it changes the arithmetic.
+    # CPU only: during training steps, subnormal floats (fp32 |x| < 1.2e-38) are read and
+    # written as zero (torch.set_flush_denormal; off again after each step, so evaluations
+    # and other runs in the process are untouched). A per-thread switch: needs threads=1.
+    # Long CPU runs slow down as weights and Adam moments pick up subnormals (8.5 against 7.2
+    # ms per VAE step, benchmarks/RESULTS.md); off by default: it changes the arithmetic.
     flush_denormal: bool = False
+
+    @model_validator(mode="after")
+    def _flush_on_one_thread(self) -> "TrainConfig":
+        if self.flush_denormal and self.threads != 1:
+            raise ValueError("train.flush_denormal needs train.threads=1 (flush-to-zero is "
+                             "set per thread; other threads would keep subnormals)")
+        return self
 
     @property
     def schedule_end(self) -> int:
@@ -607,10 +615,10 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-# Keys that may differ when a run is resumed: its length (and the end of its schedules) and
-# what it logs.
+# Keys that may differ when a run is resumed: its length (and the end of its schedules), where
+# and how fast it runs, and what it logs.
 RESUMABLE_CHANGES = ("train.steps", "train.schedule_steps", "train.device", "train.threads",
-                     "log.", "eval.")
+                     "train.flush_denormal", "log.", "eval.")
 
 
 def incompatible_keys(old: RunConfig, new: RunConfig) -> list[str]:

@@ -51,8 +51,7 @@ class Trainer(Sampling):
         self.local_batch = distributed.local_batch_size(cfg.train.batch_size, self.dist.world)
         if cfg.train.threads and self.device.type == "cpu":
             torch.set_num_threads(cfg.train.threads)
-        if cfg.train.flush_denormal and self.device.type == "cpu":
-            torch.set_flush_denormal(True)                # process-wide; False leaves it as is
+        self.flush_denormal = cfg.train.flush_denormal and self.device.type == "cpu"
         torch.manual_seed(cfg.seed)                       # network initialisation
         self.data = DATASETS.get(cfg.data.name).build(cfg.data, seed=cfg.seed, device=self.device)
         info = self.data.info
@@ -175,17 +174,31 @@ class Trainer(Sampling):
     def train_step(self) -> None:
         """One generator iteration: every phase, each ``repeats`` times (Algorithm 1), then
         the objective's ``end_step``; all of them share one ``StepContext``."""
-        self._seed_rank()
-        ctx = self.step_context()
-        for phase in self.phases:
-            for _ in range(phase.repeats):
-                self._phase_step(phase, ctx)
-        ctx.phase, ctx.batch = "", {}
-        self.objective.end_step(ctx)
-        self._count_bad_step()
-        self.c.step += 1
-        for name, ema in self.ema.items():
-            ema.update(self.nets[name])
+        with self._step_arithmetic():
+            self._seed_rank()
+            ctx = self.step_context()
+            for phase in self.phases:
+                for _ in range(phase.repeats):
+                    self._phase_step(phase, ctx)
+            ctx.phase, ctx.batch = "", {}
+            self.objective.end_step(ctx)
+            self._count_bad_step()
+            self.c.step += 1
+            for name, ema in self.ema.items():
+                ema.update(self.nets[name])
+
+    @contextlib.contextmanager
+    def _step_arithmetic(self):
+        """``train.flush_denormal``: flush-to-zero on this thread for one step, off after it
+        (the switch is per thread and outlives the step otherwise)."""
+        if not self.flush_denormal:
+            yield
+            return
+        torch.set_flush_denormal(True)
+        try:
+            yield
+        finally:
+            torch.set_flush_denormal(False)
 
     def phase_update(self, name: str) -> None:
         """One update of phase ``name`` (one of the k D steps, or the G step) on its own, in a
