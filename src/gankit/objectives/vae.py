@@ -66,6 +66,13 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(-1)
 
 
+def _logged(loss: Tensor, recon: Tensor, kl: Tensor) -> Scalars:
+    """The scalars a VAE step logs: its loss, and the batch means of the reconstruction
+    term -log p(x|z) and the KL (any shape; nats per example) with their ELBO."""
+    recon, kl = recon.detach().mean(), kl.detach().mean()
+    return {"loss/vae": loss.detach(), "loss/recon": recon, "loss/kl": kl, "elbo": -(recon + kl)}
+
+
 def std_normal_logpdf(z: Tensor) -> Tensor:
     """log N(z; 0, I) summed over the last dim: (..., d) -> (...) nats."""
     return -0.5 * (z.square() + LOG_2PI).sum(-1)
@@ -173,9 +180,7 @@ class VAE(Objective):
         recon = -self.log_px(out.flatten(1), x.flatten(1))           # (B,)
         kl = gaussian_kl(mu, logvar)                                 # (B,)
         loss = (recon + self.params.beta * kl).mean()
-        recon, kl = recon.detach().mean(), kl.detach().mean()
-        return loss, {"loss/vae": loss.detach(), "loss/recon": recon, "loss/kl": kl,
-                      "elbo": -(recon + kl)}
+        return loss, _logged(loss, recon, kl)
 
     def loss_iwae(self, ctx: StepContext) -> tuple[Tensor, Scalars]:
         """-L_k, the importance-weighted bound with k = ``train_samples`` (Burda et al.
@@ -189,9 +194,7 @@ class VAE(Objective):
         log_w, log_px = self.log_weights(x, mu, logvar, eps, self.nets["decoder"])  # (B, k)
         bound = torch.logsumexp(log_w, 1) - math.log(k)                 # (B,)
         loss = -bound.mean()
-        recon, kl = -log_px.detach().mean(), gaussian_kl(mu, logvar).detach().mean()
-        return loss, {"loss/vae": loss.detach(), "loss/recon": recon, "loss/kl": kl,
-                      "elbo": -(recon + kl)}
+        return loss, _logged(loss, -log_px, gaussian_kl(mu, logvar))
 
     # ---- sampling, reconstruction, encoding -------------------------------------------
     @property

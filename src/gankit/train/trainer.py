@@ -33,6 +33,17 @@ def channels_last(x: Any) -> Any:
     return x
 
 
+@contextlib.contextmanager
+def flush_to_zero():
+    """Subnormal floats read and written as zero on this thread inside the block, off after
+    it (``torch.set_flush_denormal`` is a per-thread switch that otherwise outlives it)."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 class Trainer(Sampling):
     """Trains one run: builds data, networks (from the objective's roles) and optimizers (one
     per phase), then runs steps; owns backward, AMP, gradient averaging, clipping, the NaN
@@ -187,18 +198,9 @@ class Trainer(Sampling):
             for name, ema in self.ema.items():
                 ema.update(self.nets[name])
 
-    @contextlib.contextmanager
     def _step_arithmetic(self):
-        """``train.flush_denormal``: flush-to-zero on this thread for one step, off after it
-        (the switch is per thread and outlives the step otherwise)."""
-        if not self.flush_denormal:
-            yield
-            return
-        torch.set_flush_denormal(True)
-        try:
-            yield
-        finally:
-            torch.set_flush_denormal(False)
+        """``train.flush_denormal``: flush-to-zero for one step, else nothing."""
+        return flush_to_zero() if self.flush_denormal else contextlib.nullcontext()
 
     def phase_update(self, name: str) -> None:
         """One update of phase ``name`` (one of the k D steps, or the G step) on its own, in a
