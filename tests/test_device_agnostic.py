@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from gankit.config import build_config
+from gankit.config import build_config, incompatible_keys
 from gankit.errors import ConfigError, GankitError
 from gankit.objectives import functional as L
 from gankit.train.trainer import Trainer, channels_last, resolve_device
@@ -144,7 +144,6 @@ def test_flush_denormal_holds_for_training_steps_only(monkeypatch):
     assert (tiny * 1.0).item() != 0.0
     with pytest.raises(ConfigError, match="train.flush_denormal needs train.threads=1"):
         build_config(None, TOY + ["train.flush_denormal=true", "train.threads=0"])
-    from gankit.config import incompatible_keys
     a = build_config(None, TOY + ["train.threads=1"])
     b = build_config(None, TOY + ["train.threads=1", "train.flush_denormal=true"])
     assert incompatible_keys(a, b) == []
