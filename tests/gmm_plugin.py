@@ -86,7 +86,7 @@ class GMMFit(Objective):
         return frozenset({caps.SAMPLES, caps.LIKELIHOOD})
 
     @classmethod
-    def default_optim(cls, phase):
+    def default_optim(cls, params, phase):
         return {"name": "adam", "lr": 5e-2, "betas": (0.9, 0.999)}
 
     def loss_fit(self, ctx):

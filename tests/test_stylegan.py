@@ -109,3 +109,16 @@ def test_family_refuses_other_sizes():
     with pytest.raises(ConfigError, match="32x32 or 64x64"):
         build_nets(StyleGANFamily, StyleGANParams(), DataInfo("image", (1, 28, 28)),
                    {"G": GeneratorRole(z_dim=4)})
+
+
+@pytest.mark.parametrize("interval", [16, 4])
+def test_d_adam_is_corrected_for_the_lazy_r1_interval(interval):
+    # StyleGAN2 appendix B: lr c and beta2^c with c = N / (N + 1) for R1 every N steps
+    cfg = build_config("stylegan-mnist", [f"objective.r1_interval={interval}"])
+    c = interval / (interval + 1)
+    assert cfg.optim["D"].lr == pytest.approx(0.0025 * c)
+    assert cfg.optim["D"].betas[1] == pytest.approx(0.99 ** c)
+    assert cfg.optim["G"].lr == pytest.approx(0.0025)
+    given = build_config("stylegan-mnist", [f"objective.r1_interval={interval}",
+                                            "optim.D.lr=0.001"])
+    assert given.optim["D"].lr == 0.001                # the user's keys still win

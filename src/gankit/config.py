@@ -463,7 +463,7 @@ def validate(raw: dict[str, Any], saved: bool = False) -> RunConfig:
         given = user_optim.get(ph) or {}
         if not isinstance(given, dict):
             raise ConfigError(f"invalid config: optim.{ph} must be a mapping")
-        optim[ph] = objective.default_optim(ph) | given
+        optim[ph] = objective.default_optim(probe.objective, ph) | given
     raw["optim"] = optim
     train = raw.setdefault("train", {})
     if isinstance(train, dict) and "d_steps" not in train:

@@ -96,7 +96,7 @@ class Objective:
         return frozenset({caps.SAMPLES})
 
     @classmethod
-    def default_optim(cls, phase: str) -> dict[str, Any]:
+    def default_optim(cls, params: ObjectiveParams, phase: str) -> dict[str, Any]:
         """Optimizer settings the paper used; the user's ``optim.<phase>`` keys override.
         Here: Adam with its authors' defaults (Kingma & Ba 2015)."""
         return {"name": "adam", "lr": 1e-3, "betas": (0.9, 0.999)}

@@ -99,7 +99,7 @@ class BEGAN(GANObjective):
         return frozenset({caps.SAMPLES, caps.LATENT, caps.CRITIC, caps.RECONSTRUCTION})
 
     @classmethod
-    def default_optim(cls, phase: str) -> dict[str, Any]:
+    def default_optim(cls, params, phase: str) -> dict[str, Any]:
         """Adam(1e-4, betas (0.5, 0.999)): the reference code's settings (the paper: Adam
         with an initial rate in [5e-5, 1e-4])."""
         return {"name": "adam", "lr": 1e-4, "betas": (0.5, 0.999)}

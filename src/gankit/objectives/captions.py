@@ -121,7 +121,7 @@ class GANCLS(Objective):
         return frozenset({caps.SAMPLES, caps.LATENT, caps.CAPTIONS})
 
     @classmethod
-    def default_optim(cls, phase: str) -> dict[str, Any]:
+    def default_optim(cls, params, phase: str) -> dict[str, Any]:
         """Adam(2e-4, beta1 0.5), as Reed et al.'s code (DCGAN's settings)."""
         return {"name": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
 

@@ -137,7 +137,7 @@ class CycleGAN(Objective):
         return frozenset({caps.SAMPLES, caps.TRANSLATION})
 
     @classmethod
-    def default_optim(cls, phase: str) -> dict[str, Any]:
+    def default_optim(cls, params, phase: str) -> dict[str, Any]:
         return {"name": "adam", "lr": 2e-4, "betas": (0.5, 0.999), "schedule": "linear",
                 "decay_start": 0.5}
 

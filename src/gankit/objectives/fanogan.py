@@ -85,7 +85,7 @@ class FAnoGAN(Objective):
         return frozenset({caps.SAMPLES, caps.LATENT, caps.RECONSTRUCTION, caps.ANOMALY})
 
     @classmethod
-    def default_optim(cls, phase: str) -> dict[str, Any]:
+    def default_optim(cls, params, phase: str) -> dict[str, Any]:
         """Adam(1e-4, betas 0, 0.9): the WGAN-GP's, as the f-AnoGAN code trains E."""
         return {"name": "adam", "lr": 1e-4, "betas": (0.0, 0.9)}
 

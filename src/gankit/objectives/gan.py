@@ -93,7 +93,7 @@ class GANObjective(Objective):
         return options.reuse_fakes and options.d_steps == 1
 
     @classmethod
-    def default_optim(cls, phase: str) -> dict[str, Any]:
+    def default_optim(cls, params, phase: str) -> dict[str, Any]:
         """Adam(2e-4, beta1 0.5), Radford et al. 2016's DCGAN settings, used by most GANs."""
         return {"name": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
 

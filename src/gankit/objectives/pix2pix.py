@@ -58,7 +58,7 @@ class Pix2Pix(Objective):
         return frozenset({caps.SAMPLES, caps.TRANSLATION})
 
     @classmethod
-    def default_optim(cls, phase: str) -> dict[str, Any]:
+    def default_optim(cls, params, phase: str) -> dict[str, Any]:
         return {"name": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
 
     def critic(self, a: Tensor, b: Tensor) -> Tensor:

@@ -70,7 +70,7 @@ class PixelCNN(Objective):
         return frozenset({caps.SAMPLES, caps.LIKELIHOOD})
 
     @classmethod
-    def default_optim(cls, phase: str) -> dict[str, Any]:
+    def default_optim(cls, params, phase: str) -> dict[str, Any]:
         """Adam(1e-3, betas 0.9/0.999) (Kingma & Ba's defaults)."""
         return {"name": "adam", "lr": 1e-3, "betas": (0.9, 0.999)}
 

@@ -85,7 +85,7 @@ class SSGAN(GANObjective):
         return frozenset({caps.SAMPLES, caps.LATENT, caps.CRITIC, caps.CLASSIFIER})
 
     @classmethod
-    def default_optim(cls, phase: str) -> dict[str, Any]:
+    def default_optim(cls, params, phase: str) -> dict[str, Any]:
         """Adam(3e-3, beta1 0.5): the authors' MNIST settings."""
         return {"name": "adam", "lr": 3e-3, "betas": (0.5, 0.999)}
 

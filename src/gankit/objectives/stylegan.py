@@ -80,10 +80,12 @@ class StyleGAN(AdversarialObjective):
         return frozenset({caps.SAMPLES, caps.LATENT, caps.CRITIC, caps.STYLES})
 
     @classmethod
-    def default_optim(cls, phase: str) -> dict[str, Any]:
+    def default_optim(cls, params, phase: str) -> dict[str, Any]:
         """Adam(0.0025, (0, 0.99), eps 1e-8); D's rate and beta2 corrected for the lazy R1
-        every 16 steps (StyleGAN2 appendix B: c = 16/17, lr c, beta2^c)."""
-        c = 16 / 17 if phase == "D" else 1.0
+        every N = ``r1_interval`` steps (StyleGAN2 appendix B: c = N / (N + 1), lr c,
+        beta2^c; 16/17 at the paper's N = 16)."""
+        n = params.r1_interval
+        c = n / (n + 1) if phase == "D" else 1.0
         return {"name": "adam", "lr": LR * c, "betas": (0.0, BETA2 ** c), "eps": 1e-8}
 
     # ---- inputs: z and the per-pixel noise of each layer ------------------------------

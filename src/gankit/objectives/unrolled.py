@@ -77,7 +77,7 @@ class Unrolled(SigmoidGame):
     can_reuse_fakes: ClassVar[bool] = False   # "step" batches already share the D step's noise
 
     @classmethod
-    def default_optim(cls, phase: str) -> dict[str, Any]:
+    def default_optim(cls, params, phase: str) -> dict[str, Any]:
         """The notebook's Adam: lr D 1e-4, G 1e-3, beta1 0.5, beta2 0.999, eps 1e-8."""
         return {"name": "adam", "lr": 1e-4 if phase == "D" else 1e-3, "betas": (0.5, 0.999)}
 

@@ -143,7 +143,7 @@ class VAE(Objective):
                           caps.ENCODING, caps.ELBO})
 
     @classmethod
-    def default_optim(cls, phase: str) -> dict[str, Any]:
+    def default_optim(cls, params, phase: str) -> dict[str, Any]:
         """Adam(1e-3, betas 0.9/0.999): Kingma & Ba's defaults, as Burda et al. 2016."""
         return {"name": "adam", "lr": 1e-3, "betas": (0.9, 0.999)}
 

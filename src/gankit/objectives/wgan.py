@@ -30,7 +30,7 @@ class WGAN(AdversarialObjective):
     default_d_steps = 5
 
     @classmethod
-    def default_optim(cls, phase: str) -> dict[str, Any]:
+    def default_optim(cls, params, phase: str) -> dict[str, Any]:
         return {"name": "rmsprop", "lr": 5e-5}
 
     def d_terms(self, real_out, fake_out):
@@ -77,7 +77,7 @@ class WGANGP(AdversarialObjective):
                 "D": CriticRole(per_sample=True, double_backward=True)}
 
     @classmethod
-    def default_optim(cls, phase: str) -> dict[str, Any]:
+    def default_optim(cls, params, phase: str) -> dict[str, Any]:
         return {"name": "adam", "lr": 1e-4, "betas": (0.0, 0.9)}
 
     def g_term(self, fake_out):
