@@ -111,11 +111,13 @@ def test_family_refuses_other_sizes():
                    {"G": GeneratorRole(z_dim=4)})
 
 
-@pytest.mark.parametrize("interval", [16, 4])
-def test_d_adam_is_corrected_for_the_lazy_r1_interval(interval):
-    # StyleGAN2 appendix B: lr c and beta2^c with c = N / (N + 1) for R1 every N steps
-    cfg = build_config("stylegan-mnist", [f"objective.r1_interval={interval}"])
-    c = interval / (interval + 1)
+@pytest.mark.parametrize("interval, gamma, c", [(16, 1.0, 16 / 17), (4, 1.0, 4 / 5),
+                                                (1, 1.0, 1.0), (16, 0.0, 1.0)])
+def test_d_adam_is_corrected_for_the_lazy_r1_interval(interval, gamma, c):
+    # StyleGAN2 appendix B: lr c and beta2^c with c = N / (N + 1) for R1 every N steps;
+    # no correction when R1 is off or taken every step
+    cfg = build_config("stylegan-mnist", [f"objective.r1_interval={interval}",
+                                          f"objective.r1_gamma={gamma}"])
     assert cfg.optim["D"].lr == pytest.approx(0.0025 * c)
     assert cfg.optim["D"].betas[1] == pytest.approx(0.99 ** c)
     assert cfg.optim["G"].lr == pytest.approx(0.0025)

@@ -97,7 +97,9 @@ class Objective:
 
     @classmethod
     def default_optim(cls, params: ObjectiveParams, phase: str) -> dict[str, Any]:
-        """Optimizer settings the paper used; the user's ``optim.<phase>`` keys override.
+        """Optimizer settings the paper used for ``phase``, given the objective's validated
+        ``params`` (StyleGAN corrects D's for its ``r1_interval``); the user's
+        ``optim.<phase>`` keys override.
         Here: Adam with its authors' defaults (Kingma & Ba 2015)."""
         return {"name": "adam", "lr": 1e-3, "betas": (0.9, 0.999)}
 

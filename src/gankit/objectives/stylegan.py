@@ -81,11 +81,15 @@ class StyleGAN(AdversarialObjective):
 
     @classmethod
     def default_optim(cls, params, phase: str) -> dict[str, Any]:
-        """Adam(0.0025, (0, 0.99), eps 1e-8); D's rate and beta2 corrected for the lazy R1
-        every N = ``r1_interval`` steps (StyleGAN2 appendix B: c = N / (N + 1), lr c,
-        beta2^c; 16/17 at the paper's N = 16)."""
+        """Adam(0.0025, (0, 0.99), eps 1e-8); D's rate and beta2 as the reference sets them
+        for a lazy R1 every N = ``r1_interval`` steps (StyleGAN2 appendix B: c = N / (N + 1),
+        lr c, beta2^c; 16/17 at the paper's N = 16). There c offsets the extra Adam update
+        of each separate R1 pass; here the R1 term rides on an ordinary D step, so c only
+        keeps the reference's per-update settings, and is 1 when R1 is off or not lazy
+        (gamma 0 or N = 1)."""
         n = params.r1_interval
-        c = n / (n + 1) if phase == "D" else 1.0
+        lazy = phase == "D" and params.r1_gamma > 0 and n > 1
+        c = n / (n + 1) if lazy else 1.0
         return {"name": "adam", "lr": LR * c, "betas": (0.0, BETA2 ** c), "eps": 1e-8}
 
     # ---- inputs: z and the per-pixel noise of each layer ------------------------------
