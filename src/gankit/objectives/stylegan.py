@@ -88,7 +88,7 @@ class StyleGAN(AdversarialObjective):
         keeps the reference's per-update settings, and is 1 when R1 is off or not lazy
         (gamma 0 or N = 1)."""
         n = params.r1_interval
-        lazy = phase == "D" and params.r1_gamma > 0 and n > 1
+        lazy = phase == "D" and cls.r1_gamma(params) > 0 and n > 1
         c = n / (n + 1) if lazy else 1.0
         return {"name": "adam", "lr": LR * c, "betas": (0.0, BETA2 ** c), "eps": 1e-8}
 
