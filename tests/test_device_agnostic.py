@@ -128,7 +128,7 @@ def test_amp_code_path_runs_under_a_cpu_autocast():
 
 def test_flush_denormal_holds_for_training_steps_only(monkeypatch):
     """``train.flush_denormal`` switches this thread to flush-to-zero for each training step
-    (CPU only) and back after it: later arithmetic, evaluations and runs keep subnormals.
+    (CPU only) and back as it was after it: later arithmetic, evaluations and runs keep subnormals.
     It needs one thread (the switch is per thread) and may change on resume."""
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU has no flush-to-zero mode (SSE3)")
@@ -142,6 +142,13 @@ def test_flush_denormal_holds_for_training_steps_only(monkeypatch):
     with t._step_arithmetic():
         assert (tiny * 1.0).item() == 0.0
     assert (tiny * 1.0).item() != 0.0
+    real(True)                                          # a caller's own switch is kept
+    try:
+        with t._step_arithmetic():
+            assert (tiny * 1.0).item() == 0.0
+        assert (tiny * 1.0).item() == 0.0
+    finally:
+        real(False)
     with pytest.raises(ConfigError, match="train.flush_denormal needs train.threads=1"):
         build_config(None, TOY + ["train.flush_denormal=true", "train.threads=0"])
     a = build_config(None, TOY + ["train.threads=1"])

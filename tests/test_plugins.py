@@ -10,6 +10,8 @@ import torch
 import gmm_plugin
 from gankit import api
 from gankit.config import validate
+from gankit.errors import ConfigError
+from gankit.registry import OBJECTIVES
 from gankit.train.checkpoint import load_checkpoint, newest_intact
 
 
@@ -57,6 +59,21 @@ def test_plugin_resumes_bit_exactly(gmm, tmp_path):
         for k in flat_a:
             assert torch.equal(flat_a[k], flat_b[k]), f"{part} {k}"
 
+
+def test_plugin_with_the_old_default_optim_signature_gets_one_line(gmm):
+    """A plug-in written for ``default_optim(phase)`` is refused at validation with one line
+    naming the signature, not a TypeError from inside gankit."""
+    class OldFit(gmm_plugin.GMMFit):
+        @classmethod
+        def default_optim(cls, phase):
+            return {"name": "adam", "lr": 5e-2}
+
+    OBJECTIVES.unregister("gmm-fit")
+    OBJECTIVES.register("gmm-fit", OldFit)
+    with pytest.raises(ConfigError, match=r"gmm-fit objective's default_optim must take "
+                                          r"\(params, phase\)") as e:
+        config()
+    assert "\n" not in str(e.value)
 
 def _flat(tree, prefix=""):
     out = {}

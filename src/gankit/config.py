@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import inspect
 import os
 import re
 import typing
@@ -87,8 +88,8 @@ class TrainConfig(Strict):
     # extra OpenMP threads spin-wait whenever the machine is busy.
     threads: int = Field(0, ge=0, le=1024)
     # CPU only: during training steps, subnormal floats (fp32 |x| < 1.2e-38) are read and
-    # written as zero (torch.set_flush_denormal; off again after each step, so evaluations
-    # and other runs in the process are untouched). A per-thread switch: needs threads=1.
+    # written as zero (torch.set_flush_denormal; set back as it was after each step, so
+    # evaluations and other runs in the process are untouched). A per-thread switch: needs threads=1.
     # Long CPU runs slow down as weights and Adam moments pick up subnormals (8.5 against 7.2
     # ms per VAE step, benchmarks/RESULTS.md); off by default: it changes the arithmetic.
     flush_denormal: bool = False
@@ -463,7 +464,7 @@ def validate(raw: dict[str, Any], saved: bool = False) -> RunConfig:
         given = user_optim.get(ph) or {}
         if not isinstance(given, dict):
             raise ConfigError(f"invalid config: optim.{ph} must be a mapping")
-        optim[ph] = objective.default_optim(probe.objective, ph) | given
+        optim[ph] = _default_optim(objective, probe.objective, ph) | given
     raw["optim"] = optim
     train = raw.setdefault("train", {})
     if isinstance(train, dict) and "d_steps" not in train:
@@ -478,6 +479,18 @@ def validate(raw: dict[str, Any], saved: bool = False) -> RunConfig:
     check_schedules(cfg)
     check_networks(cfg)
     return cfg
+
+
+def _default_optim(objective: type, params: BaseModel, phase: str) -> dict[str, Any]:
+    """``objective.default_optim(params, phase)``; ConfigError (one line) when a plug-in's
+    method takes other arguments (it once took the phase alone)."""
+    try:
+        inspect.signature(objective.default_optim).bind(params, phase)
+    except TypeError:
+        raise ConfigError(f"invalid config: the {params.name} objective's default_optim must "
+                          "take (params, phase); one written for default_optim(phase) needs "
+                          "the params argument") from None
+    return objective.default_optim(params, phase)
 
 
 def check_schedules(cfg: RunConfig) -> None:

@@ -33,15 +33,23 @@ def channels_last(x: Any) -> Any:
     return x
 
 
+def flushing_denormals() -> bool:
+    """Whether this thread now reads and writes subnormal floats as zero (torch has a setter
+    for the switch, ``torch.set_flush_denormal``, but no getter: a subnormal times one tells)."""
+    return (torch.tensor([1e-40]) * 1.0).item() == 0.0              # 1e-40: subnormal in fp32
+
+
 @contextlib.contextmanager
 def flush_to_zero():
-    """Subnormal floats read and written as zero on this thread inside the block, off after
-    it (``torch.set_flush_denormal`` is a per-thread switch that otherwise outlives it)."""
+    """Subnormal floats read and written as zero on this thread inside the block, and the
+    switch as it was after it (``torch.set_flush_denormal`` is a per-thread switch that
+    otherwise outlives the block; a caller that had turned it on keeps it on)."""
+    before = flushing_denormals()
     torch.set_flush_denormal(True)
     try:
         yield
     finally:
-        torch.set_flush_denormal(False)
+        torch.set_flush_denormal(before)
 
 
 class Trainer(Sampling):
