@@ -27,16 +27,34 @@ def run(tmp_path_factory, data_root):
     return path
 
 
+@pytest.mark.parametrize("upsample", ["bilinear", "transposed"])
 @pytest.mark.parametrize("modulation", ["demod", "adain"])
 @pytest.mark.parametrize("shape", [(1, 32, 32), (3, 64, 64)])
-def test_generator_and_critic_shapes(modulation, shape):
+def test_generator_and_critic_shapes(modulation, shape, upsample):
     p = StyleGANParams(z_dim=8, w_dim=8, mapping_layers=2, ngf=4, ndf=4, max_channels=8,
-                       modulation=modulation)
+                       modulation=modulation, upsample=upsample)
     G, D = StyleGANGenerator(p, shape, 8), StyleGANDiscriminator(p, shape)
     x = G(torch.randn(4, 8))
     assert x.shape == (4, *shape) and D(x).shape == (4,)
     assert G.num_ws == 2 * (shape[1].bit_length() - 3) + 2          # 8 at 32 px, 10 at 64
     assert len(G.noise_shapes()) == G.num_ws - 1
+
+
+def test_transposed_upsampling_is_a_blurred_zero_stuffed_convolution():
+    """``upsample: transposed`` (StyleGAN2): the stride-2 transposed convolution equals the
+    'same' 3x3 convolution (flipped kernel) of the input with zeros stuffed after each pixel,
+    blurred by [1, 2, 1] (x) [1, 2, 1] / 16 with gain 4; no state is added to checkpoints."""
+    from gankit.nn.stylegan import StyleLayer
+    torch.manual_seed(0)
+    layer = StyleLayer(3, 2, 8, "demod", up=True, upsample="transposed")
+    x, weight = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 3, 3)
+    stuffed = torch.zeros(2, 3, 8, 8)
+    stuffed[:, :, ::2, ::2] = x                                        # (2, 3, 8, 8)
+    conv = torch.nn.functional.conv2d(stuffed, weight.flip(2, 3), padding=1)   # (2, 2, 8, 8)
+    blur = torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]) / 4
+    expected = torch.nn.functional.conv2d(conv, blur.expand(2, 1, 3, 3), padding=1, groups=2)
+    torch.testing.assert_close(layer.conv(x, weight), expected)
+    assert "blur" not in layer.state_dict()
 
 
 def test_style_groups_split_coarse_middle_fine():

@@ -10,7 +10,8 @@ Generator G(z) = synthesis(mapping(z)):
     training forward, beta 0.995 as NVlabs' stylegan2-ada ``w_avg_beta``), saved with G's
     state: the truncation trick w' = w_avg + psi (w - w_avg) (StyleGAN section 4.1).
   * synthesis: a learned constant 4x4 input; per resolution two 3x3 convolutions (the first
-    after a bilinear 2x upsampling), each modulated by its own w (one per layer: ``num_ws``,
+    after a bilinear 2x upsampling, or with ``upsample: transposed`` a stride-2 transposed
+    convolution and a blur, as StyleGAN2), each modulated by its own w (one per layer: ``num_ws``,
     StyleGAN2's count, the to-RGB layer sharing the next block's first w), then per-pixel
     noise (B, 1, H, W) times a learned per-channel scale (StyleGAN section 3.2; initial 0),
     bias and LeakyReLU(0.2) * sqrt(2).
@@ -24,9 +25,10 @@ Generator G(z) = synthesis(mapping(z)):
     N(0, 1) / lr_mul, scaled by lr_mul / sqrt(fan_in) at run time.
 Widths: ``ngf`` channels at the output resolution, doubled per halving, at most
 ``max_channels`` (the papers: 512 everywhere at <= 64 px; the gankit presets use a narrow
-network that trains on a CPU). Not reproduced: the FIR (blur) resampling filters (bilinear /
-average pooling instead) and the fused grouped convolution (the same maths as scaling the
-inputs and outputs of one shared convolution, which is faster on a CPU).
+network that trains on a CPU). Not reproduced: the 4-tap FIR resampling filters (bilinear /
+average pooling, or a 3-tap blur after a transposed convolution, instead) and the fused
+grouped convolution (the same maths as scaling the inputs and outputs of one shared
+convolution, which is faster on a CPU).
 
 Discriminator (StyleGAN2 figure 7c, "residual"): from-RGB 1x1, then per resolution two 3x3
 convolutions (average-pooled between them) plus a 1x1 skip of the pooled input, summed with
@@ -64,6 +66,10 @@ class StyleGANParams(Params):
     mapping_lr_mul: float = Field(0.01, gt=0, le=1)
     w_avg_beta: float = Field(0.995, gt=0, lt=1)
     modulation: Literal["demod", "adain"] = "demod"
+    # G's 2x up-sampling convolutions: "bilinear" (bilinear up-sampling, then a 3x3
+    # convolution at the output resolution) or "transposed" (StyleGAN2's: a stride-2
+    # transposed 3x3 convolution, then a [1, 2, 1] blur with gain 4; a quarter of the work)
+    upsample: Literal["bilinear", "transposed"] = "bilinear"
     ngf: int = Field(512, gt=0, le=1024)          # G channels at the output resolution
     ndf: int = Field(512, gt=0, le=1024)          # D channels at the input resolution
     max_channels: int = Field(512, gt=0, le=1024)  # cap on the doubled widths
@@ -163,9 +169,14 @@ class StyleLayer(nn.Module):
     no noise, no activation)."""
 
     def __init__(self, c_in: int, c_out: int, w_dim: int, modulation: str, up: bool = False,
-                 k: int = 3, rgb: bool = False):
+                 k: int = 3, rgb: bool = False, upsample: str = "bilinear"):
         super().__init__()
         self.up, self.rgb = up, rgb
+        self.transposed = up and upsample == "transposed"
+        if self.transposed:                     # [1, 2, 1] (x) [1, 2, 1] / 16, gain 4
+            f = torch.tensor([1.0, 2.0, 1.0])
+            self.register_buffer("blur", (4 * torch.outer(f, f) / 16).expand(c_out, 1, 3, 3)
+                                 .contiguous(), persistent=False)
         self.demod = modulation == "demod" and not rgb
         self.adain = modulation == "adain" and not rgb
         self.affine = EqualLinear(w_dim, c_in, bias_init=1.0)          # s: scales of inputs
@@ -179,15 +190,26 @@ class StyleLayer(nn.Module):
             with torch.no_grad():
                 self.style.bias[:c_out] = 1.0
 
-    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None = None) -> Tensor:
-        if self.up:
+    def conv(self, x: Tensor, weight: Tensor) -> Tensor:
+        """(B, c_in, H, W) -> (B, c_out, H', W'): 'same' convolution, or 2x up-sampling."""
+        if not self.up:
+            return F.conv2d(x, weight, padding=weight.shape[-1] // 2)
+        if not self.transposed:
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            return F.conv2d(x, weight, padding=weight.shape[-1] // 2)   # (B, c_out, 2H, 2W)
+        # the zero-stuffed 2H x 2W input convolved at a quarter of the cost, then blurred:
+        # gain 4 as StyleGAN2's up-sampling filter, for the 3 of 4 inserted zeros
+        x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2, padding=1,
+                               output_padding=1)                       # (B, c_out, 2H, 2W)
+        return F.conv2d(x, self.blur, padding=1, groups=x.shape[1])
+
+    def forward(self, x: Tensor, w: Tensor, noise: Tensor | None = None) -> Tensor:
         weight = self.weight * self.scale                              # (c_out, c_in, k, k)
         if self.adain:
-            x = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
+            x = self.conv(x, weight)
         else:                                   # modulation as a per-sample input scale
             s = self.affine(w)                                         # (B, c_in)
-            x = F.conv2d(x * s[:, :, None, None], weight, padding=weight.shape[-1] // 2)
+            x = self.conv(x * s[:, :, None, None], weight)
             if self.demod:                      # sigma_j = sqrt(sum_ik (s_i w_ijk)^2)
                 d = (weight.square().sum((2, 3))[None] * s[:, None].square()).sum(2)
                 x = x * (d + 1e-8).rsqrt()[:, :, None, None]           # (B, c_out)
@@ -205,7 +227,8 @@ class StyleLayer(nn.Module):
 class Synthesis(nn.Module):
     """ws (B, num_ws, w_dim) and per-layer noise -> images (B, C, R, R)."""
 
-    def __init__(self, shape: tuple[int, ...], w_dim: int, ngf: int, cap: int, modulation: str):
+    def __init__(self, shape: tuple[int, ...], w_dim: int, ngf: int, cap: int, modulation: str,
+                 upsample: str = "bilinear"):
         super().__init__()
         res = check_shape(shape)
         ch = lambda r: width(ngf, r, res, cap)  # noqa: E731
@@ -217,7 +240,8 @@ class Synthesis(nn.Module):
         self.rgbs.append(StyleLayer(ch(4), shape[0], w_dim, modulation, k=1, rgb=True))
         r = 8
         while r <= res:
-            self.convs.append(StyleLayer(ch(r // 2), ch(r), w_dim, modulation, up=True))
+            self.convs.append(StyleLayer(ch(r // 2), ch(r), w_dim, modulation, up=True,
+                                         upsample=upsample))
             self.convs.append(StyleLayer(ch(r), ch(r), w_dim, modulation))
             self.layer_res += [r, r]
             self.rgbs.append(StyleLayer(ch(r), shape[0], w_dim, modulation, k=1, rgb=True))
@@ -259,7 +283,8 @@ class StyleGANGenerator(nn.Module):
         super().__init__()
         self.mapping = MappingNetwork(in_dim, p.w_dim, p.mapping_layers, p.mapping_lr_mul,
                                       p.w_avg_beta, num_classes)
-        self.synthesis = Synthesis(shape, p.w_dim, p.ngf, p.max_channels, p.modulation)
+        self.synthesis = Synthesis(shape, p.w_dim, p.ngf, p.max_channels, p.modulation,
+                                   p.upsample)
         self.num_ws = self.synthesis.num_ws
         self.ws_res = self.synthesis.ws_res
 
