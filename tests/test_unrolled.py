@@ -242,3 +242,24 @@ def test_presets_hold_the_notebook_settings(preset, data):
         assert (cfg.data.n_modes, cfg.data.radius, cfg.data.std) == (8, 1.0, 0.01)
     else:     # VEEGAN / PacGAN grid: {-4, -2, 0, 2, 4}^2, std 0.05
         assert (cfg.data.side, cfg.data.spacing, cfg.data.std) == (5, 2.0, 0.05)
+
+
+def test_orthogonal_init_is_the_notebooks():
+    """``model.init=orthogonal``: every linear layer orthogonal with gain ``init_gain`` (the
+    notebook's tf.orthogonal_initializer(gain=1.4)) and zero biases; "default" keeps torch's."""
+    info = DataInfo("toy2d", (2,))
+    for init in ("default", "orthogonal"):
+        torch.manual_seed(0)
+        p = MLPParams(z_dim=256, g_hidden=128, d_hidden=128, g_depth=2, d_depth=2, init=init)
+        nets = build_nets(MLPFamily, p, info, Unrolled.roles(UnrolledParams(), info, Latent(256)))
+        layers = [m for n in ("G", "D") for m in nets[n].modules()
+                  if isinstance(m, torch.nn.Linear)]
+        assert len(layers) == 6
+        for m in layers:
+            w = m.weight if m.weight.shape[0] <= m.weight.shape[1] else m.weight.T
+            gram = w @ w.T                                   # (min dim, min dim)
+            if init == "orthogonal":
+                torch.testing.assert_close(gram, 1.96 * torch.eye(len(gram)))
+                assert torch.equal(m.bias, torch.zeros_like(m.bias))
+            else:
+                assert not torch.allclose(gram, 1.96 * torch.eye(len(gram)), atol=0.1)

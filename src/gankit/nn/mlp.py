@@ -35,6 +35,11 @@ class MLPParams(ImprovedTechniqueParams):
     # G's norm after each hidden layer: none, batch norm, or virtual batch norm (Salimans
     # et al. 2016, section 3.4; a fixed reference batch of vbn_reference noise vectors)
     g_norm: Literal["none", "batch", "virtual"] = "none"
+    # weights of every linear layer: torch's default (uniform, std 1/sqrt(3 fan_in)) or
+    # orthogonal with gain init_gain and zero biases (Saxe et al. 2014; the unrolled-GAN
+    # notebook of Metz et al. 2017 uses gain 1.4)
+    init: Literal["default", "orthogonal"] = "default"
+    init_gain: float = Field(1.4, gt=0, le=10)
 
 
 def mlp(sizes: list[int], act: str, final: nn.Module | None = None,
@@ -113,16 +118,29 @@ class MLPCritic(nn.Module):
         return (out, h) if features else out
 
 
+def initialised(net: nn.Module, p: MLPParams) -> nn.Module:
+    """``net`` with its linear layers initialised as ``p.init`` says (in place): nothing for
+    "default", orthogonal weights of gain ``p.init_gain`` and zero biases for "orthogonal"."""
+    if p.init == "orthogonal":
+        for m in net.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.orthogonal_(m.weight, gain=p.init_gain)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+    return net
+
+
 def build_generator(p: MLPParams, info: DataInfo, role: GeneratorRole) -> nn.Module:
-    return MLPGenerator(role.in_dim, info.shape, p.g_hidden, p.g_depth, p.activation,
-                        p.out_activation, role.num_classes, p.g_norm, p.vbn_reference)
+    return initialised(MLPGenerator(role.in_dim, info.shape, p.g_hidden, p.g_depth, p.activation,
+                        p.out_activation, role.num_classes, p.g_norm, p.vbn_reference), p)
 
 
 def build_critic(p: MLPParams, info: DataInfo, role: CriticRole) -> nn.Module:
     """No batch norm: per sample, unless ``model.minibatch_kernels`` adds minibatch
     discrimination (refused for per-sample roles)."""
-    return MLPCritic(info.shape, p.d_hidden, p.d_depth, p.d_activation, role.out_dim,
-                     role.num_classes, minibatch_layer(p, p.d_hidden, role))
+    return initialised(MLPCritic(info.shape, p.d_hidden, p.d_depth, p.d_activation,
+                                 role.out_dim, role.num_classes,
+                                 minibatch_layer(p, p.d_hidden, role)), p)
 
 
 class MLPAutoencoder(nn.Module):
@@ -158,20 +176,23 @@ def build_autoencoder(p: MLPParams, info: DataInfo, role: AutoencoderRole) -> nn
     if p.minibatch_kernels:
         raise ConfigError("model.minibatch_kernels: the mlp autoencoder (BEGAN's D) has no "
                           "minibatch discrimination; set model.minibatch_kernels=0")
-    return MLPAutoencoder(info.shape, p.d_hidden, p.d_depth, p.d_activation, role.code_dim)
+    return initialised(MLPAutoencoder(info.shape, p.d_hidden, p.d_depth, p.d_activation,
+                                      role.code_dim), p)
 
 
 def build_encoder(p: MLPParams, info: DataInfo, role: EncoderRole) -> nn.Module:
     """x (B, *shape) -> (B, role.out_dim) through D's layers (``d_hidden``, ``d_depth``,
     ``d_activation``): a VAE's q(z|x) with ``d_hidden=200, d_depth=2, d_activation=tanh`` is
     Burda et al. 2016's 784-200-200-50 encoder (their Table 1 MNIST models)."""
-    return MLPCritic(info.shape, p.d_hidden, p.d_depth, p.d_activation, role.out_dim)
+    return initialised(MLPCritic(info.shape, p.d_hidden, p.d_depth, p.d_activation,
+                                 role.out_dim), p)
 
 
 def build_decoder(p: MLPParams, info: DataInfo, role: DecoderRole) -> nn.Module:
     """z (B, z_dim) -> (B, *shape) unsquashed (logits or means) through G's layers
     (``g_hidden``, ``g_depth``, ``activation``; ``out_activation`` does not apply)."""
-    return MLPGenerator(role.z_dim, info.shape, p.g_hidden, p.g_depth, p.activation, "none")
+    return initialised(MLPGenerator(role.z_dim, info.shape, p.g_hidden, p.g_depth,
+                                    p.activation, "none"), p)
 
 
 class MLPFamily:
