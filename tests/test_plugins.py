@@ -75,6 +75,7 @@ def test_plugin_with_the_old_default_optim_signature_gets_one_line(gmm):
         config()
     assert "\n" not in str(e.value)
 
+
 def _flat(tree, prefix=""):
     out = {}
     if isinstance(tree, dict):

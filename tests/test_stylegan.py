@@ -40,21 +40,24 @@ def test_generator_and_critic_shapes(modulation, shape, upsample):
     assert len(G.noise_shapes()) == G.num_ws - 1
 
 
-def test_transposed_upsampling_is_a_blurred_zero_stuffed_convolution():
-    """``upsample: transposed`` (StyleGAN2): the stride-2 transposed convolution equals the
-    'same' 3x3 convolution (flipped kernel) of the input with zeros stuffed after each pixel,
-    blurred by [1, 2, 1] (x) [1, 2, 1] / 16 with gain 4; no state is added to checkpoints."""
+def test_transposed_upsampling_is_the_bilinear_path_away_from_the_borders():
+    """``upsample: transposed`` (StyleGAN2: stride-2 transposed convolution, then the
+    [1, 3, 3, 1] filter with gain 4): both steps are linear and shift-invariant, so inside a
+    2-pixel border it equals bilinear up-sampling then the convolution with the kernel
+    flipped; the borders are symmetric; no state is added to checkpoints."""
     from gankit.nn.stylegan import StyleLayer
     torch.manual_seed(0)
-    layer = StyleLayer(3, 2, 8, "demod", up=True, upsample="transposed")
-    x, weight = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 3, 3)
-    stuffed = torch.zeros(2, 3, 8, 8)
-    stuffed[:, :, ::2, ::2] = x                                        # (2, 3, 8, 8)
-    conv = torch.nn.functional.conv2d(stuffed, weight.flip(2, 3), padding=1)   # (2, 2, 8, 8)
-    blur = torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]) / 4
-    expected = torch.nn.functional.conv2d(conv, blur.expand(2, 1, 3, 3), padding=1, groups=2)
-    torch.testing.assert_close(layer.conv(x, weight), expected)
-    assert "blur" not in layer.state_dict()
+    fast = StyleLayer(3, 2, 8, "demod", up=True, upsample="transposed")
+    slow = StyleLayer(3, 2, 8, "demod", up=True)
+    x, weight = torch.randn(2, 3, 6, 6), torch.randn(2, 3, 3, 3)
+    y = fast.conv(x, weight)                                           # (2, 2, 12, 12)
+    assert y.shape == (2, 2, 12, 12)
+    torch.testing.assert_close(y[..., 2:-2, 2:-2],
+                               slow.conv(x, weight.flip(2, 3))[..., 2:-2, 2:-2])
+    flat = fast.conv(torch.ones(1, 3, 6, 6), torch.ones(2, 3, 3, 3))[0, 0]   # (12, 12)
+    torch.testing.assert_close(flat, flat.flip(0, 1))
+    torch.testing.assert_close(flat[2:-2, 2:-2], torch.full((8, 8), 27.0))  # gain: 3 x 9
+    assert "blur" not in fast.state_dict()
 
 
 def test_style_groups_split_coarse_middle_fine():

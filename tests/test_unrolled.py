@@ -244,22 +244,31 @@ def test_presets_hold_the_notebook_settings(preset, data):
         assert (cfg.data.side, cfg.data.spacing, cfg.data.std) == (5, 2.0, 0.05)
 
 
-def test_orthogonal_init_is_the_notebooks():
+def test_orthogonal_init_is_the_notebooks(monkeypatch):
     """``model.init=orthogonal``: every linear layer orthogonal with gain ``init_gain`` (the
-    notebook's tf.orthogonal_initializer(gain=1.4)) and zero biases; "default" keeps torch's."""
+    notebook's tf.orthogonal_initializer(gain=1.4)) and zero biases; "default" leaves torch's
+    initialisation and random stream exactly as they were without the option."""
+    import gankit.nn.mlp as mlp_module
     info = DataInfo("toy2d", (2,))
-    for init in ("default", "orthogonal"):
+
+    def build(init):
         torch.manual_seed(0)
         p = MLPParams(z_dim=256, g_hidden=128, d_hidden=128, g_depth=2, d_depth=2, init=init)
-        nets = build_nets(MLPFamily, p, info, Unrolled.roles(UnrolledParams(), info, Latent(256)))
-        layers = [m for n in ("G", "D") for m in nets[n].modules()
-                  if isinstance(m, torch.nn.Linear)]
-        assert len(layers) == 6
-        for m in layers:
-            w = m.weight if m.weight.shape[0] <= m.weight.shape[1] else m.weight.T
-            gram = w @ w.T                                   # (min dim, min dim)
-            if init == "orthogonal":
-                torch.testing.assert_close(gram, 1.96 * torch.eye(len(gram)))
-                assert torch.equal(m.bias, torch.zeros_like(m.bias))
-            else:
-                assert not torch.allclose(gram, 1.96 * torch.eye(len(gram)), atol=0.1)
+        nets = build_nets(MLPFamily, p, info, Unrolled.roles(UnrolledParams(), info,
+                                                             Latent(256)))
+        return nets, torch.get_rng_state()
+
+    nets, _ = build("orthogonal")
+    layers = [m for n in ("G", "D") for m in nets[n].modules() if isinstance(m, torch.nn.Linear)]
+    assert len(layers) == 6
+    for m in layers:
+        w = m.weight if m.weight.shape[0] <= m.weight.shape[1] else m.weight.T
+        torch.testing.assert_close(w @ w.T, 1.96 * torch.eye(min(m.weight.shape)))
+        assert torch.equal(m.bias, torch.zeros_like(m.bias))
+    default, rng = build("default")
+    monkeypatch.setattr(mlp_module, "initialised", lambda net, p: net)   # the code before
+    before, rng_before = build("default")
+    assert torch.equal(rng, rng_before)
+    for n in ("G", "D"):
+        for a, b in zip(default[n].state_dict().values(), before[n].state_dict().values()):
+            assert torch.equal(a, b)

@@ -89,7 +89,8 @@ class TrainConfig(Strict):
     threads: int = Field(0, ge=0, le=1024)
     # CPU only: during training steps, subnormal floats (fp32 |x| < 1.2e-38) are read and
     # written as zero (torch.set_flush_denormal; set back as it was after each step, so
-    # evaluations and other runs in the process are untouched). A per-thread switch: needs threads=1.
+    # evaluations and other runs in the process are untouched). A per-thread switch: needs
+    # threads=1.
     # Long CPU runs slow down as weights and Adam moments pick up subnormals (8.5 against 7.2
     # ms per VAE step, benchmarks/RESULTS.md); off by default: it changes the arithmetic.
     flush_denormal: bool = False
@@ -486,6 +487,8 @@ def _default_optim(objective: type, params: BaseModel, phase: str) -> dict[str, 
     method takes other arguments (it once took the phase alone)."""
     try:
         inspect.signature(objective.default_optim).bind(params, phase)
+    except ValueError:              # no signature to read (a built-in): let the call tell
+        pass
     except TypeError:
         raise ConfigError(f"invalid config: the {params.name} objective's default_optim must "
                           "take (params, phase); one written for default_optim(phase) needs "

@@ -37,7 +37,7 @@ class MLPParams(ImprovedTechniqueParams):
     g_norm: Literal["none", "batch", "virtual"] = "none"
     # weights of every linear layer: torch's default (uniform, std 1/sqrt(3 fan_in)) or
     # orthogonal with gain init_gain and zero biases (Saxe et al. 2014; the unrolled-GAN
-    # notebook of Metz et al. 2017 uses gain 1.4)
+    # notebook of Metz et al. 2017 uses gain 1.4; init_gain is unused with "default")
     init: Literal["default", "orthogonal"] = "default"
     init_gain: float = Field(1.4, gt=0, le=10)
 
@@ -131,8 +131,9 @@ def initialised(net: nn.Module, p: MLPParams) -> nn.Module:
 
 
 def build_generator(p: MLPParams, info: DataInfo, role: GeneratorRole) -> nn.Module:
-    return initialised(MLPGenerator(role.in_dim, info.shape, p.g_hidden, p.g_depth, p.activation,
-                        p.out_activation, role.num_classes, p.g_norm, p.vbn_reference), p)
+    return initialised(MLPGenerator(role.in_dim, info.shape, p.g_hidden, p.g_depth,
+                                    p.activation, p.out_activation, role.num_classes, p.g_norm,
+                                    p.vbn_reference), p)
 
 
 def build_critic(p: MLPParams, info: DataInfo, role: CriticRole) -> nn.Module:

@@ -10,8 +10,9 @@ Generator G(z) = synthesis(mapping(z)):
     training forward, beta 0.995 as NVlabs' stylegan2-ada ``w_avg_beta``), saved with G's
     state: the truncation trick w' = w_avg + psi (w - w_avg) (StyleGAN section 4.1).
   * synthesis: a learned constant 4x4 input; per resolution two 3x3 convolutions (the first
-    after a bilinear 2x upsampling, or with ``upsample: transposed`` a stride-2 transposed
-    convolution and a blur, as StyleGAN2), each modulated by its own w (one per layer: ``num_ws``,
+    after a bilinear 2x upsampling, or with ``upsample: transposed`` StyleGAN2's stride-2
+    transposed convolution and [1, 3, 3, 1] blur: the same maps but at the borders, for a
+    quarter of the multiply-adds), each modulated by its own w (one per layer: ``num_ws``,
     StyleGAN2's count, the to-RGB layer sharing the next block's first w), then per-pixel
     noise (B, 1, H, W) times a learned per-channel scale (StyleGAN section 3.2; initial 0),
     bias and LeakyReLU(0.2) * sqrt(2).
@@ -25,8 +26,8 @@ Generator G(z) = synthesis(mapping(z)):
     N(0, 1) / lr_mul, scaled by lr_mul / sqrt(fan_in) at run time.
 Widths: ``ngf`` channels at the output resolution, doubled per halving, at most
 ``max_channels`` (the papers: 512 everywhere at <= 64 px; the gankit presets use a narrow
-network that trains on a CPU). Not reproduced: the 4-tap FIR resampling filters (bilinear /
-average pooling, or a 3-tap blur after a transposed convolution, instead) and the fused
+network that trains on a CPU). Not reproduced: the FIR filters of the to-RGB skips and of D
+(bilinear up-sampling and average pooling instead) and the fused
 grouped convolution (the same maths as scaling the inputs and outputs of one shared
 convolution, which is faster on a CPU).
 
@@ -68,7 +69,8 @@ class StyleGANParams(Params):
     modulation: Literal["demod", "adain"] = "demod"
     # G's 2x up-sampling convolutions: "bilinear" (bilinear up-sampling, then a 3x3
     # convolution at the output resolution) or "transposed" (StyleGAN2's: a stride-2
-    # transposed 3x3 convolution, then a [1, 2, 1] blur with gain 4; a quarter of the work)
+    # transposed 3x3 convolution, then a [1, 3, 3, 1] blur with gain 4; away from the
+    # borders the same maps as "bilinear", with the kernel flipped, for a quarter of the work)
     upsample: Literal["bilinear", "transposed"] = "bilinear"
     ngf: int = Field(512, gt=0, le=1024)          # G channels at the output resolution
     ndf: int = Field(512, gt=0, le=1024)          # D channels at the input resolution
@@ -158,7 +160,9 @@ class MappingNetwork(nn.Module):
         w = self.net(x)                                               # (B, w_dim)
         if self.training:                                             # tracked while training
             with torch.no_grad():
-                self.w_avg.copy_(w.detach().mean(0).lerp(self.w_avg, self.beta))
+                # (in w_avg's dtype: under autocast w may be bf16 / fp16)
+                self.w_avg.copy_(w.detach().to(self.w_avg.dtype).mean(0)
+                                 .lerp(self.w_avg, self.beta))
         return w
 
 
@@ -173,9 +177,9 @@ class StyleLayer(nn.Module):
         super().__init__()
         self.up, self.rgb = up, rgb
         self.transposed = up and upsample == "transposed"
-        if self.transposed:                     # [1, 2, 1] (x) [1, 2, 1] / 16, gain 4
-            f = torch.tensor([1.0, 2.0, 1.0])
-            self.register_buffer("blur", (4 * torch.outer(f, f) / 16).expand(c_out, 1, 3, 3)
+        if self.transposed:                     # [1, 3, 3, 1] (x) [1, 3, 3, 1] / 64, gain 4
+            f = torch.tensor([1.0, 3.0, 3.0, 1.0])
+            self.register_buffer("blur", (4 * torch.outer(f, f) / 64).expand(c_out, 1, 4, 4)
                                  .contiguous(), persistent=False)
         self.demod = modulation == "demod" and not rgb
         self.adain = modulation == "adain" and not rgb
@@ -197,11 +201,11 @@ class StyleLayer(nn.Module):
         if not self.transposed:
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             return F.conv2d(x, weight, padding=weight.shape[-1] // 2)   # (B, c_out, 2H, 2W)
-        # the zero-stuffed 2H x 2W input convolved at a quarter of the cost, then blurred:
-        # gain 4 as StyleGAN2's up-sampling filter, for the 3 of 4 inserted zeros
-        x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2, padding=1,
-                               output_padding=1)                       # (B, c_out, 2H, 2W)
-        return F.conv2d(x, self.blur, padding=1, groups=x.shape[1])
+        # the zero-stuffed input convolved at a quarter of the cost, then the bilinear
+        # kernel [1, 3, 3, 1] / 4 per axis with gain 2: both are linear and shift-invariant,
+        # so away from the borders this is the bilinear path with the kernel flipped
+        x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)   # (B, c_out, 2H+1, 2W+1)
+        return F.conv2d(F.pad(x, (1, 1, 1, 1)), self.blur, groups=x.shape[1])  # (.., 2H, 2W)
 
     def forward(self, x: Tensor, w: Tensor, noise: Tensor | None = None) -> Tensor:
         weight = self.weight * self.scale                              # (c_out, c_in, k, k)

@@ -35,8 +35,11 @@ def channels_last(x: Any) -> Any:
 
 def flushing_denormals() -> bool:
     """Whether this thread now reads and writes subnormal floats as zero (torch has a setter
-    for the switch, ``torch.set_flush_denormal``, but no getter: a subnormal times one tells)."""
-    return (torch.tensor([1e-40]) * 1.0).item() == 0.0              # 1e-40: subnormal in fp32
+    for the switch, ``torch.set_flush_denormal``, but no getter: a subnormal times one tells).
+    The setter is on / off only: a thread that flushed outputs but not inputs comes back
+    flushing both."""
+    tiny = torch.tensor([1e-40], dtype=torch.float32, device="cpu")  # subnormal in fp32
+    return (tiny * 1.0).item() == 0.0
 
 
 @contextlib.contextmanager
