@@ -128,8 +128,8 @@ def test_amp_code_path_runs_under_a_cpu_autocast():
 
 def test_flush_denormal_holds_for_training_steps_only(monkeypatch):
     """``train.flush_denormal`` switches this thread to flush-to-zero for each training step
-    (CPU only) and back as it was after it: later arithmetic, evaluations and runs keep subnormals.
-    It needs one thread (the switch is per thread) and may change on resume."""
+    (CPU only) and back as it was after it: later arithmetic, evaluations and runs keep
+    subnormals. It needs one thread (the switch is per thread) and may change on resume."""
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU has no flush-to-zero mode (SSE3)")
     calls, tiny = [], torch.tensor([1e-40])             # subnormal in fp32

@@ -27,9 +27,9 @@ Generator G(z) = synthesis(mapping(z)):
 Widths: ``ngf`` channels at the output resolution, doubled per halving, at most
 ``max_channels`` (the papers: 512 everywhere at <= 64 px; the gankit presets use a narrow
 network that trains on a CPU). Not reproduced: the FIR filters of the to-RGB skips and of D
-(bilinear up-sampling and average pooling instead) and the fused
-grouped convolution (the same maths as scaling the inputs and outputs of one shared
-convolution, which is faster on a CPU).
+(bilinear up-sampling and average pooling instead) and the fused grouped convolution (the
+same maths as scaling the inputs and outputs of one shared convolution, which is faster on a
+CPU).
 
 Discriminator (StyleGAN2 figure 7c, "residual"): from-RGB 1x1, then per resolution two 3x3
 convolutions (average-pooled between them) plus a 1x1 skip of the pooled input, summed with
