@@ -191,6 +191,29 @@ def test_caption_reading_mode_seeking_and_r1_train_and_log(tmp_path, data_root):
         assert key in logged and logged[key] == logged[key] and logged[key] > 0, key
 
 
+def test_an_averaged_G_reads_captions_through_the_averaged_E_G(tmp_path, data_root):
+    cfg = {**TINY, "objective": {"name": "gan-cls", "g_encoder": True},
+           "train": {**TINY["train"], "ema_beta": 0.5}}
+    trainer = Trainer(validate(cfg), None)
+    assert list(trainer.ema) == ["G", "E_G"]
+    trainer.train_step()
+    G, E_G = trainer.ema["G"].net, trainer.ema["E_G"].net
+    assert not all(torch.equal(a, b) for a, b in zip(E_G.parameters(),
+                                                     trainer.nets["E_G"].parameters()))
+    inputs = trainer.objective.sample_inputs(3, make_generator(0))
+    with torch.no_grad():
+        expected = G(inputs["z"], E_G(inputs["tokens"]))
+    assert torch.equal(trainer.generate(inputs), expected)
+    assert trainer.objective.nets["E_G"] is trainer.nets["E_G"]      # put back afterwards
+    state = trainer.state()
+    del state["ema"]["E_G"]                  # a checkpoint from before E_G was averaged
+    trainer.load_model_state(state)
+    assert all(torch.equal(a, b) for a, b in zip(trainer.ema["E_G"].net.parameters(),
+                                                 trainer.nets["E_G"].parameters()))
+    without = Trainer(validate({**cfg, "objective": {"name": "gan-cls"}}), None)
+    assert list(without.ema) == ["G"]
+
+
 def test_a_slot_puts_its_patch_at_each_corner_with_that_corner_weight():
     from gankit.nn.captions import shift_matrix
     patch = torch.rand(1, 4, 4)

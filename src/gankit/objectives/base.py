@@ -9,6 +9,7 @@ Nothing here assumes a generator/critic game: that lives in ``gankit.objectives.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 import torch
@@ -69,11 +70,24 @@ class Objective:
                 with torch.no_grad():
                     self.generate(self.sample_inputs(rows, None), net)
 
-    @classmethod
-    def ema_nets(cls) -> tuple[str, ...]:
+    def ema_nets(self) -> tuple[str, ...]:
         """The nets whose exponential moving average the trainer keeps (``train.ema_beta``):
-        the sample nets, then the ``averaged_nets``."""
-        return cls.sample_nets + tuple(n for n in cls.averaged_nets if n not in cls.sample_nets)
+        the sample nets, then the ``averaged_nets``, those of them this objective has."""
+        names = self.sample_nets + tuple(n for n in self.averaged_nets
+                                         if n not in self.sample_nets)
+        return tuple(n for n in names if n in self.nets)
+
+    @contextlib.contextmanager
+    def reading(self, nets: dict[str, nn.Module]):
+        """Inside, the objective reads ``nets`` in place of its own nets of those names:
+        sampling from averaged weights (``train.ema_beta``) reads every averaged net, e.g.
+        an averaged G's averaged caption encoder, not the trained one."""
+        kept = {n: self.nets[n] for n in nets}
+        self.nets.update(nets)
+        try:
+            yield
+        finally:
+            self.nets.update(kept)
 
     # ---- structure (class methods: a config is checked before anything is built) --------
     @classmethod

@@ -87,11 +87,12 @@ class GANCLS(Objective):
     ``interpolation``): e_int = (e + e_rolled) / 2 for D and the same midpoint of e_G for G.
     G's captions in its own step are drawn from the data's seen combinations
     (``sample_inputs``), as the training stream draws them. ``train.ema_beta`` averages G
-    only; with ``g_encoder`` its samples read captions through the trained E_G.
+    and, with ``g_encoder``, E_G: the averaged G reads captions through the averaged E_G.
     """
 
     Params = GANCLSParams
     sample_nets: ClassVar[tuple[str, ...]] = ("G",)
+    averaged_nets: ClassVar[tuple[str, ...]] = ("E_G",)     # when g_encoder builds it
     data_kinds: ClassVar[tuple[str, ...]] = ("image",)
     smoke_config: ClassVar[dict[str, Any]] = {
         "data": {"name": "mnist-captions", "split": "test", "canvas": 28, "heldout_size": 16},

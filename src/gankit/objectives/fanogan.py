@@ -58,8 +58,7 @@ class FAnoGAN(Objective):
     reconstruction_of: ClassVar[str] = "G(E({}))"
     sample_name: ClassVar[str] = "G(z)"
 
-    @classmethod
-    def ema_nets(cls) -> tuple[str, ...]:
+    def ema_nets(self) -> tuple[str, ...]:
         """None: G is frozen (an average of it would start from its random weights, before
         the copy from ``gan_run``), and scores read E itself."""
         return ()

@@ -94,12 +94,17 @@ class Sampling:
     @contextlib.contextmanager
     def sampling_net(self, name: str | None = None):
         """The sampler net (``sampler``) in eval mode inside, without gradients (running
-        statistics and tracked averages such as StyleGAN's w_avg stay as they are)."""
+        statistics and tracked averages such as StyleGAN's w_avg stay as they are). When it
+        is an EMA copy, the objective reads the other averaged nets' copies too (an averaged
+        G's averaged caption encoder)."""
+        name = name or self.objective.sample_nets[0]
         G = self.sampler(name)
+        averaged = ({n: e.net for n, e in self.ema.items() if n != name}
+                    if name in self.ema else {})
         was_training = G.training
         G.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self.objective.reading(averaged):
                 yield G
         finally:
             G.train(was_training)
@@ -253,8 +258,9 @@ class Sampling:
                                   f"it cannot be {use} with this config")
         for n, net in self.nets.items():
             net.load_state_dict(state["nets"][n])
-        for n, e in self.ema.items():
-            e.net.load_state_dict(state["ema"][n])
+        for n, e in self.ema.items():        # a net averaged since (a run of an older
+            # gankit): its copy starts as the trained net, as that run's samples read it
+            e.net.load_state_dict(state["ema"].get(n, self.nets[n].state_dict()))
         self.objective.load_state_dict(state["objective"])
         self.fixed_inputs = {k: v.to(self.device) for k, v in state["fixed"].items()}
         self.c = Counters(**state["counters"])
