@@ -214,6 +214,19 @@ def test_an_averaged_G_reads_captions_through_the_averaged_E_G(tmp_path, data_ro
     assert list(without.ema) == ["G"]
 
 
+def test_gan_int_trains_on_midpoints_and_slot_captions_refuse_it(data_root):
+    cfg = {**TINY, "objective": {"name": "gan-cls", "interpolation": 1.0, "g_encoder": True}}
+    trainer = Trainer(validate(cfg), None)
+    assert trainer.roles["G"].midpoints == 1
+    trainer.train_step()
+    assert trainer.pop_scalars()["loss/G_int"] > 0
+    slots = {**cfg, "data": {**TINY["data"], "canvas": 32},
+             "model": {**TINY["model"], "slots": 2}}
+    with pytest.raises(ConfigError, match=r"^objective.interpolation \(GAN-INT\) feeds G "
+                                          r"midpoints.*set model.slots=0 or objective.inter"):
+        Trainer(validate(slots), None)
+
+
 def test_a_slot_puts_its_patch_at_each_corner_with_that_corner_weight():
     from gankit.nn.captions import shift_matrix
     patch = torch.rand(1, 4, 4)

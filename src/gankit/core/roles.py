@@ -130,8 +130,9 @@ TextEncoderRole = role_spec(
     "(text-conditioned generation).", SequenceRole, out_dim=0)
 ConditionedGeneratorRole = role_spec(
     "ConditionedGeneratorRole", "conditioned generator", "z (B, z_dim), c (B, cond_dim) -> "
-    "samples (B, *shape): a generator conditioned on a vector, e.g. a caption's embedding.",
-    z_dim=0, cond_dim=0)
+    "samples (B, *shape): a generator conditioned on a vector, e.g. a caption's embedding. "
+    "midpoints 1: it is also fed midpoints of two conditions (GAN-INT).",
+    z_dim=0, cond_dim=0, midpoints=0)
 ConditionedCriticRole = role_spec(
     "ConditionedCriticRole", "conditioned critic", "x (B, *shape), c (B, cond_dim) -> logits "
     "(B,): whether x is real and matches c (a matching-aware discriminator). With vocab > 0 "

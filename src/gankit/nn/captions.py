@@ -311,6 +311,11 @@ def build_encoder(p: CaptionsParams, info: DataInfo, role) -> nn.Module:
 def build_generator(p: CaptionsParams, info: DataInfo, role) -> nn.Module:
     if p.slots:
         _check_slot_size(p, role.cond_dim, "generator condition")
+        if role.midpoints:    # a slot's flag says whether the caption names it: 0 or 1
+            raise ConfigError("objective.interpolation (GAN-INT) feeds G midpoints of two "
+                              "captions, and a midpoint of slot captions (model.slots) is not a "
+                              "caption (half-named digits): set model.slots=0 or "
+                              "objective.interpolation=0")
         return SlotGenerator(role.z_dim, p.embed_dim, p.text_dim, p.slots, info.canvas,
                              info.digit, p.ngf, p.g_upsample)
     return ConditionedGenerator(role.z_dim + (role.cond_dim or p.text_dim), info.shape, p.ngf,

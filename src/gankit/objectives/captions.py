@@ -84,7 +84,8 @@ class GANCLS(Objective):
     (N = ``r1_interval``, gamma = ``r1_gamma``); mode seeking (Mao et al. 2019, weight
     ``mode_seeking``: the batch's second half repeats the first half's captions with other z;
     off with fewer than 2 samples per process); GAN-INT (section 4.3, weight
-    ``interpolation``): e_int = (e + e_rolled) / 2 for D and the same midpoint of e_G for G.
+    ``interpolation``): e_int = (e + e_rolled) / 2 for D and the same midpoint of e_G for G
+    (the role says so: the slot generator refuses it, a midpoint of slot captions is none).
     G's captions in its own step are drawn from the data's seen combinations
     (``sample_inputs``), as the training stream draws them. ``train.ema_beta`` averages G
     and, with ``g_encoder``, E_G: the averaged G reads captions through the averaged E_G.
@@ -111,7 +112,8 @@ class GANCLS(Objective):
         # embedding sizes 0: the network family's own (model.text_dim)
         encoder = TextEncoderRole(length=text.length, vocab=len(text.vocab))
         return {"E": encoder, **({"E_G": encoder} if params.g_encoder else {}),
-                "G": ConditionedGeneratorRole(z_dim=latent.dim),
+                "G": ConditionedGeneratorRole(z_dim=latent.dim,
+                                              midpoints=int(params.interpolation > 0)),
                 "D": ConditionedCriticRole(
                     double_backward=params.r1_gamma > 0,         # R1: a gradient penalty
                     **({"length": text.length, "vocab": len(text.vocab)}
