@@ -44,6 +44,31 @@ def _train_and_record(out: str) -> None:
         _record(Path(out) / name, overrides, steps)
     _ddp_with_gradient_penalty(Path(out))
     _stops_on_one_rank(Path(out))
+    _slot_norm_in_sync(Path(out))
+
+
+def _slot_norm_batch():
+    """8 rows of 2 slots: where (8, 2, 3), flags (8, 2, 1) (slot 1 named by rows 2, 5, 6
+    only), and the weights of a loss sum(weights * out)."""
+    gen = torch.Generator().manual_seed(7)
+    where, weights = torch.randn(8, 2, 3, generator=gen), torch.randn(8, 2, 3, generator=gen)
+    flags = torch.ones(8, 2, 1)
+    flags[[0, 1, 3, 4, 7], 1] = 0
+    return where, flags, weights
+
+
+def _slot_norm_in_sync(out: Path) -> None:
+    """Each rank normalises its 4 rows with statistics synced over both (``sync_stats``)."""
+    from gankit.nn.captions import SlotNorm
+    info, _ = distributed.setup(torch.device("cpu"))
+    where, flags, weights = (t[4 * info.rank:4 * info.rank + 4] for t in _slot_norm_batch())
+    norm = SlotNorm(2, 3)
+    norm.sync_stats = True
+    where.requires_grad_(True)
+    y = norm(where, flags)
+    (weights * y).sum().backward()
+    save_file({"y": y.detach(), "grad": where.grad, "mean": norm.running_mean,
+               "var": norm.running_var}, str(out / f"slotnorm-rank{info.rank}.safetensors"))
 
 
 class _AskOnOneRank(Callback):
@@ -174,6 +199,21 @@ def test_two_ranks_match_one_process_on_the_concatenated_batch(recorded, name):
     # logged scalars are the mean over ranks: identical on both
     s0 = {k: v for k, v in ranks[0].items() if k.startswith("s/")}
     assert s0 and all(torch.equal(v, ranks[1][k]) for k, v in s0.items())
+
+
+def test_slot_norm_synced_over_two_ranks_is_one_process_on_the_whole_batch(recorded):
+    from gankit.nn.captions import SlotNorm
+    where, flags, weights = _slot_norm_batch()
+    norm = SlotNorm(2, 3)
+    where.requires_grad_(True)
+    y = norm(where, flags)
+    (weights * y).sum().backward()
+    ranks = [load_file(str(recorded / f"slotnorm-rank{r}.safetensors")) for r in range(2)]
+    for key, whole in (("y", y.detach()), ("grad", where.grad)):
+        torch.testing.assert_close(torch.cat([r[key] for r in ranks]), whole, rtol=0, atol=1e-5)
+    for r in ranks:
+        torch.testing.assert_close(r["mean"], norm.running_mean, rtol=0, atol=1e-6)
+        torch.testing.assert_close(r["var"], norm.running_var, rtol=0, atol=1e-6)
 
 
 def test_ddp_agrees_with_our_gradient_average_on_a_gradient_penalty(recorded):

@@ -50,6 +50,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import torch
+import torch.distributed as dist
 from pydantic import BeforeValidator, Field
 from torch import Tensor, nn
 
@@ -155,21 +156,20 @@ class SlotNorm(nn.Module):
     """Standardises each slot's where (B, K, D) over the batch rows that name a thing (flag
     (B, K, 1) = 1), per slot and feature, as batch norm does (running statistics for
     evaluation, momentum 0.1): what the captions share, including which slot a row is and
-    whether it is empty, leaves the place layer's input."""
+    whether it is empty, leaves the place layer's input. ``sync_stats`` (set by
+    ``train.sync_bn`` with batch norm's conversion): statistics over every process's rows."""
 
     def __init__(self, slots: int, dim: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
         self.momentum, self.eps = momentum, eps
+        self.sync_stats = False
         self.register_buffer("running_mean", torch.zeros(slots, dim))
         self.register_buffer("running_var", torch.ones(slots, dim))
 
     def forward(self, where: Tensor, flag: Tensor) -> Tensor:
         w, flag = where.float(), flag.float()                  # statistics in fp32 (AMP)
         if self.training:
-            count = flag.sum(0)                                           # (K, 1)
-            n = count.clamp_min(1)
-            mean = (w * flag).sum(0) / n                                  # (K, D)
-            var = ((w - mean).square() * flag).sum(0) / n
+            count, n, mean, var = self.batch_stats(w, flag)
             with torch.no_grad():             # a slot no caption of the batch names: kept
                 seen = count > 0
                 self.running_mean.copy_(torch.where(
@@ -179,6 +179,23 @@ class SlotNorm(nn.Module):
         else:
             mean, var = self.running_mean, self.running_var
         return ((w - mean) / (var + self.eps).sqrt()).to(where.dtype)
+
+    def batch_stats(self, w: Tensor, flag: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Rows naming each slot (K, 1), the same at least 1, their mean and (biased)
+        variance (K, D): over this batch, or every process's (``sync_stats``, a collective;
+        differentiable, so each process's rows get the gradient of the sum of the losses)."""
+        count = flag.sum(0)                                               # (K, 1)
+        if self.sync_stats and dist.is_available() and dist.is_initialized():
+            from torch.distributed.nn.functional import all_reduce
+            sums = all_reduce(torch.cat([count, (w * flag).sum(0),         # (K, 1 + 2D)
+                                         (w.square() * flag).sum(0)], 1))
+            count, total, square = sums.split([1, w.shape[2], w.shape[2]], 1)
+            n = count.clamp_min(1)
+            mean = total / n
+            return count, n, mean, (square / n - mean.square()).clamp_min(0)
+        n = count.clamp_min(1)
+        mean = (w * flag).sum(0) / n                                      # (K, D)
+        return count, n, mean, ((w - mean).square() * flag).sum(0) / n
 
 
 def shift_matrix(weights: Tensor, size: int) -> Tensor:

@@ -30,7 +30,9 @@ What is global and what is per rank (W ranks, rank r):
   wrapper), and frozen non-players need no ``find_unused_parameters``. The price is no overlap
   of communication with the backward pass, which matters only for large nets on many GPUs.
 * **Batch norm**: ``train.sync_bn`` converts batch norm to ``nn.SyncBatchNorm`` (statistics over
-  the global batch). torch implements it for GPUs only, so it is refused on CPU ranks. Without it
+  the global batch; modules with statistics of their own that offer ``sync_stats``, such as the
+  slot generator's ``SlotNorm``, sync too). torch implements SyncBatchNorm for GPUs only, so
+  it is refused on CPU ranks. Without it
   each rank normalises its own shard and keeps its own running statistics; rank 0's are saved,
   and they are broadcast before sharded sampling so every rank samples the same model.
 * **Writing**: rank 0 alone writes logs, samples, plots and checkpoints (callbacks run on rank 0
@@ -269,12 +271,17 @@ def session(device: torch.device) -> Iterator[Dist]:
 
 
 def sync_batchnorm(nets: nn.Module, enabled: bool, info: Dist, device: torch.device) -> nn.Module:
-    """``train.sync_bn``: batch statistics over the global batch (only meaningful for W > 1)."""
+    """``train.sync_bn``: batch statistics over the global batch (only meaningful for W > 1):
+    batch norm becomes ``nn.SyncBatchNorm``, and a module with batch statistics of its own
+    that offers ``sync_stats`` (the slot generator's ``SlotNorm``) gets it set."""
     if not enabled or info.world == 1:
         return nets
     if device.type != "cuda":
         raise ConfigError(f"train.sync_bn needs CUDA: torch's SyncBatchNorm runs on GPUs only "
                           f"(this run trains on {device.type}); set train.sync_bn=false")
+    for m in nets.modules():
+        if hasattr(m, "sync_stats"):
+            m.sync_stats = True
     return nn.SyncBatchNorm.convert_sync_batchnorm(nets)
 
 
