@@ -49,9 +49,11 @@ def _train_and_record(out: str) -> None:
 
 def _slot_norm_batch():
     """8 rows of 2 slots: where (8, 2, 3), flags (8, 2, 1) (slot 1 named by rows 2, 5, 6
-    only), and the weights of a loss sum(weights * out)."""
+    only), and the weights of a loss sum(weights * out). Slot 0 sits at 100, far from 0
+    next to its spread, where E[w^2] - mean^2 in fp32 loses the variance."""
     gen = torch.Generator().manual_seed(7)
     where, weights = torch.randn(8, 2, 3, generator=gen), torch.randn(8, 2, 3, generator=gen)
+    where[:, 0] += 100
     flags = torch.ones(8, 2, 1)
     flags[[0, 1, 3, 4, 7], 1] = 0
     return where, flags, weights
@@ -210,10 +212,11 @@ def test_slot_norm_synced_over_two_ranks_is_one_process_on_the_whole_batch(recor
     (weights * y).sum().backward()
     ranks = [load_file(str(recorded / f"slotnorm-rank{r}.safetensors")) for r in range(2)]
     for key, whole in (("y", y.detach()), ("grad", where.grad)):
-        torch.testing.assert_close(torch.cat([r[key] for r in ranks]), whole, rtol=0, atol=1e-5)
+        # rounding of sums in another order: 1e-5; E[w^2] - mean^2 would be 8e-4 off in y
+        torch.testing.assert_close(torch.cat([r[key] for r in ranks]), whole, rtol=0, atol=1e-4)
     for r in ranks:
-        torch.testing.assert_close(r["mean"], norm.running_mean, rtol=0, atol=1e-6)
-        torch.testing.assert_close(r["var"], norm.running_var, rtol=0, atol=1e-6)
+        torch.testing.assert_close(r["mean"], norm.running_mean, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(r["var"], norm.running_var, rtol=1e-5, atol=1e-6)
 
 
 def test_ddp_agrees_with_our_gradient_average_on_a_gradient_penalty(recorded):
@@ -365,6 +368,11 @@ def test_sync_bn_is_refused_on_cpu_ranks():
         torch.nn.ModuleDict({"G": torch.nn.BatchNorm1d(3)}))
     # same state_dict keys: checkpoints and fingerprints do not see the conversion
     assert list(converted.state_dict()) == list(nets.state_dict())
+    from gankit.nn.captions import SlotNorm           # statistics of its own: synced too
+    slots = torch.nn.ModuleDict({"G": torch.nn.Sequential(SlotNorm(2, 3),
+                                                          torch.nn.BatchNorm1d(3))})
+    synced = distributed.sync_batchnorm(slots, True, Dist(rank=0, world=2), torch.device("cuda"))
+    assert synced["G"][0].sync_stats and isinstance(synced["G"][1], torch.nn.SyncBatchNorm)
 
 
 def test_step_seeds_differ_by_rank_and_step():

@@ -478,7 +478,7 @@ def validate(raw: dict[str, Any], saved: bool = False) -> RunConfig:
         raise ConfigError(f"invalid config: train.reuse_fakes: the {cfg.objective.name} "
                           "objective does not reuse the D step's samples")
     check_schedules(cfg)
-    check_networks(cfg)
+    check_networks(cfg, saved=saved)
     return cfg
 
 
@@ -512,11 +512,13 @@ def check_schedules(cfg: RunConfig) -> None:
             f"(train.schedule_steps={steps} re-spreads the decay over all {steps} steps)")
 
 
-def check_networks(cfg: RunConfig, world: int = 1) -> None:
+def check_networks(cfg: RunConfig, world: int = 1, saved: bool = False) -> None:
     """What the network family declares about a config, checked before anything is built:
-    the image shapes it supports (``check(params, info)``) and the per-process batch its
+    the image shapes it supports (``check(params, info)``), the per-process batch its
     batch-norm nets need (``min_batch``; ``gankit.core.roles.check_batch``) with
-    ``train.batch_size`` split over ``world`` processes. The data as the config describes
+    ``train.batch_size`` split over ``world`` processes, and, unless ``saved`` (a finished
+    run stays readable), what it cannot train for the objective's roles
+    (``check_roles(params, info, roles)``). The data as the config describes
     them (the data set's ``describe(params)``); a data set that cannot describe itself, or
     whose roles depend on what only its files tell (the classes of an image folder), is
     checked when the trainer builds the networks. Raises ConfigError (one line)."""
@@ -535,6 +537,8 @@ def check_networks(cfg: RunConfig, world: int = 1) -> None:
                                                          Latent.of_model(cfg.model))
     except ConfigError:
         return
+    if getattr(family, "check_roles", None) is not None and not saved:
+        family.check_roles(cfg.model, info, roles)
     batch = cfg.train.batch_size
     where = (f"train.batch_size={batch}" if world == 1 else
              f"train.batch_size={batch} over {world} processes is {batch // world} per process")

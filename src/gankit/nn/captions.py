@@ -182,20 +182,41 @@ class SlotNorm(nn.Module):
 
     def batch_stats(self, w: Tensor, flag: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Rows naming each slot (K, 1), the same at least 1, their mean and (biased)
-        variance (K, D): over this batch, or every process's (``sync_stats``, a collective;
-        differentiable, so each process's rows get the gradient of the sum of the losses)."""
-        count = flag.sum(0)                                               # (K, 1)
-        if self.sync_stats and dist.is_available() and dist.is_initialized():
-            from torch.distributed.nn.functional import all_reduce
-            sums = all_reduce(torch.cat([count, (w * flag).sum(0),         # (K, 1 + 2D)
-                                         (w.square() * flag).sum(0)], 1))
-            count, total, square = sums.split([1, w.shape[2], w.shape[2]], 1)
-            n = count.clamp_min(1)
-            mean = total / n
-            return count, n, mean, (square / n - mean.square()).clamp_min(0)
+        variance (K, D), two-pass (exact when the mean is large next to the spread): over this
+        batch, or every process's (``sync_stats``: collectives, also in backward, so each
+        process's rows get the gradient of the sum of every process's loss)."""
+        total = sum_over_processes if self.sync_stats else (lambda t: t)
+        count = total(flag.sum(0))                                        # (K, 1)
         n = count.clamp_min(1)
-        mean = (w * flag).sum(0) / n                                      # (K, D)
-        return count, n, mean, ((w - mean).square() * flag).sum(0) / n
+        mean = total((w * flag).sum(0)) / n                               # (K, D)
+        return count, n, mean, total(((w - mean).square() * flag).sum(0)) / n
+
+
+class _SumOverProcesses(torch.autograd.Function):
+    """All-reduce (sum) whose backward all-reduces the gradient: d(sum of every process's
+    loss) / d(this process's input)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+@torch.compiler.disable
+def sum_over_processes(x: Tensor) -> Tensor:
+    """x summed over the processes of the default group, differentiably (backward sums the
+    gradients too, as SyncBatchNorm does); x itself outside a process group. A collective:
+    every process must call it, in forward and in backward."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    return _SumOverProcesses.apply(x)
 
 
 def shift_matrix(weights: Tensor, size: int) -> Tensor:
@@ -328,11 +349,6 @@ def build_encoder(p: CaptionsParams, info: DataInfo, role) -> nn.Module:
 def build_generator(p: CaptionsParams, info: DataInfo, role) -> nn.Module:
     if p.slots:
         _check_slot_size(p, role.cond_dim, "generator condition")
-        if role.midpoints:    # a slot's flag says whether the caption names it: 0 or 1
-            raise ConfigError("objective.interpolation (GAN-INT) feeds G midpoints of two "
-                              "captions, and a midpoint of slot captions (model.slots) is not a "
-                              "caption (half-named digits): set model.slots=0 or "
-                              "objective.interpolation=0")
         return SlotGenerator(role.z_dim, p.embed_dim, p.text_dim, p.slots, info.canvas,
                              info.digit, p.ngf, p.g_upsample)
     return ConditionedGenerator(role.z_dim + (role.cond_dim or p.text_dim), info.shape, p.ngf,
@@ -351,6 +367,16 @@ class CaptionsFamily:
     data_kinds = ("image",)
     builders = {TextEncoderRole: build_encoder, ConditionedGeneratorRole: build_generator,
                 ConditionedCriticRole: build_critic}
+
+    @staticmethod
+    def check_roles(p: CaptionsParams, info: DataInfo, roles: dict) -> None:
+        """What it cannot train: a slot generator fed midpoints of captions (GAN-INT), whose
+        slot flags (named or not: 0 or 1) would be halves."""
+        if p.slots and any(getattr(role, "midpoints", 0) for role in roles.values()):
+            raise ConfigError("objective.interpolation (GAN-INT) feeds G midpoints of two "
+                              "captions, and a midpoint of slot captions (model.slots) is not a "
+                              "caption (half-named digits): set model.slots=0 or "
+                              "objective.interpolation=0")
 
     @staticmethod
     def check(p: CaptionsParams, info: DataInfo) -> None:

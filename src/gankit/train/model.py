@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from gankit.config import RunConfig
 from gankit.core import capabilities as caps
+from gankit.core.modes import eval_mode
 from gankit.core.roles import build_nets
 from gankit.core.step import Latent, PhaseOptions
 from gankit.data.base import DataInfo, make_generator
@@ -101,13 +102,8 @@ class Sampling:
         G = self.sampler(name)
         averaged = ({n: e.net for n, e in self.ema.items() if n != name}
                     if name in self.ema else {})
-        was_training = G.training
-        G.eval()
-        try:
-            with torch.no_grad(), self.objective.reading(averaged):
-                yield G
-        finally:
-            G.train(was_training)
+        with eval_mode(G), torch.no_grad(), self.objective.reading(averaged):
+            yield G
 
     def generate(self, inputs: dict[str, Tensor], name: str | None = None) -> Tensor:
         """Samples (n, *data shape) on the device from ``inputs`` of
@@ -258,9 +254,13 @@ class Sampling:
                                   f"it cannot be {use} with this config")
         for n, net in self.nets.items():
             net.load_state_dict(state["nets"][n])
-        for n, e in self.ema.items():        # a net averaged since (a run of an older
-            # gankit): its copy starts as the trained net, as that run's samples read it
-            e.net.load_state_dict(state["ema"].get(n, self.nets[n].state_dict()))
+        for n, e in self.ema.items():
+            if n in state["ema"]:
+                e.net.load_state_dict(state["ema"][n])
+            else:   # averaged since (an older gankit, or train.ema_beta set on resume)
+                from gankit.log import note
+                e.net.load_state_dict(self.nets[n].state_dict())
+                note(f"the checkpoint has no average of {n}: it starts from the trained {n}")
         self.objective.load_state_dict(state["objective"])
         self.fixed_inputs = {k: v.to(self.device) for k, v in state["fixed"].items()}
         self.c = Counters(**state["counters"])

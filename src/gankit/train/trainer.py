@@ -308,6 +308,8 @@ class Trainer(Sampling):
         Returns what the NaN guard checks: the loss, or NaN on every rank when some rank's loss
         was not finite (all ranks must skip the same updates)."""
         ok = bool(torch.isfinite(loss).all())
+        if self.cfg.train.sync_bn and self.dist.enabled:   # synced statistics hold collectives
+            ok = not self.dist.any(not ok)                 # in backward: every rank or none
         if ok:
             try:
                 scaler.scale(loss).backward()
