@@ -87,6 +87,11 @@ class Sampling:
     _caption: Tensor | None = None        # token ids (length,) held fixed by fixed_caption
     _styles: StyleOptions | None = None          # set inside ``styled``
 
+    def averages(self) -> dict[str, EMA]:
+        """New EMA copies of the objective's ``ema_nets`` under ``train.ema_beta``, else none."""
+        beta = self.cfg.train.ema_beta
+        return {n: EMA(self.nets[n], beta) for n in self.objective.ema_nets()} if beta else {}
+
     def sampler(self, name: str | None = None) -> nn.Module:
         """The net that makes samples: its EMA copy when ``train.ema_beta`` keeps one."""
         name = name or self.objective.sample_nets[0]
@@ -284,8 +289,7 @@ class Model(Sampling):
                                              roles)).to(device)
         options = PhaseOptions(d_steps=cfg.train.d_steps, reuse_fakes=cfg.train.reuse_fakes)
         self.objective = obj_cls(cfg.objective, dict(self.nets.items()), latent, info, options)
-        self.ema = ({n: EMA(self.nets[n], cfg.train.ema_beta) for n in self.objective.ema_nets()}
-                    if cfg.train.ema_beta else {})
+        self.ema = self.averages()
         self.fixed_inputs: dict[str, Tensor] = {}
         self.c = Counters()
         self._label: int | None = None

@@ -19,7 +19,7 @@ from gankit.registry import DATASETS, NETWORKS, OBJECTIVES
 from gankit.train import checkpoint as ckpt
 from gankit.train import distributed
 from gankit.train.model import Counters, Sampling, resolve_device
-from gankit.train.optim import EMA, build_optimizer, lr_factor
+from gankit.train.optim import build_optimizer, lr_factor
 
 
 class TrainingDiverged(GankitError):
@@ -90,8 +90,7 @@ class Trainer(Sampling):
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.amp)
         self.optims: dict[str, torch.optim.Optimizer] = {}
         self._set_game(cfg, fresh_optimizers=True)    # objective, phases, optimizers, scalers
-        self.ema = ({n: EMA(self.nets[n], cfg.train.ema_beta) for n in self.objective.ema_nets()}
-                    if cfg.train.ema_beta else {})
+        self.ema = self.averages()
         self.rng = make_generator(cfg.seed + 1, self.device)          # noise for training
         # (ranks > 0 reseed it every step: see _seed_rank)
         self.fixed_inputs = self.objective.sample_inputs(             # noise for sample grids
