@@ -120,6 +120,11 @@ def test_sample_draws_images_of_a_caption_and_refuses_unknown_words(tmp_path, da
                               "the digit 7 is on the left of the digit 2", "--n", "16",
                               "--out", str(tmp_path / "grid.png")])
     assert code == 0 and "wrote 16 samples" in out and (tmp_path / "grid.png").stat().st_size
+    assert "follows none" not in out
+    for odd in ("1 2 3", "the", "the digit 7 is on the left of the digit"):
+        code, out, err = run_cli(["sample", str(run), "--caption", odd, "--n", "2",
+                                  "--out", str(tmp_path / "odd.png")])
+        assert code == 0 and f"the caption {odd!r} follows none of the run's" in out, (odd, err)
     code, _, err = run_cli(["sample", str(run), "--caption", "a digit 7 on the left",
                             "--out", str(tmp_path / "bad.png")])
     assert code == 2 and err.count("\n") == 1 and "the vocabulary is: 0 1 2" in err

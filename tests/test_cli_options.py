@@ -93,12 +93,38 @@ def test_a_text_model_still_prints_its_lines(runs):
     assert len(out.splitlines()) == 3
 
 
+def test_a_text_model_writes_its_lines_to_a_txt_file(runs, tmp_path):
+    code, printed, err = run_cli(["sample", str(runs["text"]), "--n", "3", "--seed", "1"])
+    code, out, err = run_cli(["sample", str(runs["text"]), "--n", "3", "--seed", "1",
+                              "--out", str(tmp_path / "lines.txt")])
+    assert code == 0 and "wrote 3 samples" in out, err
+    assert (tmp_path / "lines.txt").read_text("utf-8") == printed
+    code, _, err = run_cli(["sample", str(runs["ring"]), "--n", "3",
+                            "--out", str(tmp_path / "ring.txt")])
+    one_line_error(code, err, "not lines of text", ".png")
+    assert not (tmp_path / "ring.txt").exists()
+
+
 @pytest.mark.parametrize("model", ["stylegan", "vae"])
 def test_mix_layers_without_mix_seed_is_refused(runs, tmp_path, model):
     code, _, err = run_cli(["sample", str(runs[model]), "--n", "2", "--mix-layers", "fine",
                             "--out", str(tmp_path / "m.npy")])
     one_line_error(code, err, "--mix-layers")
     assert not (tmp_path / "m.npy").exists()
+
+
+def test_empty_mix_layers_is_refused_not_taken_as_coarse(runs, tmp_path):
+    code, _, err = run_cli(["sample", str(runs["stylegan"]), "--n", "2", "--mix-seed", "3",
+                            "--mix-layers", "", "--out", str(tmp_path / "m.npy")])
+    one_line_error(code, err, "style layers must be")
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_sampling(runs, tmp_path):
+    (tmp_path / "f.png").write_text("a file")
+    code, _, err = run_cli(["sample", str(runs["ring"]), "--n", "2",
+                            "--out", str(tmp_path / "f.png" / "x.png")])
+    one_line_error(code, err, "cannot write --out", "is a file, not a folder")
+    assert (tmp_path / "f.png").read_text() == "a file"
 
 
 def test_mix_layers_with_mix_seed_still_mixes(runs, tmp_path):
@@ -182,6 +208,20 @@ def test_sample_of_a_folder_that_is_no_run_says_so(tmp_path):
                             "--out", str(tmp_path / "x.png")])
     one_line_error(code, err, "is not a gankit run folder")
     assert "lies inside" not in err
+
+
+def test_a_file_named_as_the_run_is_called_a_file(tmp_path):
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    code, _, err = run_cli(["sample", str(tmp_path / "config.yaml"), "--n", "2"])
+    one_line_error(code, err, "is a file, not a gankit run folder")
+
+
+def test_huge_seeds_are_refused_in_one_line(tmp_path):
+    for cmd in (["sample", str(tmp_path), "--seed", str(2**64)],
+                ["sample", str(tmp_path), "--mix-seed", str(2**63)],
+                ["eval", str(tmp_path), "--seed", str(2**70)]):
+        code, _, err = run_cli(cmd)
+        assert code == 2 and "range" in err and "Traceback" not in err, (cmd, err)
 
 
 # ---------------------------------------------------------------- 6. help and `gankit list`

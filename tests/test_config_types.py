@@ -4,6 +4,7 @@ per-process batch, image sizes) is refused at validation, before a run folder ex
 
 from __future__ import annotations
 
+import os
 import typing
 from typing import Any
 
@@ -187,4 +188,16 @@ def test_a_saved_config_reads_back_as_it_was(tmp_path):
     cfg = build_config("dcgan-folder", ["data.path=1e5x", "optim.G.lr=1e-4"])
     cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": "1e5"})})
     run = RunDir.create(tmp_path / "run", cfg)
-    assert run.read_config() == cfg
+    # read back as the string "1e5" (a float would be refused), then made absolute (PathStr)
+    absolute = cfg.data.model_copy(update={"path": os.path.abspath("1e5")})
+    assert run.read_config() == cfg.model_copy(update={"data": absolute})
+
+
+def test_paths_are_kept_absolute_so_a_run_reads_them_from_anywhere(tmp_path, monkeypatch):
+    """``--set data.path=corpus.txt`` names the file in the working directory of the command,
+    and the saved config names it wherever the run is read from later."""
+    monkeypatch.chdir(tmp_path)
+    cfg = build_config("wgangp-text-kjv", ["data.path=corpus.txt",
+                                           "eval.inception_weights=~/w.pth"])
+    assert cfg.data.path == str(tmp_path / "corpus.txt")
+    assert cfg.eval.inception_weights == os.path.join(os.path.expanduser("~"), "w.pth")

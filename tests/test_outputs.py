@@ -75,6 +75,22 @@ def test_write_via_is_all_or_nothing_and_keep_both(tmp_path):
     assert rec.read_bytes() == b"A"
 
 
+def test_check_writable_refuses_in_one_line(tmp_path, monkeypatch):
+    outputs.check_writable(tmp_path / "new" / "deeper" / "x.png")      # folders made later
+    assert list(tmp_path.iterdir()) == []                              # nothing left behind
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(GankitError, match="is a file, not a folder"):
+        outputs.check_writable(tmp_path / "f" / "x.png")
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(outputs.tempfile, "mkstemp", refuse)
+    with pytest.raises(GankitError, match="takes no new file .Permission denied."):
+        outputs.check_writable(tmp_path / "x.png", "--save-stats")
+    with pytest.raises(GankitError, match="cannot write"):
+        outputs.write_via(tmp_path / "x.png", lambda tmp: None)
+
+
 # ---------------------------------------------------------------- gankit translate
 @pytest.fixture(scope="module")
 def translator(tmp_path_factory):

@@ -181,7 +181,7 @@ def test_a_run_without_a_checkpoint_says_so(tmp_path):
     for path in ckpt.list_checkpoints(tmp_path / "r" / "checkpoints"):
         path.unlink()
     _refused(["sample", str(tmp_path / "r"), "--out", str(tmp_path / "a.png")],
-             "has no checkpoint yet")
+             "has no checkpoint in")
 
 
 def test_a_toy_run_copied_elsewhere_plots_on_the_cpu(tmp_path):

@@ -88,6 +88,15 @@ def test_the_text_metric_reports_how_many_words_it_judged(tmp_path, monkeypatch)
     assert values["words_per_line_floor"] == 5.0
     assert values["word_fraction_floor"] == 1.0
     assert TextMetrics.keys()["words_generated"] is None           # not a score
+    # real text keeps its share with few words (2 lines: 10 words), and the protocol says
+    # how the floor's lines were drawn when the corpus has fewer than n
+    assert TextMetrics.evaluate(SimpleNamespace(data=src), 2)["word_fraction_floor"] == 1.0
+    trainer = SimpleNamespace(data=src)
+    held = len(src.heldout())
+    assert TextMetrics.describe(trainer, 16)["floor"].startswith("16 training lines (seed")
+    floor = TextMetrics.describe(trainer, 5000)["floor"]
+    assert f"5000 held-out lines drawn with replacement from {held}" in floor
+    assert f"5000 training lines drawn with replacement from {len(src)}" in floor
 
 
 # ----------------------------------------------------------------------------- networks

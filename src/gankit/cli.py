@@ -39,6 +39,9 @@ def _output(fn):
     return fn
 
 
+# a seed is a torch.Generator seed: a non-negative int64 (as the config's seed field)
+_SEED = click.IntRange(0, 2**63 - 1)
+
 _nproc_option = click.option(
     "--nproc", type=click.IntRange(min=1), default=1, show_default=True,
     help="Data-parallel processes, started with torchrun (one per GPU; on a CPU they share "
@@ -71,7 +74,7 @@ def _live(live: bool, port: int, nproc: int, cfg=None):
 @cli.command()
 @click.argument("preset", required=False)
 @click.option("--steps", type=click.IntRange(min=1), help="Generator steps (train.steps).")
-@click.option("--seed", type=click.IntRange(min=0), help="Random seed.")
+@click.option("--seed", type=_SEED, help="Random seed.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder (must not exist).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set optim.G.lr=1e-4 (repeatable).")
@@ -196,16 +199,19 @@ def _flags(quiet: bool, as_json: bool) -> list[str]:
     return ["--quiet"] * quiet + ["--json"] * as_json
 
 
-def _lines_of(run: Path, model):
+def _lines_of(run: Path, model, out: Path | None):
     """The ``to_lines`` of the view of ``model``'s samples (``gankit sample RUN`` without
-    --out prints a text model's samples, one line each); GankitError for models whose
-    samples are not text."""
+    --out, or with a .txt ``out``, gives a text model's samples, one line each); GankitError
+    for models whose samples are not text."""
     from gankit.plots import VIEWS
 
     kind = model.data.info.kind
     to_lines = getattr(VIEWS.get(kind), "to_lines", None)
-    if to_lines is None:
+    if to_lines is None and out is None:
         raise GankitError(f"--out is needed: {run} makes {kind} samples, not lines of text")
+    if to_lines is None:
+        raise GankitError(f"--out {out}: {run} makes {kind} samples, not lines of text; "
+                          "write a .png, .npy or .npz")
     return to_lines
 
 
@@ -216,10 +222,11 @@ def _lines_of(run: Path, model):
                    "them over the classes; a text model without --out prints N lines).")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Output file: .png (picture; class-conditional models: the N split over "
-                   "the classes, rows labelled by class), .npy or .npz (raw samples). Not "
+                   "the classes, rows labelled by class), .npy or .npz (raw samples), .txt "
+                   "(text models: the N lines). Not "
                    "inside RUN; an existing file is replaced (and the command says so). "
                    "Without it, text models print their N lines.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=_SEED, default=0, show_default=True)
 @click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
 @click.option("--label", type=click.IntRange(min=0),
               help="Class-conditional models: draw this class only.")
@@ -227,7 +234,7 @@ def _lines_of(run: Path, model):
               '"the digit 7 is on the left of the digit 2".')
 @click.option("--truncation", type=click.FloatRange(-2, 2),     # nan: refused by styled
               help="Style-based generators: truncation psi, w_avg + psi (w - w_avg).")
-@click.option("--mix-seed", type=click.IntRange(min=0),
+@click.option("--mix-seed", type=_SEED,
               help="Style-based generators: take the --mix-layers styles from the samples "
                    "of this seed (style mixing).")
 @click.option("--mix-layers",
@@ -245,20 +252,21 @@ def sample(run, n, out, seed, best, label, caption, truncation, mix_seed, mix_la
     from gankit.plots import VIEWS
     from gankit.plots.images import class_samples
 
-    from gankit.outputs import refuse_overlap, write_via
+    from gankit.outputs import check_writable, refuse_overlap, write_via
     from gankit.run import RunDir
 
     RunDir.open(run)            # not a run folder: say so first, before anything about --out
     suffix = out.suffix.lower() if out is not None else None
     if out is not None:
-        if suffix not in (".png", ".npy", ".npz"):
-            raise GankitError(f"--out must end in .png, .npy or .npz, not "
+        if suffix not in (".png", ".npy", ".npz", ".txt"):
+            raise GankitError(f"--out must end in .png, .npy, .npz or .txt, not "
                               f"{out.suffix or '(none)'}")
         refuse_overlap(out, {"the run folder": run})
         if out.is_dir():
             raise GankitError(f"--out {out} is a folder; name the file to write")
+        check_writable(out)
     _, model = load_model(run, best=best, device=device)
-    to_lines = _lines_of(run, model) if out is None else None
+    to_lines = _lines_of(run, model, out) if out is None or suffix == ".txt" else None
     labelled = suffix == ".png" and caps.LABELS in model.objective.offers
     # every path enters these: each refuses (one line) an option the model does not take
     with model.fixed_label(label), model.fixed_caption(caption), \
@@ -267,11 +275,14 @@ def sample(run, n, out, seed, best, label, caption, truncation, mix_seed, mix_la
             x, labels = class_samples(model, n, seed)
         else:
             x, labels = model.sample(n, seed=seed), label
-    if to_lines is not None:
+    if to_lines is not None and out is None:
         for line in to_lines(x, model):
             click.echo(line)
         return
-    if suffix == ".png":
+    if suffix == ".txt":
+        def write(tmp):
+            tmp.write_text("".join(f"{line}\n" for line in to_lines(x, model)), "utf-8")
+    elif suffix == ".png":
         def write(tmp):
             VIEWS.get(model.data.info.kind)().save_samples(
                 x, tmp, trainer=model, **({"labels": labels} if labelled else {}))
@@ -282,7 +293,8 @@ def sample(run, n, out, seed, best, label, caption, truncation, mix_seed, mix_la
         def write(tmp):
             np.savez(tmp, samples=x.numpy())
     replaced = write_via(out, write)
-    click.echo(f"wrote {len(x)} samples to {out}" + (" (replaced the existing file)" * replaced))
+    click.echo(f"wrote {len(x)} sample{'s' * (len(x) != 1)} to {out}"
+               + (" (replaced the existing file)" * replaced))
 
 
 @cli.command()
@@ -543,7 +555,7 @@ def _metrics_help() -> str:
               help="Samples per metric: N generated samples (and N real ones where a metric "
                    "compares with real data); for metrics of held-out data (nll, test-error) "
                    "N held-out examples are scored instead (all of them when there are fewer).")
-@click.option("--seed", type=click.IntRange(min=0),
+@click.option("--seed", type=_SEED,
               help="Seed of the evaluation samples (default: each metric's fixed seed).")
 @click.option("--best", is_flag=True, help="Use the best checkpoint (eval.best_metric).")
 @weights_option

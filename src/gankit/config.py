@@ -28,7 +28,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
                       model_validator)
 
 from gankit.errors import ConfigError, GankitError
-from gankit.params import FloatPair, Params
+from gankit.params import FloatPair, Params, PathStr
 from gankit.registry import DATASETS, NETWORKS, OBJECTIVES, Registry
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -137,7 +137,7 @@ class EvalConfig(Strict):
     min_delta: float = Field(0.0, ge=0)
     # FID Inception weights (fid, is, kid, pr); None: $GANKIT_INCEPTION_WEIGHTS, the cache,
     # or a checked download. "svd": the same FID as pytorch-fid's sqrtm in seconds, not minutes.
-    inception_weights: str | None = None
+    inception_weights: PathStr | None = None
     fid_method: Literal["sqrtm", "svd"] = "sqrtm"
     # importance samples k of an estimated held-out likelihood (metric nll of a VAE; Burda
     # et al. 2016); None: the model's own default (the vae objective's iw_samples)

@@ -79,13 +79,36 @@ def one_to_one(names: Iterable[str], name_of: Callable[[str], str],
     return plan
 
 
+def check_writable(path: Path, flag: str = "--out") -> None:
+    """Rule 4, before any work: GankitError (one line) when a file cannot be created at
+    ``path``: an existing part of its folder is a file, or the nearest existing folder refuses
+    a new file (tried with a temporary file, removed at once; permissions alone do not tell,
+    e.g. for root or on /proc)."""
+    folder = Path(path).expanduser().absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise GankitError(f"cannot write {flag} {path}: {folder} is a file, not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".gankit-check.", dir=folder)
+    except OSError as e:
+        raise GankitError(f"cannot write {flag} {path}: {folder} takes no new file "
+                          f"({e.strerror})") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
 def write_via(path: Path, write: Callable[[Path], object]) -> bool:
     """Rule 4: ``write(tmp)`` to a temporary file beside ``path`` (same suffix, so writers
     that go by the extension work), then rename it into place. Returns whether an existing
-    file was replaced. The temporary file is removed if ``write`` fails."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    file was replaced. The temporary file is removed if ``write`` fails; GankitError (one
+    line) when the folder or the temporary file cannot be made."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except OSError as e:
+        raise GankitError(f"cannot write {path}: {e.strerror}") from None
     existed = path.exists()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.fchmod(fd, 0o666 & ~current_umask())        # mkstemp's 0600: as open() would make it
     os.close(fd)
     try:

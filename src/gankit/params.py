@@ -12,14 +12,17 @@ Types for fields strict mode alone would get wrong:
 * :data:`FloatPair`: a pair of floats given as a YAML list (``betas: [0.5, 0.999]``); strict
   mode would accept only a Python tuple, which neither YAML nor a saved config produces;
 * :data:`Channels`: 1 or 3 image channels; pydantic compares literals with ``==``, so without
-  the guard ``True`` would be taken for 1.
+  the guard ``True`` would be taken for 1;
+* :data:`PathStr`: a file or folder path, made absolute (``~`` expanded) when validated, so
+  the config saved with a run names the same file wherever the run is read from.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat
 
 
 class Params(BaseModel):
@@ -40,3 +43,13 @@ FloatPair = Annotated[tuple[StrictFloat, StrictFloat], Field(strict=False)]
 
 Channels = Annotated[Literal[1, 3], BeforeValidator(not_bool)]
 """Image channels: 1 (grayscale) or 3 (RGB); booleans refused."""
+
+
+def absolute_path(value: str) -> str:
+    """``value`` with ``~`` expanded, made absolute against the working directory (not
+    resolved: symbolic links stay as given); "" unchanged (the field's own check refuses it)."""
+    return os.path.abspath(os.path.expanduser(value)) if value else value
+
+
+PathStr = Annotated[str, AfterValidator(absolute_path)]
+"""A path given relative to where the command runs, kept absolute in the saved config."""

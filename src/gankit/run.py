@@ -64,6 +64,9 @@ class RunDir:
     @classmethod
     def open(cls, path: Path) -> "RunDir":
         run = cls(Path(path))
+        if Path(path).is_file():
+            raise GankitError(f"{path} is a file, not a gankit run folder (name the folder "
+                              f"that holds {CONFIG_NAME})")
         if not run.config_path.exists():
             raise GankitError(f"{path} is not a gankit run folder (no {CONFIG_NAME})")
         return run

@@ -87,8 +87,10 @@ def generator_state(gen: torch.Generator) -> torch.Tensor:
 
 
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """A torch.Generator seeded with ``seed`` modulo 2**63 (torch takes an int64; so a seed
+    derived as ``seed + k`` from the largest one a user may give still works)."""
     gen = torch.Generator(device=device)
-    gen.manual_seed(int(seed))
+    gen.manual_seed(int(seed) % 2**63)
     return gen
 
 

@@ -45,7 +45,7 @@ from gankit.data.base import (DataInfo, HeldOut, generator_state, lazy_heldout,
 from gankit.data.idx import load_mnist
 from gankit.data.images import fit_size, other_split
 from gankit.errors import ConfigError, DataError
-from gankit.params import Params
+from gankit.params import Params, PathStr
 
 # (words with {a} / {b} for the digits, the slot of each digit)
 TEMPLATES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -111,6 +111,22 @@ class CaptionInfo(DataInfo):
             raise ConfigError(f"a caption has 1 to {self.length} words, not {len(words)}")
         ids = [self.vocab.index(w) for w in words]
         return torch.tensor(ids + [0] * (self.length - len(ids)), dtype=torch.int64)
+
+    def unlike_training(self, caption: str) -> str | None:
+        """None when ``caption`` (a valid one, see ``encode``) follows one of the run's
+        templates with digits in its slots; else one line saying the model never saw such a
+        caption (more digits than a template has, none at all, another word order): it is
+        drawn all the same, as the network reads it."""
+        words = caption.lower().strip().rstrip(".").split()
+        for t in self.templates:
+            pattern = TEMPLATES[t][0].split()
+            if len(pattern) == len(words) and all(
+                    w in DIGITS if p in ("{a}", "{b}") else w == p
+                    for p, w in zip(pattern, words)):
+                return None
+        return (f"the caption {caption!r} follows none of the run's {len(self.templates)} "
+                "templates (e.g. " + repr(TEMPLATES[self.templates[0]][0].format(a=7, b=2))
+                + "); the model never saw one like it, its images may not show it")
 
     @property
     def content_ids(self) -> tuple[int, ...]:
@@ -208,7 +224,7 @@ def to_unit(images: Tensor) -> Tensor:
 
 class MNISTCaptionsParams(Params):
     name: Literal["mnist-captions"] = "mnist-captions"
-    root: str | None = None
+    root: PathStr | None = None
     split: Literal["train", "test"] = "train"
     canvas: int = Field(60, ge=24, le=128)     # the paper's 60; 48 or 32 on a CPU
     digits: Literal["one", "two", "both"] = "both"      # templates with one / two digits

@@ -50,7 +50,7 @@ from gankit.data.download import cache_root
 from gankit.data.images import ImageSet, ImageTensorSource, heldout_of_set, source_from_set
 from gankit.errors import DataError
 from gankit.fileio import read_json
-from gankit.params import Channels, Params
+from gankit.params import Channels, Params, PathStr
 
 _CACHE_VERSION = 2      # 2: keyed by file contents and the decoder version
 _CHUNK = 256  # files handed to the thread pool at a time: bounds decoded-but-unwritten images
@@ -350,7 +350,7 @@ def load_folder(
 
 class FolderParams(Params):
     name: Literal["folder"] = "folder"
-    path: str
+    path: PathStr
     size: int = Field(64, ge=8, le=1024)
     channels: Channels = 3
     flip: bool = False

@@ -20,7 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from gankit.data.base import (DataInfo, HeldOut, draw_indices, generator_state, lazy_heldout,
                               make_generator, take_rows)
 from gankit.errors import DataError
-from gankit.params import Params
+from gankit.params import Params, PathStr
 
 _RESIZE_CHUNK = 2048  # images per F.interpolate call: bounds the float temporary (~100 MB at 64px)
 
@@ -229,7 +229,7 @@ class ImageParams(Params):
     Held-out data and evaluation samples are never perturbed."""
 
     num_classes: ClassVar[int] = 10                 # the labels a data set of this kind has
-    root: str | None = None
+    root: PathStr | None = None
     split: Literal["train", "test"] = "train"
     flip: bool = False
     labels: bool = True

@@ -47,7 +47,7 @@ from gankit.data.base import DataInfo, HeldOut, generator_state, lazy_heldout, m
 from gankit.data.folder import DEFAULT_HOLDOUT, MAX_HOLDOUT, percent, split_by_path
 from gankit.data.images import ImageTensorSource, fit_size, other_split, uint8_to_unit
 from gankit.errors import DataError
-from gankit.params import Channels, Params
+from gankit.params import Channels, Params, PathStr
 
 SPLIT_SEED = 0   # the demo domains are a property of the data set, not of the run's seed
 
@@ -282,7 +282,7 @@ class _Params(Params):
 
 
 class _DemoParams(_Params):
-    root: str | None = None
+    root: PathStr | None = None
     size: int = Field(28, ge=8, le=1024)
     split: Literal["train", "test"] = "train"    # trained on; examples always from "test"
 
@@ -366,7 +366,7 @@ class FashionEdges:
 
 # ---------------------------------------------------------------- user folders
 class _FolderParams(_Params):
-    path: str
+    path: PathStr
     size: int = Field(256, ge=8, le=1024)             # crop fed to the networks
     load_size: int | None = Field(None, ge=8, le=2048)  # decode size (null: = size, no jitter)
     channels: Channels = 3                            # domain A (and B unless channels_b)

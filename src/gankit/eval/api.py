@@ -19,7 +19,7 @@ from gankit.eval.features import Features
 from gankit.eval.inception import InceptionFeatures, load_inception, resolve_weights, sha256_file
 from gankit.eval.metrics import BY_PART
 from gankit.metrics import fid as fidmath
-from gankit.outputs import refuse_overlap
+from gankit.outputs import check_writable, refuse_overlap
 
 # Protocol entries that must agree for two statistics to be comparable.
 COMPARABLE_KEYS = ("feature_network", "feature_layer", "weights_sha256", "resize")
@@ -104,6 +104,7 @@ def fid_between(a: str | os.PathLike, b: str | os.PathLike, *,
         raise GankitError("save_stats needs an image folder as the first path, not a .npz")
     if save_stats is not None:
         refuse_overlap(Path(save_stats), {"A": a, "B": b}, "--save-stats")
+        check_writable(Path(save_stats), "--save-stats")
     if batch_size < 1:
         raise GankitError(f"batch size must be positive, got {batch_size}")
     lazy = lambda: get_extractor(weights, resize=resize, device=device)  # noqa: E731

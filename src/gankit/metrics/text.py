@@ -16,9 +16,10 @@ case ignored), the share that are words of the training lines. Its reference
 written: a generator of blank lines with one real word among them would score 1.0, above real
 text. So beside it: ``words_generated``, the number of words in the n generated lines, and
 ``words_per_line_floor``, the words per held-out line (n lines of real text hold about n times
-that many); and lines holding fewer than ``MIN_WORDS`` (20) words score 0: no credit for
-writing (almost) nothing (one word would give 0 or 1; at 20 the share's standard error is
-still up to 0.11), so such a checkpoint is never a best value (``eval.best_metric``).
+that many); and generated lines holding fewer than ``MIN_WORDS`` (20) words score 0: no
+credit for writing (almost) nothing (one word would give 0 or 1; at 20 the share's standard
+error is still up to 0.11), so such a checkpoint is never a best value
+(``eval.best_metric``). The floor's share is taken however few words its lines hold.
 """
 
 from __future__ import annotations
@@ -127,21 +128,31 @@ class TextMetrics(Metric, name="text"):
         held_lines = data.info.to_text(data.heldout().sample(n, seed=REAL_SEED))
         return (js_scores(gen, held) | js_scores(real, held, "_floor")
                 | {"word_fraction": word_fraction(gen_lines, vocabulary),
-                   "word_fraction_floor": word_fraction(held_lines, vocabulary),
+                   # real text gets its share however few words it holds
+                   "word_fraction_floor": word_fraction(held_lines, vocabulary, min_words=1),
                    "words_generated": float(len(words(gen_lines))),
                    "words_per_line_floor": words_per_line(held_lines)})
 
     @classmethod
     def describe(cls, trainer, n: int, seed: int | None = None,
                  options: EvalOptions | None = None) -> dict[str, Any]:
+        data = trainer.data
+        train, held = _drawn(n, len(data), "training"), _drawn(n, len(data.heldout()), "held-out")
         return {"n_generated": n, "seed_generated": cls.seed(seed),
-                "reference": trainer.data.heldout().description,
-                "floor": f"{n} training lines (seed {REAL_SEED}) vs the held-out lines; "
-                         f"word_fraction_floor: {n} held-out lines",
+                "reference": data.heldout().description,
+                "floor": f"{train} (seed {REAL_SEED}) vs the held-out lines; "
+                         f"word_fraction_floor: {held}",
                 "ngrams": "characters of the padded fixed-length lines, JS in bits",
                 "words": "runs of 2+ letters, lower-cased, looked up in the training lines",
                 "word_fraction": f"0 when the generated lines hold fewer than {MIN_WORDS} "
                                  "words (words_generated): no credit for writing nothing"}
+
+
+def _drawn(n: int, have: int, what: str) -> str:
+    """How n lines were drawn from ``have``: distinct, or with replacement when too few."""
+    if n <= have:
+        return f"{n} {what} lines"
+    return f"{n} {what} lines drawn with replacement from {have}"
 
 
 def reference(data) -> tuple[list[Counter], set[str]]:

@@ -22,6 +22,7 @@ from gankit.core.step import Phase, StepContext
 from gankit.errors import ConfigError
 from gankit.objectives.base import Objective, ObjectiveParams, Scalars
 from gankit.objectives.vae import eval_mode
+from gankit.params import PathStr
 
 CHUNK = 512                    # images per forward when scoring
 
@@ -30,7 +31,7 @@ class FAnoGANParams(ObjectiveParams):
     name: Literal["fanogan"] = "fanogan"
     # the finished WGAN-GP run whose G and critic are read (frozen); None leaves them
     # untrained (only for smoke tests of the machinery: the scores then mean nothing)
-    gan_run: str | None = None
+    gan_run: PathStr | None = None
     kappa: float = Field(1.0, ge=0, le=1e6)      # weight of the feature residual
 
 

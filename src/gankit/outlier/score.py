@@ -123,6 +123,7 @@ def _check_out(out, run, background, specs) -> Path | None:
     paths = {"the run folder": Path(run), "the background run": background}
     paths |= {f"input {i + 1}": Path(s) for i, s in enumerate(specs) if Path(s).exists()}
     outputs.refuse_overlap(out, {k: v and Path(v) for k, v in paths.items()})
+    outputs.check_writable(out)
     return out
 
 

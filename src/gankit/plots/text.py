@@ -6,6 +6,7 @@ Text samples (n, seq_len, V) are argmax-decoded with the vocabulary the run keep
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,10 @@ class TextView:
         for i, line in enumerate(lines):
             ax.text(0.0, i, line, family="monospace", fontsize=9, va="center")
         ax.set_title(title, fontsize=9, loc="left")
-        return save(fig, path)
+        # characters the font lacks are drawn as boxes; matplotlib would warn once per glyph
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Glyph .* missing from")
+            return save(fig, path)
 
     def final_plots(self, trainer, folder: Path, rows: list[dict]) -> list[Path]:
         figures = [

@@ -149,6 +149,10 @@ class Sampling:
                 raise ConfigError(f"--caption: the {self.cfg.objective.name} model does not "
                                   "draw images from captions")
             self._caption = self.data.info.encode(caption)
+            warning = self.data.info.unlike_training(caption)
+            if warning:
+                from gankit.log import note
+                note(warning)
         try:
             yield
         finally:
@@ -177,7 +181,7 @@ class Sampling:
         if mix_layers is not None and mix_seed is None:
             raise ConfigError(f"--mix-layers {mix_layers} chooses the styles taken from the "
                               "samples of --mix-seed; give --mix-seed too")
-        mix_layers = mix_layers or "coarse"
+        mix_layers = "coarse" if mix_layers is None else mix_layers
         if mix_seed is not None:
             self.objective.style_layers(mix_layers)
         self._styles = StyleOptions(psi, mix_seed, mix_layers)
@@ -350,8 +354,9 @@ def load_run_model(run_path: Path | str, device: str = "auto",
     where = resolve_device(device, "--device")
     if state is None:
         if not ckpt.list_checkpoints(run.checkpoints):
-            raise CheckpointError(f"{run_path} has no checkpoint yet (it stopped before its "
-                                  f"first); train it on with `gankit resume {run_path}`")
+            raise CheckpointError(f"{run_path} has no checkpoint in {run.checkpoints} (a run "
+                                  "stopped before its first saves none; `gankit resume "
+                                  f"{run_path}` trains it on)")
         _, state, skipped = ckpt.newest_intact(run.checkpoints)
         for msg in skipped:
             note(f"skipped {msg}")
