@@ -105,6 +105,14 @@ def test_unknown_suffixes_are_refused(runs, tmp_path):
     assert list(tmp_path.glob("*.*")) == []
 
 
+def test_an_out_that_cannot_be_written_is_refused_before_the_figure(runs, tmp_path):
+    (tmp_path / "f").write_text("a file")
+    err = refused(["compare", str(runs[0]), str(runs[1]), "--figure", str(tmp_path / "s.png"),
+                   "--out", str(tmp_path / "f" / "c.html")])
+    assert "cannot write --out" in err and "is a file, not a folder" in err
+    assert not (tmp_path / "s.png").exists()
+
+
 def test_a_figure_without_any_sample_grid_is_refused(runs, tmp_path):
     for run in runs:
         for grid in (run / "samples").iterdir():

@@ -201,3 +201,14 @@ def test_paths_are_kept_absolute_so_a_run_reads_them_from_anywhere(tmp_path, mon
                                            "eval.inception_weights=~/w.pth"])
     assert cfg.data.path == str(tmp_path / "corpus.txt")
     assert cfg.eval.inception_weights == os.path.join(os.path.expanduser("~"), "w.pth")
+
+
+def test_a_moved_corpus_may_be_named_again_on_resume():
+    """Where the data are is not what they are: data.path, data.root and objective.gan_run
+    may change on resume (a project moved to another folder); the data's settings may not."""
+    from gankit.config import incompatible_keys
+    old = build_config("wgangp-text-kjv", ["data.path=/old/corpus.txt"])
+    moved = build_config("wgangp-text-kjv", ["data.path=/new/corpus.txt", "data.root=/data"])
+    assert incompatible_keys(old, moved) == []
+    longer = build_config("wgangp-text-kjv", ["data.path=/old/corpus.txt", "data.seq_len=64"])
+    assert incompatible_keys(old, longer) == ["data.seq_len"]

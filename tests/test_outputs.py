@@ -85,7 +85,7 @@ def test_check_writable_refuses_in_one_line(tmp_path, monkeypatch):
     def refuse(*a, **k):
         raise PermissionError(13, "Permission denied")
     monkeypatch.setattr(outputs.tempfile, "mkstemp", refuse)
-    with pytest.raises(GankitError, match="takes no new file .Permission denied."):
+    with pytest.raises(GankitError, match="cannot create files in .* .Permission denied."):
         outputs.check_writable(tmp_path / "x.png", "--save-stats")
     with pytest.raises(GankitError, match="cannot write"):
         outputs.write_via(tmp_path / "x.png", lambda tmp: None)
@@ -123,6 +123,15 @@ def test_translate_writes_one_output_per_input(tmp_path, translator):
     assert Image.open(tmp_path / "o" / "same.jpg").format == "JPEG"
     assert Image.open(tmp_path / "o" / "same.png").format == "PNG"
     assert fingerprint(inputs) == before
+
+
+def test_translate_refuses_an_out_under_a_file_before_translating(tmp_path, translator):
+    inputs = inputs_with_same_stems(tmp_path / "in")
+    (tmp_path / "f").write_text("a file")
+    code, out, err = run_cli(["translate", str(translator), "--input", str(inputs),
+                              "--out", str(tmp_path / "f" / "o")])
+    assert code == 2 and "is a file, not a folder" in err and "Traceback" not in err, err
+    assert (tmp_path / "f").read_text() == "a file"
 
 
 @pytest.mark.parametrize("where", ["same", "inside", "not empty", "sheet name", "case"])

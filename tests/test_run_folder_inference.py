@@ -184,6 +184,28 @@ def test_a_run_without_a_checkpoint_says_so(tmp_path):
              "has no checkpoint in")
 
 
+def test_a_trained_run_whose_checkpoints_went_is_not_restarted(tmp_path):
+    """Resume would start a run without checkpoints over and drop its log: refused when it
+    logged steps; a run that stopped before its first checkpoint still starts again."""
+    cfg = build_config("ring", ["train.steps=3", "log.every=1", "log.progress=false",
+                                "log.figures=false", "eval.metrics=[]", "train.threads=1"])
+    api.train(cfg, tmp_path / "r")
+    for path in ckpt.list_checkpoints(tmp_path / "r" / "checkpoints"):
+        path.unlink()
+    log = (tmp_path / "r" / "metrics.jsonl").read_bytes()
+    _refused(["resume", str(tmp_path / "r"), "--steps", "2"], "logged 3 steps but has no "
+             "checkpoint")
+    assert (tmp_path / "r" / "metrics.jsonl").read_bytes() == log
+
+
+def test_seeds_beyond_torchs_range_wrap_and_those_within_are_unchanged():
+    from gankit.data.base import make_generator
+    draw = lambda g: torch.rand(3, generator=g)                          # noqa: E731
+    for seed in (0, 7, 2**63 - 1, 2**63, 2**64 - 1, -1, -2**63):
+        assert torch.equal(draw(make_generator(seed)), draw(torch.Generator().manual_seed(seed)))
+    assert torch.equal(draw(make_generator(2**64 + 5)), draw(make_generator(5)))
+
+
 def test_a_toy_run_copied_elsewhere_plots_on_the_cpu(tmp_path):
     cfg = build_config("ring", ["train.steps=3", "model.g_hidden=16", "model.d_hidden=16",
                                 "train.batch_size=32", "log.progress=false",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import http.server
 import math
+import os
 import threading
 from collections import Counter
 from dataclasses import replace
@@ -30,6 +31,7 @@ from gankit.metrics import text as text_metric
 from gankit.metrics.text import (MIN_WORDS, TextMetrics, js_divergence, ngram_counts,
                                  word_fraction, words_per_line)
 from gankit.nn.text import TextConvParams, TextCritic, TextGenerator
+from gankit.plots.text import TextView
 from gankit.objectives.functional import gradient_penalty
 
 SHARED_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "text"
@@ -245,3 +247,32 @@ def test_sample_prints_lines_of_text(tmp_path):
     lines = out.splitlines()
     assert len(lines) == 3 and all(len(s) <= 32 for s in lines)
     assert lines == run_cli(["sample", str(run), "--n", "3", "--seed", "1"])[1].splitlines()
+
+
+def test_a_run_keeps_its_corpus_safe_and_readable_from_anywhere(tmp_path, monkeypatch):
+    """--out never replaces the corpus the run trained on; a run trained with a relative
+    data.path is read from another folder; huge --n is refused before drawing."""
+    monkeypatch.chdir(tmp_path)
+    corpus(tmp_path, [f"In the beginning God created the heaven {i}." for i in range(60)])
+    cfg = validate({"data": {"name": "text", "path": "corpus.txt"},        # relative
+                    "model": TINY_MODEL, "objective": {"name": "wgan-gp"},
+                    "train": {"steps": 2, "batch_size": 4, "d_steps": 1},
+                    "log": {"progress": False, "figures": False, "sample_at": [], "n_fixed": 4}})
+    api.train(cfg, tmp_path / "run")
+    before = (tmp_path / "corpus.txt").read_bytes()
+    code, _, err = run_cli(["sample", "run", "--n", "3", "--out", "corpus.txt"])
+    assert code == 2 and "its data.path" in err, err
+    assert (tmp_path / "corpus.txt").read_bytes() == before
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, out, err = run_cli(["eval", str(tmp_path / "run"), "--metrics", "text", "--n", "8"])
+    assert code == 0, err
+    monkeypatch.setattr(os, "sysconf", lambda name: 4096)     # 4096 pages of 4 KiB: 16 MiB
+    code, _, err = run_cli(["sample", str(tmp_path / "run"), "--n", "100000"])
+    assert code == 2 and "GiB, more than half of this machine's" in err, err
+
+
+def test_text_pictures_draw_dollar_signs_as_characters(tmp_path):
+    path = TextView.draw_lines(["a $^$ b", "cost $5"], tmp_path / "t.png", "a $ title")
+    assert path.stat().st_size > 0

@@ -131,6 +131,11 @@ def load_trainer(run_path: Path | str, cfg: RunConfig | None = None,
     if best:
         return run, _best_trainer(run, run_path, cfg), []
     if not ckpt.list_checkpoints(run.checkpoints):
+        logged = max((r.get("step", 0) for r in run.read_metrics()), default=0)
+        if logged > 0:      # trained, then its checkpoints went: starting over would drop it
+            raise CheckpointError(f"{run_path} logged {logged} steps but has no checkpoint in "
+                                  f"{run.checkpoints} (removed or moved?); resuming would start "
+                                  "over: put them back, or train a new run")
         # stopped before its first checkpoint: nothing to lose, start it again
         return run, Trainer(cfg, run.checkpoints), []
     path, state, skipped = ckpt.newest_intact(run.checkpoints)

@@ -41,6 +41,22 @@ def _output(fn):
 
 # a seed is a torch.Generator seed: a non-negative int64 (as the config's seed field)
 _SEED = click.IntRange(0, 2**63 - 1)
+MAX_N = 10_000_000          # samples a command draws: 200x FID's 50k, well short of a typo's
+
+
+def _refuse_beyond_memory(n: int, shape: tuple[int, ...]) -> None:
+    """GankitError (one line) when n samples of ``shape`` (float32) would need more than half
+    of this machine's memory (skipped where the system does not say how much it has)."""
+    import math
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return
+    need = n * math.prod(shape) * 4
+    if need > total // 2:
+        raise GankitError(f"--n {n}: {n} samples of shape {tuple(shape)} take "
+                          f"{need / 2**30:.1f} GiB, more than half of this machine's "
+                          f"{total / 2**30:.0f} GiB; draw fewer")
 
 _nproc_option = click.option(
     "--nproc", type=click.IntRange(min=1), default=1, show_default=True,
@@ -217,7 +233,7 @@ def _lines_of(run: Path, model, out: Path | None):
 
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--n", "n", type=click.IntRange(1, MAX_N), default=64, show_default=True,
               help="How many samples to draw (a .png of a class-conditional model splits "
                    "them over the classes; a text model without --out prints N lines).")
 @click.option("--out", type=click.Path(path_type=Path),
@@ -255,17 +271,20 @@ def sample(run, n, out, seed, best, label, caption, truncation, mix_seed, mix_la
     from gankit.outputs import check_writable, refuse_overlap, write_via
     from gankit.run import RunDir
 
-    RunDir.open(run)            # not a run folder: say so first, before anything about --out
+    data = RunDir.open(run).read_config().data      # not a run folder: said first
     suffix = out.suffix.lower() if out is not None else None
     if out is not None:
         if suffix not in (".png", ".npy", ".npz", ".txt"):
             raise GankitError(f"--out must end in .png, .npy, .npz or .txt, not "
                               f"{out.suffix or '(none)'}")
-        refuse_overlap(out, {"the run folder": run})
+        refuse_overlap(out, {"the run folder": run,         # nor the data it trained on
+                             "its data.path": getattr(data, "path", None) and Path(data.path),
+                             "its data.root": getattr(data, "root", None) and Path(data.root)})
         if out.is_dir():
             raise GankitError(f"--out {out} is a folder; name the file to write")
         check_writable(out)
     _, model = load_model(run, best=best, device=device)
+    _refuse_beyond_memory(n, model.data.info.shape)
     to_lines = _lines_of(run, model, out) if out is None or suffix == ".txt" else None
     labelled = suffix == ".png" and caps.LABELS in model.objective.offers
     # every path enters these: each refuses (one line) an option the model does not take
@@ -551,7 +570,7 @@ def _metrics_help() -> str:
 @cli.command("eval")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--metrics", help=_metrics_help() + " Default: every metric that applies to RUN.")
-@click.option("--n", "n", type=click.IntRange(min=2), default=10000, show_default=True,
+@click.option("--n", "n", type=click.IntRange(2, MAX_N), default=10000, show_default=True,
               help="Samples per metric: N generated samples (and N real ones where a metric "
                    "compares with real data); for metrics of held-out data (nll, test-error) "
                    "N held-out examples are scored instead (all of them when there are fewer).")

@@ -84,15 +84,16 @@ def check_writable(path: Path, flag: str = "--out") -> None:
     ``path``: an existing part of its folder is a file, or the nearest existing folder refuses
     a new file (tried with a temporary file, removed at once; permissions alone do not tell,
     e.g. for root or on /proc)."""
+    what = f"{flag} {path}" if flag else str(path)
     folder = Path(path).expanduser().absolute().parent
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir():
-        raise GankitError(f"cannot write {flag} {path}: {folder} is a file, not a folder")
+        raise GankitError(f"cannot write {what}: {folder} is a file, not a folder")
     try:
         fd, tmp = tempfile.mkstemp(prefix=".gankit-check.", dir=folder)
     except OSError as e:
-        raise GankitError(f"cannot write {flag} {path}: {folder} takes no new file "
+        raise GankitError(f"cannot write {what}: cannot create files in {folder} "
                           f"({e.strerror})") from None
     os.close(fd)
     os.unlink(tmp)
@@ -103,6 +104,7 @@ def write_via(path: Path, write: Callable[[Path], object]) -> bool:
     that go by the extension work), then rename it into place. Returns whether an existing
     file was replaced. The temporary file is removed if ``write`` fails; GankitError (one
     line) when the folder or the temporary file cannot be made."""
+    check_writable(path, "")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)

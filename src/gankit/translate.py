@@ -89,9 +89,9 @@ def _save_images(images: torch.Tensor, paths: list[Path]) -> int:
     be written."""
     arr = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
     for x, path in zip(arr, paths):
-        path.parent.mkdir(parents=True, exist_ok=True)
         pic = Image.fromarray(x[0]) if x.shape[0] == 1 else Image.fromarray(x.transpose(1, 2, 0))
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             pic.save(path)
         except (ValueError, OSError) as e:
             raise GankitError(f"cannot write {path}: {e}") from e
@@ -200,6 +200,7 @@ def translate_folder(run_path: Path, input_dir: Path, direction: str, out_dir: P
     GankitError when no usable image is left."""
     out_dir = Path(out_dir)
     outputs.check_new_folder(out_dir, {"the input folder": input_dir, "the run folder": run_path})
+    outputs.check_writable(out_dir / SHEET)
     entries, _ = folder_mod.scan_folder(input_dir)
     if not entries:
         raise GankitError(f"no image files ({', '.join(folder_mod.IMAGE_EXTENSIONS)}) in "

@@ -87,10 +87,11 @@ def generator_state(gen: torch.Generator) -> torch.Tensor:
 
 
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
-    """A torch.Generator seeded with ``seed`` modulo 2**63 (torch takes an int64; so a seed
-    derived as ``seed + k`` from the largest one a user may give still works)."""
+    """A torch.Generator seeded with ``seed``; one outside what torch takes
+    ([-2**63, 2**64 - 1]) modulo 2**64, so a seed derived as ``seed + k`` never fails."""
+    seed = int(seed)
     gen = torch.Generator(device=device)
-    gen.manual_seed(int(seed) % 2**63)
+    gen.manual_seed(seed if -2**63 <= seed < 2**64 else seed % 2**64)
     return gen
 
 

@@ -126,7 +126,7 @@ class CaptionInfo(DataInfo):
                 return None
         return (f"the caption {caption!r} follows none of the run's {len(self.templates)} "
                 "templates (e.g. " + repr(TEMPLATES[self.templates[0]][0].format(a=7, b=2))
-                + "); the model never saw one like it, its images may not show it")
+                + "); the model never saw one like it: its images may not show it")
 
     @property
     def content_ids(self) -> tuple[int, ...]:

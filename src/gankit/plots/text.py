@@ -46,8 +46,10 @@ class TextView:
         ax.set_xlim(0, 1)
         ax.set_ylim(len(lines), -1)
         for i, line in enumerate(lines):
-            ax.text(0.0, i, line, family="monospace", fontsize=9, va="center")
-        ax.set_title(title, fontsize=9, loc="left")
+            # parse_math off: a "$" in a line is a character, not the start of a formula
+            ax.text(0.0, i, line, family="monospace", fontsize=9, va="center",
+                    parse_math=False)
+        ax.set_title(title, fontsize=9, loc="left", parse_math=False)
         # characters the font lacks are drawn as boxes; matplotlib would warn once per glyph
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Glyph .* missing from")

@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from gankit.errors import GankitError
 from gankit.fileio import atomic_write
-from gankit.outputs import refuse_overlap
+from gankit.outputs import check_writable, refuse_overlap
 from gankit.run import CONFIG_NAME
 from gankit.report import collect
 from gankit.report.collect import RunRecord, Series
@@ -257,6 +257,7 @@ def check_outputs(records: list[RunRecord], out: Path, figure: Path | None) -> N
         if path.suffix.lower() not in types:
             raise GankitError(f"{flag} must end in {', '.join(types[:-1])} or {types[-1]}, "
                               f"not {path.suffix or '(none)'}")
+        check_writable(path, flag)                  # both, before either is written
 
 
 def _write(path: Path, data: bytes) -> bool:

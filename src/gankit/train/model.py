@@ -354,9 +354,8 @@ def load_run_model(run_path: Path | str, device: str = "auto",
     where = resolve_device(device, "--device")
     if state is None:
         if not ckpt.list_checkpoints(run.checkpoints):
-            raise CheckpointError(f"{run_path} has no checkpoint in {run.checkpoints} (a run "
-                                  "stopped before its first saves none; `gankit resume "
-                                  f"{run_path}` trains it on)")
+            raise CheckpointError(f"{run_path} has no checkpoint in {run.checkpoints}: it "
+                                  "stopped before its first, or they were removed")
         _, state, skipped = ckpt.newest_intact(run.checkpoints)
         for msg in skipped:
             note(f"skipped {msg}")
