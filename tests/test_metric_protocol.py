@@ -13,6 +13,7 @@ import copy
 import inspect
 import json
 import math
+import os
 import re
 from types import SimpleNamespace
 
@@ -179,7 +180,8 @@ def test_mode_auto_takes_the_declared_direction(tmp_path):
                                        "eval.inception_weights=w.pth"])
     cb = EvaluationCallback.from_config(None, SimpleNamespace(cfg=cfg, ckpt_dir=tmp_path))
     assert cb.tracker.mode == "max"
-    assert cb.options == EvalOptions(inception_weights="w.pth", fid_method="svd")
+    assert cb.options == EvalOptions(inception_weights=os.path.abspath("w.pth"),   # PathStr
+                                     fid_method="svd")
     cfg = build_config("dcgan-mnist", ["eval.metrics=[fid,pr,mnist]", "eval.best_metric=cfd_mnist"])
     cb = EvaluationCallback.from_config(None, SimpleNamespace(cfg=cfg, ckpt_dir=tmp_path))
     assert cb.tracker.mode == "min"
