@@ -636,9 +636,9 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # Keys that may differ when a run is resumed: its length (and the end of its schedules), where
-# and how fast it runs, and what it logs.
-# where files are, not what they hold (a project moved to another folder resumes with
-# --set data.path=...): data.path, data.root and objective.gan_run (read at the first step)
+# and how fast it runs, what it logs, and where its files are, not what they hold (a project
+# moved to another folder resumes with --set data.path=...; objective.gan_run is read at the
+# first step only).
 RESUMABLE_CHANGES = ("train.steps", "train.schedule_steps", "train.device", "train.threads",
                      "train.flush_denormal", "log.", "eval.", "data.path", "data.root",
                      "objective.gan_run")

@@ -20,6 +20,7 @@ Types for fields strict mode alone would get wrong:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat
@@ -46,9 +47,10 @@ Channels = Annotated[Literal[1, 3], BeforeValidator(not_bool)]
 
 
 def absolute_path(value: str) -> str:
-    """``value`` with ``~`` expanded, made absolute against the working directory (not
-    resolved: symbolic links stay as given); "" unchanged (the field's own check refuses it)."""
-    return os.path.abspath(os.path.expanduser(value)) if value else value
+    """``value`` with ``~`` expanded, made absolute against the working directory, kept as
+    written otherwise (no ``..`` collapsed, no link followed: either could change what it
+    names); "" unchanged (the field's own check refuses it)."""
+    return str(Path(os.path.expanduser(value)).absolute()) if value else value
 
 
 PathStr = Annotated[str, AfterValidator(absolute_path)]

@@ -67,8 +67,8 @@ class TextParams(Params):
 
     name: Literal["text"] = "text"
     corpus: Literal["kjv", "tinyshakespeare"] | None = "kjv"
-    path: PathStr | None = None           # a UTF-8 text file; replaces ``corpus``
-    root: PathStr | None = None           # data root (default $GANKIT_DATA or the user cache)
+    path: PathStr | None = None       # a UTF-8 text file; replaces ``corpus``
+    root: PathStr | None = None       # data root (default $GANKIT_DATA or the user cache)
     seq_len: int = Field(32, ge=2, le=4096)
     vocab_size: int = Field(96, ge=1, le=65536)   # most frequent characters kept
     pad: str = Field("`", min_length=1, max_length=1)
