@@ -84,7 +84,7 @@ def check_writable(path: Path, flag: str = "--out") -> None:
     ``path``: an existing part of its folder is a file, or the nearest existing folder refuses
     a new file (tried with a temporary file, removed at once; permissions alone do not tell,
     e.g. for root or on /proc)."""
-    what = f"{flag} {path}" if flag else str(path)
+    what = f"{flag} {path}"
     folder = Path(path).expanduser().absolute().parent
     while not folder.exists():
         folder = folder.parent
@@ -103,8 +103,8 @@ def write_via(path: Path, write: Callable[[Path], object]) -> bool:
     """Rule 4: ``write(tmp)`` to a temporary file beside ``path`` (same suffix, so writers
     that go by the extension work), then rename it into place. Returns whether an existing
     file was replaced. The temporary file is removed if ``write`` fails; GankitError (one
-    line) when the folder or the temporary file cannot be made."""
-    check_writable(path, "")
+    line) when the folder or the temporary file cannot be made (commands call
+    ``check_writable`` before their work, so this is the late safety net)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
