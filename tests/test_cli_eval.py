@@ -64,3 +64,12 @@ def test_eval_errors_are_one_line(tmp_path):
     assert code == 2 and err.count("\n") == 1
     code, out, err = run_cli(["fid", str(tmp_path / "x"), str(tmp_path / "y")])
     assert code == 2 and err.count("\n") == 1
+    # a bad path is named even without Inception weights (it was the weights' message)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "one").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "one" / "0.png")
+    for a, b, said in [("one", "nosuch", "not an image folder or .npz statistics file"),
+                       ("empty", "one", "no images"), ("one", "gone.npz", "not found")]:
+        code, out, err = run_cli(["fid", str(tmp_path / a), str(tmp_path / b),
+                                  "--inception-weights", str(tmp_path / "no-weights.pth")])
+        assert code == 2 and said in err and err.count("\n") == 1, err

@@ -123,6 +123,11 @@ def test_score_cli_writes_csv_summary_and_figures(vae_run, tmp_path):
     assert summary["method"] == "nll" and summary["protocol"]["likelihood"]["iw_samples"] == 4
     for name in ("scores-most.png", "scores-least.png", "scores-hist.png"):
         assert (tmp_path / "out" / name).is_file()
+    # scored again without a truth: the earlier histogram (its AUROC) does not stay beside
+    code, stdout, err = run_cli(["score", str(vae_run), "--input", "mnist:test", "--limit", "4",
+                                 "--out", str(out), "--iw-samples", "2", "--device", "cpu"])
+    assert code == 0 and "AUROC" not in stdout, err
+    assert not (tmp_path / "out" / "scores-hist.png").exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -138,6 +143,27 @@ def test_refusals_are_one_line(vae_run, tmp_path, args, message):
         base += ["--input", "mnist:test"]
     code, _, err = run_cli(base + args)
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_the_same_input_as_normal_and_anomalous_is_refused(vae_run, tmp_path):
+    """Before: scored, AUROC 0.5 by construction."""
+    np.savez(tmp_path / "good.npz", images=np.zeros((2, 28, 28), np.uint8))
+    for normal, odd in [(str(tmp_path / "good.npz"), str(tmp_path / "." / "good.npz")),
+                        ("mnist:test", "mnist:test")]:
+        code, _, err = run_cli(["score", str(vae_run), "--input", normal, "--outliers", odd,
+                                "--out", str(tmp_path / "s.csv")])
+        assert code == 2 and "cannot be normal and anomalous" in err, err
+
+
+def test_a_file_that_is_not_an_npz_archive_is_refused_in_one_line(vae_run, tmp_path):
+    """Before: a lone .npy named .npz gave a traceback, garbage numpy's 'pickled data'."""
+    np.save(tmp_path / "one.npy", np.zeros((2, 28, 28), np.uint8))
+    (tmp_path / "one.npy").rename(tmp_path / "one.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    for name in ("one.npz", "junk.npz"):
+        code, _, err = run_cli(["score", str(vae_run), "--input", str(tmp_path / name),
+                                "--out", str(tmp_path / "s.csv")])
+        assert code == 2 and "not an .npz archive" in err and err.count("\n") == 1, err
 
 
 def test_other_sizes_are_refused_or_converted(vae_run, tmp_path):
@@ -205,7 +231,8 @@ def test_folder_inputs_keep_names_and_refuse_mixed_sizes(vae_run, tmp_path):
     assert code == 2 and "1x28x28 and 3x30x40" in err and "--resize" in err
     code, stdout, err = run_cli(args + ["--resize"])
     assert code == 0, err
-    assert "skipped 1 unreadable files" in stdout
+    assert any(line.endswith(": broken.png") and "skipped 1 unreadable file in" in line
+               for line in stdout.splitlines()), stdout        # the file is named
     names = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
     assert names == ["a.png", "sub/b.png"]
 

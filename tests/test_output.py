@@ -35,6 +35,18 @@ def test_progress_lines_with_losses_through_a_pipe(tmp_path):
     assert proc.stderr == ""
 
 
+def test_the_summary_quotes_paths_in_the_commands_it_suggests(tmp_path):
+    """Before: 'next: gankit sample runs/ring 2 --out ...' (a path with a space, unquoted)."""
+    import shlex
+    run = tmp_path / "a run"
+    code, out, err = run_cli(["train", "ring", "--steps", "3", "--out", str(run),
+                              "--set", "log.figures=false"])
+    assert code == 0, err
+    here = shlex.quote(str(run))
+    assert here != str(run) and f"next: gankit sample {here} --out samples.png" in out
+    assert f"none drawn (log.figures=false); gankit plot {here} draws them" in out
+
+
 def test_json_and_quiet(tmp_path):
     code, out, err = run_cli(["train", "ring", "--steps", "3", "--out", str(tmp_path / "a"),
                               "--json", "--set", "log.figures=false"])

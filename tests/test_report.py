@@ -138,6 +138,14 @@ def test_report_without_figures_on_resume_and_with_eval_results(tmp_path):
     page = (run / REPORT_NAME).read_text()
     assert code == 0 and out.strip() == str(run / REPORT_NAME), err
     assert "eval-00000004.json" in page and "n_generated" in page and "higher is better" in page
+    # a second result at the step (another seed: eval-00000004-2.json) is shown too; it was
+    # left out while `gankit compare` read it
+    api.evaluate(run, ["toy2d"], n=200, seed=5, save=True)
+    assert run_cli(["report", str(run)])[0] == 0
+    page = (run / REPORT_NAME).read_text()
+    assert page.index("eval-00000004.json") < page.index("eval-00000004-2.json")
+    from gankit.report.collect import latest_evals
+    assert latest_evals(run)["modes"]["how"] == "n=200, seed=5"
     assert 'data-name="metrics.jsonl"' in page                    # gankit report draws curves
 
 

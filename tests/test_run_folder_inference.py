@@ -143,6 +143,10 @@ def test_a_cuda_run_samples_plots_and_evaluates_on_a_cpu(run, tmp_path, monkeypa
     assert api.sample(run, n=3, device="cpu").shape == (3, 1, 28, 28)
     _refused(["sample", str(run), "--out", str(tmp_path / "g.png"), "--device", "cuda"],
              "--device=cuda but no CUDA device is available")
+    # was a traceback from torch ("not linked with support for mps devices")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    _refused(["sample", str(run), "--out", str(tmp_path / "m.png"), "--device", "mps"],
+             "--device=mps but no MPS (Apple GPU) device is available")
 
 
 def test_eval_reads_real_data_only_for_metrics_that_compare_with_them(run, weights):
@@ -152,7 +156,7 @@ def test_eval_reads_real_data_only_for_metrics_that_compare_with_them(run, weigh
     out = _ok(["eval", str(run), "--metrics", "is", "--n", "8", *given])
     assert set(json.loads(out)) >= {"is_mean", "step", "protocol"}
     _refused(["eval", str(run), "--metrics", "fid", "--n", "8", *given],
-             "needs the run's training data (folder), which cannot be read")
+             "metric fid needs the run's training data (folder), which cannot be read")
     result = api.evaluate(run, ["is"], n=8, inception_weights=weights, device="cpu")
     assert result["step"] == 2
 

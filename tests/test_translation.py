@@ -468,14 +468,23 @@ def test_translate_keeps_names_writes_a_sheet_and_takes_a_size(tmp_path, folders
     (inputs / "sub").mkdir(parents=True)
     Image.new("L", (20, 20), 30).save(inputs / "a.jpg")
     Image.new("L", (20, 20), 200).save(inputs / "sub" / "b.png")
+    (inputs / "sub" / "broken.png").write_bytes(b"not a png")
     code, out, err = run_cli(["translate", str(run.path), "--input", str(inputs),
                               "--out", str(tmp_path / "o"), "--size", "24"])
     assert code == 0, err
+    assert "skipped 1 of 3 files" in err and "(sub/broken.png)" in err      # named
     assert Image.open(tmp_path / "o" / "a.jpg").format == "JPEG"          # same name, format
     assert Image.open(tmp_path / "o" / "sub" / "b.png").size == (24, 24)   # --size
     assert "trained at 16 px" in out and (tmp_path / "o" / "translation-sheet.png").exists()
+    from gankit.cli import _translates
+    from gankit.run import RunDir
+    assert _translates(RunDir.open(run.path))        # its summary suggests gankit translate
     page = (run.path / "report.html").read_text()
     assert "paired target" not in page                       # CycleGAN's data are unpaired
+    # --size 4096 was allowed and took ~23 GB (killed): at most 1024, refused in one line
+    code, out, err = run_cli(["translate", str(run.path), "--input", str(inputs),
+                              "--out", str(tmp_path / "o2"), "--size", "4096"])
+    assert code == 2 and "1024" in err and not (tmp_path / "o2").exists()
 
 
 # ---------------------------------------------------------------- inputs unlike the training domain

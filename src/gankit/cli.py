@@ -437,14 +437,15 @@ def _metric_line(name: str) -> str:
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--input", "input_dir", type=click.Path(path_type=Path), required=True,
-              help="Folder of images to translate (searched recursively).")
+              help="Folder of images to translate, searched recursively for PNG, JPEG, "
+                   "WebP, BMP, TIFF and PPM/PGM files (others, e.g. GIF, are not read).")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB",
               show_default=True, help="AtoB uses the A->B translator (pix2pix runs: AtoB only).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Output folder, new or empty and not inside --input or RUN: one image per "
                    "input, same relative name and extension (.png appended where Pillow cannot "
                    "write the format), and translation-sheet.png (inputs beside translations).")
-@click.option("--size", type=click.IntRange(min=8, max=4096),
+@click.option("--size", type=click.IntRange(min=8, max=1024),
               help="Resize inputs to SIZE px (default: the size the run trained at).")
 def translate(run, input_dir, direction, out_dir, size) -> None:
     """Translate a folder of images with a CycleGAN or pix2pix RUN."""
@@ -466,7 +467,7 @@ def translate(run, input_dir, direction, out_dir, size) -> None:
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--input", "inputs", multiple=True, required=True, metavar="FOLDER|FILE.npz|NAME:SPLIT",
               help="Images to score: a folder (searched recursively), a .npz of uint8 images "
-                   "(key 'images' or 'x'; optional 'labels'), or a built-in split such as "
+                   "(key 'images' or 'x', or its only array; optional 'labels'), or a built-in split such as "
                    "mnist:test or fashion-mnist:test. Repeatable.")
 @click.option("--outliers", multiple=True, metavar="FOLDER|FILE.npz|NAME:SPLIT",
               help="More images to score, all of them anomalous (the --input ones normal): "
@@ -609,6 +610,15 @@ def _echo_json(obj) -> None:
     click.echo(json.dumps(obj, allow_nan=False))
 
 
+def _translates(run) -> bool:
+    """Whether the run's objective offers translation (CycleGAN, pix2pix), from its config."""
+    from gankit.core import capabilities as caps
+    from gankit.registry import OBJECTIVES
+
+    objective = run.read_config().objective
+    return caps.TRANSLATION in OBJECTIVES.get(objective.name).capabilities(objective)
+
+
 def _report(run, quiet: bool = False, as_json: bool = False) -> None:
     """The end of a run: a short summary (metrics rounded, figures, what to do next), or with
     ``--json`` the last value of every logged metric as one JSON object."""
@@ -631,15 +641,19 @@ def _report(run, quiet: bool = False, as_json: bool = False) -> None:
                f"{loss_text(last)}")
     if scores:
         click.echo(f"  metrics: {scores}")
+    import shlex
     figures = sorted(p.name for p in (run.path / "plots").glob("*.png"))
+    here = shlex.quote(str(run.path))       # commands to copy: a path with spaces stays one
     if figures:
         click.echo(f"  figures in {run.path / 'plots'}: {', '.join(figures)}")
     else:
-        click.echo(f"  figures: none drawn (log.figures=false); gankit plot {run.path} draws them")
+        why = " (log.figures=false)" * (not run.read_config().log.figures)
+        click.echo(f"  figures: none drawn{why}; gankit plot {here} draws them")
     if (run.path / "report.html").exists():
         click.echo(f"  report: {run.path / 'report.html'}")
-    click.echo(f"  next: gankit sample {run.path} --out samples.png | gankit eval {run.path} | "
-               f"gankit resume {run.path} --steps N")
+    first = (f"gankit translate {here} --input FOLDER --out OUT" if _translates(run) else
+             f"gankit sample {here} --out samples.png")
+    click.echo(f"  next: {first} | gankit eval {here} | gankit resume {here} --steps N")
 
 
 def main(argv: list[str] | None = None) -> None:

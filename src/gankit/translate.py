@@ -39,7 +39,8 @@ from gankit.registry import DATASETS, NETWORKS, OBJECTIVES
 from gankit.run import RunDir
 from gankit.train import checkpoint as ckpt
 
-BATCH = 32
+BATCH = 32                          # images per forward pass at the training size
+MAX_SIZE = 1024                     # largest side translated (activations grow with its square)
 
 
 def load_translator(run_path: Path, direction: str) -> tuple[torch.nn.Module, tuple[int, ...]]:
@@ -208,16 +209,20 @@ def translate_folder(run_path: Path, input_dir: Path, direction: str, out_dir: P
     names = outputs.one_to_one([e.rel for e in entries], output_name, reserved=[SHEET])
     net, (channels, trained, _) = load_translator(Path(run_path), direction)
     size = size or trained
+    if size > MAX_SIZE:
+        raise GankitError(f"--size {size}: at most {MAX_SIZE} px (activations grow with the "
+                          f"square of the side; the model was trained at {trained} px)")
     if size != trained:
         note(f"translating at {size} px; the model was trained at {trained} px")
     domain = domain_ranges(Path(run_path), direction)
     written, skipped, sheet, odd = 0, {}, ([], []), []
-    for start in range(0, len(entries), BATCH):
+    per_pass = max(1, BATCH * trained ** 2 // size ** 2)   # about BATCH training images' pixels
+    for start in range(0, len(entries), per_pass):
         arrays, paths = [], []
-        for entry in entries[start:start + BATCH]:
+        for entry in entries[start:start + per_pass]:
             arr, reason = folder_mod._try_decode(entry, size, channels)
             if arr is None:
-                skipped[reason] = skipped.get(reason, 0) + 1
+                skipped.setdefault(reason, []).append(entry.rel)
                 continue
             arrays.append(arr)
             paths.append(out_dir / names[entry.rel])
@@ -234,8 +239,10 @@ def translate_folder(run_path: Path, input_dir: Path, direction: str, out_dir: P
         sheet[0].append(x[:room])
         sheet[1].append(y[:room])
     if skipped:
-        detail = ", ".join(f"{n} {r}" for r, n in sorted(skipped.items()))
-        warnings.warn(f"skipped {sum(skipped.values())} of {len(entries)} files in "
+        detail = "; ".join(f"{len(rels)} {r} ({', '.join(rels[:SHOWN])}"
+                           + (f" and {len(rels) - SHOWN} more)" if len(rels) > SHOWN else ")")
+                           for r, rels in sorted(skipped.items()))
+        warnings.warn(f"skipped {sum(map(len, skipped.values()))} of {len(entries)} files in "
                       f"{input_dir}: {detail}", folder_mod.SkippedFilesWarning, stacklevel=2)
     if odd:
         named = ", ".join(f"{name} ({why})" for name, why in odd[:SHOWN])

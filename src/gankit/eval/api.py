@@ -101,12 +101,20 @@ def fid_between(a: str | os.PathLike, b: str | os.PathLike, *,
     """
     a, b = Path(a), Path(b)
     if save_stats is not None and _is_stats_file(a):
-        raise GankitError("save_stats needs an image folder as the first path, not a .npz")
+        raise GankitError("--save-stats (save_stats) needs an image folder as the first path, "
+                          "not a .npz")
     if save_stats is not None:
         refuse_overlap(Path(save_stats), {"A": a, "B": b}, "--save-stats")
         check_writable(Path(save_stats), "--save-stats")
     if batch_size < 1:
         raise GankitError(f"batch size must be positive, got {batch_size}")
+    for path in (a, b):                   # a wrong path is named before the weights are read
+        if not _is_stats_file(path):
+            if not path.is_dir():
+                raise GankitError(f"not an image folder or .npz statistics file: {path}")
+            feat.list_images(path)        # GankitError for a folder without images
+        elif not path.is_file():
+            raise GankitError(f"statistics file not found: {path}")
     lazy = lambda: get_extractor(weights, resize=resize, device=device)  # noqa: E731
     mu_a, sig_a, n_a, prot_a = _side(a, lazy, batch_size, use_cache, progress)
     mu_b, sig_b, n_b, prot_b = _side(b, lazy, batch_size, use_cache, progress)

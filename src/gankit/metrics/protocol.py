@@ -45,7 +45,7 @@ from typing import Any, ClassVar, Literal
 from torch import Tensor
 
 from gankit.core import capabilities as caps
-from gankit.errors import ConfigError, GankitError
+from gankit.errors import ConfigError, DataUnavailable, GankitError
 from gankit.metrics.finite import check_finite, check_values
 from gankit.registry import DATASETS, METRICS, OBJECTIVES
 
@@ -318,7 +318,10 @@ def evaluate_metrics(trainer, names: Sequence[str], n: int, seed: int | None = N
     with shared_samples():
         for name in names:
             m = metric(name)
-            values |= run_metric(m, trainer, n, seed, options)
+            try:
+                values |= run_metric(m, trainer, n, seed, options)
+            except DataUnavailable as e:          # say which metric needed the data
+                raise DataUnavailable(f"metric {name} {e}") from e
             described[name] = {"metric": name, **m.describe(trainer, n, seed, options)}
     return values, described
 

@@ -22,6 +22,7 @@ from gankit.errors import DataError, GankitError
 from gankit.registry import DATASETS
 
 LUMA = (0.299, 0.587, 0.114)       # ITU-R 601-2, as Pillow's convert("L")
+SHOWN = 5                          # skipped files named in the note
 NPZ_KEYS = ("images", "x")         # the array of images in an .npz, else its only array
 
 
@@ -97,7 +98,11 @@ def _builtin(spec: str, limit: int | None) -> Images:
 
 
 def _npz(path: Path, limit: int | None) -> Images:
+    import zipfile
     try:
+        if not zipfile.is_zipfile(path):      # numpy would read a lone .npy, or call it pickled
+            raise GankitError(f"--input {path}: not an .npz archive (a zip of .npy arrays, "
+                              "as numpy.savez writes)")
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.keys())
             key = next((k for k in NPZ_KEYS if k in keys), keys[0] if len(keys) == 1 else None)
@@ -140,17 +145,19 @@ def _folder(path: Path, limit: int | None) -> Images:
     except DataError as e:
         raise GankitError(f"--input {path}: {e}") from None
     entries = entries[:limit]
-    arrays, names, skipped = [], [], 0
+    arrays, names, skipped = [], [], []
     for entry in entries:
         arr, _why = decode.try_decode(_native, entry.path, entry.size)
         if arr is None:
-            skipped += 1
+            skipped.append(entry.rel)
             continue
         arrays.append(arr)
         names.append(entry.rel)
     if skipped:
         from gankit.log import note
-        note(f"skipped {skipped} unreadable files in {path}")
+        more = f" and {len(skipped) - SHOWN} more" if len(skipped) > SHOWN else ""
+        note(f"skipped {len(skipped)} unreadable file{'s' * (len(skipped) > 1)} in {path}: "
+             f"{', '.join(skipped[:SHOWN])}{more}")
     shapes = sorted({a.shape for a in arrays})
     if len(shapes) > 1:
         return Images(MixedShapes(arrays), names, None, str(path))

@@ -142,7 +142,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "log p_background(x) - log p(x) (Ren et al. 2019), nats", _ratio, background=True),
     Method("nll", frozenset({caps.LIKELIHOOD}), "-log p(x), nats", _nll),
     Method("complexity", frozenset({caps.LIKELIHOOD}),
-           "-log2 p(x) - PNG bits of x (Serra et al. 2020), bits", _complexity,
+           "-log2 p(x) - PNG bits of x (Serra et al. 2020), bits; columns nll in nats, "
+           "png_bits in bits", _complexity,
            protocol={"complexity": "PNG, 8 bits per channel, Pillow optimize=True"}),
     Method("elbo", frozenset({caps.ELBO}), "-ELBO(x), nats", _elbo),
     Method("critic", frozenset({caps.CRITIC}),

@@ -51,6 +51,18 @@ def _check_iw_samples(iw_samples: int | None, chosen: Method, models: list) -> N
                           "here (no importance samples), so they would change nothing")
 
 
+def _refuse_both_ways(inputs: list[str], outliers: list[str]) -> None:
+    """GankitError when one input is given both as normal (--input) and as anomalous
+    (--outliers): its images would be their own opposite (AUROC 0.5 by construction)."""
+    def key(spec: str) -> str:
+        path = Path(spec).expanduser()
+        return str(path.resolve()) if path.exists() else spec
+    both = {key(s) for s in inputs} & {key(s) for s in outliers}
+    if both:
+        raise GankitError(f"--input and --outliers both name {sorted(both)[0]}: the same "
+                          "images cannot be normal and anomalous")
+
+
 def score_images(run: Path | str, inputs: Sequence[str], *, outliers: Sequence[str] = (),
                  method: str | None = None, background: Path | str | None = None,
                  normal_classes: Sequence[int] | None = None, resize: bool = False,
@@ -69,6 +81,7 @@ def score_images(run: Path | str, inputs: Sequence[str], *, outliers: Sequence[s
     from gankit.train.model import load_run_model as load_model
 
     out = _check_out(out, run, background, [*inputs, *outliers])
+    _refuse_both_ways(inputs, outliers)
     model = load_model(run, device=device)[1]
     shape = image_shape(model.data.info, run)
     bg = load_model(background, device=device)[1] if background is not None else None
@@ -211,10 +224,12 @@ def write(result: Scored, images: torch.Tensor, out: Path) -> list[Path]:
     outputs.write_via(summary, lambda tmp: tmp.write_text(
         json.dumps(result.summary, indent=1, allow_nan=False) + "\n"))
     files = [out, summary, *evaluate.sheets(images, result.scores, stem)]
+    hist = stem.with_name(stem.name + "-hist.png")
     if result.anomalous is not None:
         ev = result.summary["evaluation"]
         title = (f"{result.summary['method']}: AUROC {ev['auroc']:.4f}, "
                  f"AUPRC {ev['auprc']:.4f}")
-        files.append(evaluate.histogram(result.scores, result.anomalous,
-                                        stem.with_name(stem.name + "-hist.png"), title))
+        files.append(evaluate.histogram(result.scores, result.anomalous, hist, title))
+    elif hist.is_file():         # an earlier scoring's, with a truth this one has not
+        hist.unlink()
     return files

@@ -54,7 +54,7 @@ class Toy2DView:
     def save_samples(self, x: torch.Tensor, path: Path, trainer=None) -> Path:
         fig, ax = figure()
         self._scatter(ax[0, 0], trainer, x.numpy())
-        ax[0, 0].set_title(f"{when(trainer)}: fixed-noise samples" if trainer else "")
+        ax[0, 0].set_title(f"fixed-noise samples\n{when(trainer)}" if trainer else "")
         return save(fig, path)
 
     def _scatter(self, ax, trainer, x: np.ndarray) -> tuple[float, float]:
@@ -138,8 +138,8 @@ class Toy2DView:
 
 
 def when(trainer) -> str:
-    """'step 3000, 768,000 real images' for figure titles."""
-    return f"step {trainer.c.step}, {trainer.c.images_seen:,} real images"
+    """'step 3000, 768,000 real points' for figure titles (a toy's examples are points)."""
+    return f"step {trainer.c.step}, {trainer.c.images_seen:,} real points"
 
 
 def _finite(x: np.ndarray) -> np.ndarray:

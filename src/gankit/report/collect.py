@@ -24,8 +24,8 @@ from gankit.run import COUNTERS, RunDir
 
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 SAMPLE_FILE = re.compile(r"^step-(\d+)\.png$")        # samples/step-XXXXXXXX.png
-EVAL_FILE = re.compile(r"^eval-(best-)?(\d+)\.json$")  # written by `gankit eval`
-EVAL_ANY = re.compile(r"^eval-(best-)?(\d+)(-\d+)?\.json$")   # and its kept earlier results
+# written by `gankit eval`: eval-[best-]STEP.json, and -2, -3 ... for other results at a step
+EVAL_ANY = re.compile(r"^eval-(best-)?(\d+)(-\d+)?\.json$")
 TENSORBOARD_GLOB = "events.out.tfevents.*"
 
 # Sort order of logged keys: scores first, then what training logs about itself.
@@ -212,13 +212,14 @@ def read_evals(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def eval_results(root: Path) -> list[dict[str, Any]]:
-    """The results ``gankit eval`` saved (eval-[best-]STEP.json), oldest first: {"name",
-    "step", "values": [(key, value, direction words)], "protocol": pretty JSON}. Unreadable
-    files are left out."""
+    """The results ``gankit eval`` saved (eval-[best-]STEP[-N].json: -N are the results of
+    other protocols at the same step, kept beside the first), by step, then in the order
+    written: {"name", "step", "values": [(key, value, direction words)], "protocol": pretty
+    JSON}. Unreadable files are left out."""
     catalog = protocol.catalog()
     out = []
-    for p, result in read_evals(sorted(p for p in root.glob("eval-*.json")
-                                       if EVAL_FILE.match(p.name))):
+    for p, result in read_evals(sorted((p for p in root.glob("eval-*.json")
+                                        if EVAL_ANY.match(p.name)), key=_eval_order)):
         described = result.pop("protocol", {})
         values = [(k, v, protocol.DIRECTION_WORDS[catalog.get(k, (None, None))[1]])
                   for k, v in result.items() if k not in ("step", "checkpoint")]
@@ -229,7 +230,8 @@ def eval_results(root: Path) -> list[dict[str, Any]]:
 
 def latest_evals(root: Path) -> dict[str, dict[str, Any]]:
     """The ``gankit eval`` value of every key in a run folder that is best measured at the
-    newest step: key -> {"value", "step", "file", "how": 'n=1000, k=5000'}. Of the results
+    newest step: key -> {"value", "step", "file", "how": 'n=1000, k=5000, seed=7'} (the seed
+    of the generated samples when recorded: results of other seeds are other draws). Of the results
     (eval-[best-]STEP[-N].json) holding a key, the one of the highest step wins, then the one
     with the most samples n (held-out examples or generated samples), then the most
     importance samples k (``iw_samples``), then the file written last; unreadable files are
@@ -245,12 +247,20 @@ def latest_evals(root: Path) -> dict[str, dict[str, Any]]:
             entry = catalog_entry(key)
             how = described.get(entry[0], {}) if entry else {}
             n, k = _samples(how)
+            seed = how.get("seed_generated")
             rank = (result.get("step") or 0, n, k)
             if key not in ranks or rank >= ranks[key]:
                 ranks[key] = rank
                 out[key] = {"value": value, "step": result.get("step"), "file": p.name,
-                            "how": ", ".join([f"n={n}"] * bool(n) + [f"k={k}"] * bool(k))}
+                            "how": ", ".join([f"n={n}"] * bool(n) + [f"k={k}"] * bool(k)
+                                             + [f"seed={seed}"] * (seed is not None))}
     return out
+
+
+def _eval_order(path: Path) -> tuple[int, str, int]:
+    """Sort key of an eval-[best-]STEP[-N].json name: step, best or not, N (1 for none)."""
+    best, step, again = EVAL_ANY.match(path.name).groups()
+    return int(step), best or "", int(again[1:]) if again else 1
 
 
 def catalog_entry(key: str) -> tuple[str, str | None] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -140,7 +141,9 @@ def write_report(path: Path | str, curves: bool = True) -> Path:
     page = render("report.html", run=rec, name=name, curves=image, curves_drawn=curves,
                   pictures=collect.pictures(root), checkpoints=collect.checkpoints(root),
                   evals=collect.eval_results(root), config_text=(root / CONFIG_NAME).read_text(),
-                  caption=samples_caption(rec.config), tensorboard=collect.has_tensorboard(root))
+                  caption=samples_caption(rec.config), tensorboard=collect.has_tensorboard(root),
+                  logdir=shlex.quote(str(root.absolute())),
+                  figures_off=(rec.config.get("log") or {}).get("figures") is False)
     out = root / REPORT_NAME
     atomic_write(out, page.encode("utf-8"))
     return out

@@ -49,14 +49,17 @@ DATA_INFO = "data-info.safetensors"      # run folder: the DataInfo the run trai
 
 def resolve_device(name: str, what: str = "train.device") -> torch.device:
     """The torch device ``name`` names ("auto": CUDA, else MPS, else the CPU); GankitError
-    (one line, naming the setting ``what``) for CUDA on a machine without it."""
+    (one line, naming the setting ``what``) for CUDA or MPS on a machine without it."""
+    mps = getattr(torch.backends, "mps", None)
+    mps_ok = mps is not None and mps.is_available()
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+        return torch.device("mps" if mps_ok else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise GankitError(f"{what}=cuda but no CUDA device is available")
+    if name == "mps" and not mps_ok:
+        raise GankitError(f"{what}=mps but no MPS (Apple GPU) device is available")
     return torch.device(name)
 
 
