@@ -13,7 +13,11 @@ interval):
   steps 5-15 % (target <= 0.6);
 * equilibrium: mean L(G(z)) / mean L(x) over the last 10 % (target: gamma +- 0.1);
 * with the run's ``eval-STEP.json`` (``gankit eval RUN --metrics mnist,mnist-pr --n 10000``):
-  cfd, class entropy (nats, log 10 = 2.303 for uniform digits), precision and recall.
+  cfd, class entropy (nats, log 10 = 2.303 for uniform digits), precision and recall;
+* ``--per-class``: the energy L(x) its autoencoder D gives the 10,000 MNIST test digits, per
+  class as a fraction of the mean, beside each class's share of ink (mean grey level) and
+  the correlation of L(x) with ink over the images. L(G(z)) = gamma L(x) is met by drawing the
+  classes whose L(x) is about gamma times the mean: which digits a gamma leaves G.
 
 Prints a markdown table, one row per run.
 """
@@ -68,6 +72,28 @@ def check(run: Path, warmup: float) -> dict:
     return out
 
 
+def per_class(run: Path) -> dict:
+    """L(x) of D's reconstructions of the MNIST test digits (run's newest checkpoint): per
+    class / mean, ink per class / mean, and corr(L(x), ink) over the images."""
+    import torch
+
+    from gankit import api
+    from gankit.data.idx import load_mnist
+
+    torch.set_num_threads(1)
+    test = load_mnist("test", None, "mnist")
+    x = test.images.float() / 127.5 - 1                              # (10000, 1, 28, 28)
+    _, model = api.load_model(run, device="cpu")
+    D = model.nets["D"].eval()
+    with torch.no_grad():
+        energy = torch.cat([(D(b) - b).abs().flatten(1).mean(1) for b in x.split(500)])
+    ink = ((x + 1) / 2).flatten(1).mean(1)
+    rel = lambda v: [float(v[test.labels == c].mean() / v.mean()) for c in range(10)]  # noqa: E731
+    corr = float(torch.corrcoef(torch.stack([energy, ink]))[0, 1])
+    return {"L_mean": float(energy.mean()), "L_per_class": rel(energy),
+            "ink_per_class": rel(ink), "corr": corr}
+
+
 def _num(r: dict, key: str, digits: int) -> str:
     return f"{r[key]:.{digits}f}" if key in r else "—"
 
@@ -77,8 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--warmup", type=float, default=0.1)
     ap.add_argument("--json")
+    ap.add_argument("--per-class", action="store_true",
+                    help="also D's L(x) per MNIST test class (loads each run's checkpoint)")
     args = ap.parse_args(argv)
     results = [check(run, args.warmup) for run in args.runs]
+    if args.per_class:
+        for r in results:
+            r.update(per_class(Path(r["run"])))
     print("| run | gamma | seed | k_t after warm-up (min-max) | M_global: last 10 % / 5-15 % "
           "| L(G(z)) / L(x), last 10 % | cfd_mnist | class entropy | precision / recall |")
     print("| --- | ---: | ---: | --- | --- | --- | ---: | ---: | --- |")
@@ -90,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['M_late']:.3f} / {r['M_early']:.3f} = {r['M_ratio']:.2f} | "
               f"{r['L_ratio']:.3f} {'ok' if r['L_ratio_ok'] else 'OFF'} | "
               f"{_num(r, 'cfd_mnist', 1)} | {_num(r, 'class_entropy_mnist', 3)} | {pr} |")
+    if args.per_class:
+        print("\n| run | L(x) mean | L(x) per class / mean: 0 1 2 3 4 5 6 7 8 9 | "
+              "corr(L(x), ink) |\n| --- | ---: | --- | ---: |")
+        for r in results:
+            print(f"| {Path(r['run']).name} | {r['L_mean']:.4f} | "
+                  f"{' '.join(f'{v:.2f}' for v in r['L_per_class'])} | {r['corr']:.2f} |")
+        ink = " ".join(f"{v:.2f}" for v in results[0]["ink_per_class"])
+        print(f"| ink per class / mean | | {ink} | |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     return 0
