@@ -84,9 +84,7 @@ def per_class(run: Path) -> dict:
     test = load_mnist("test", None, "mnist")
     x = test.images.float() / 127.5 - 1                              # (10000, 1, 28, 28)
     _, model = api.load_model(run, device="cpu")
-    D = model.nets["D"].eval()
-    with torch.no_grad():
-        energy = torch.cat([(D(b) - b).abs().flatten(1).mean(1) for b in x.split(500)])
+    energy = torch.cat([model.objective.critic_map(b) for b in x.split(500)])   # (10000,)
     ink = ((x + 1) / 2).flatten(1).mean(1)
     rel = lambda v: [float(v[test.labels == c].mean() / v.mean()) for c in range(10)]  # noqa: E731
     corr = float(torch.corrcoef(torch.stack([energy, ink]))[0, 1])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -128,6 +129,14 @@ def test_score_cli_writes_csv_summary_and_figures(vae_run, tmp_path):
                                  "--out", str(out), "--iw-samples", "2", "--device", "cpu"])
     assert code == 0 and "AUROC" not in stdout, err
     assert not (tmp_path / "out" / "scores-hist.png").exists()
+    assert "removed scores-hist.png: it showed the earlier scoring's truth" in stdout
+    # a user's own file of that name beside an output that was never a scoring: kept
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "photos-hist.png").write_bytes(b"mine")
+    code, stdout, err = run_cli(["score", str(vae_run), "--input", "mnist:test", "--limit", "4",
+                                 "--out", str(tmp_path / "mine" / "photos.csv"),
+                                 "--iw-samples", "2", "--device", "cpu"])
+    assert code == 0 and (tmp_path / "mine" / "photos-hist.png").read_bytes() == b"mine", err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -148,11 +157,14 @@ def test_refusals_are_one_line(vae_run, tmp_path, args, message):
 def test_the_same_input_as_normal_and_anomalous_is_refused(vae_run, tmp_path):
     """Before: scored, AUROC 0.5 by construction."""
     np.savez(tmp_path / "good.npz", images=np.zeros((2, 28, 28), np.uint8))
-    for normal, odd in [(str(tmp_path / "good.npz"), str(tmp_path / "." / "good.npz")),
+    (tmp_path / "sub").mkdir()
+    other_spelling = os.path.join(str(tmp_path), "sub", "..", "good.npz")
+    for normal, odd in [(str(tmp_path / "good.npz"), other_spelling),
                         ("mnist:test", "mnist:test")]:
         code, _, err = run_cli(["score", str(vae_run), "--input", normal, "--outliers", odd,
                                 "--out", str(tmp_path / "s.csv")])
         assert code == 2 and "cannot be normal and anomalous" in err, err
+        assert err.count("\n") == 1, err
 
 
 def test_a_file_that_is_not_an_npz_archive_is_refused_in_one_line(vae_run, tmp_path):
@@ -160,10 +172,14 @@ def test_a_file_that_is_not_an_npz_archive_is_refused_in_one_line(vae_run, tmp_p
     np.save(tmp_path / "one.npy", np.zeros((2, 28, 28), np.uint8))
     (tmp_path / "one.npy").rename(tmp_path / "one.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    for name in ("one.npz", "junk.npz"):
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "text.npz", "w") as z:          # a zip, but no .npy
+        z.writestr("images.txt", "hello")
+    for name, said in [("one.npz", "not an .npz archive"), ("junk.npz", "not an .npz archive"),
+                       ("text.npz", "not an .npz archive"), ("gone.npz", "no such file")]:
         code, _, err = run_cli(["score", str(vae_run), "--input", str(tmp_path / name),
                                 "--out", str(tmp_path / "s.csv")])
-        assert code == 2 and "not an .npz archive" in err and err.count("\n") == 1, err
+        assert code == 2 and said in err and err.count("\n") == 1, err
 
 
 def test_other_sizes_are_refused_or_converted(vae_run, tmp_path):

@@ -130,6 +130,7 @@ def test_report_without_figures_on_resume_and_with_eval_results(tmp_path):
     run = api.train(cfg, tmp_path / "run", until=2).path
     first = (run / REPORT_NAME).read_text()
     assert "step 2 of 4" in first and "Curves not drawn" in first and "step-00000002.png" in first
+    assert "No figures (<code>log.figures=false</code> skips them)" in first
     api.resume(run)
     again = (run / REPORT_NAME).read_text()
     assert "step 4 of 4" in again and "step-00000004.png" in again
@@ -159,7 +160,9 @@ def test_tensorboard_event_files(tmp_path):
     tags = events.Tags()
     assert [e.step for e in events.Scalars("loss/D")] == [1, 2, 3]
     assert "samples" in tags["images"] and "config/text_summary" in tags["tensors"]
-    assert "TensorBoard logs" in (run / REPORT_NAME).read_text()
+    page = (run / REPORT_NAME).read_text()
+    assert f"TensorBoard logs are in this folder: <code>tensorboard --logdir {run.absolute()}" \
+        in page                                   # a path that works from anywhere
 
 
 def test_tensorboard_true_needs_the_package(tmp_path, monkeypatch):

@@ -484,7 +484,8 @@ def test_translate_keeps_names_writes_a_sheet_and_takes_a_size(tmp_path, folders
     # --size 4096 was allowed and took ~23 GB (killed): at most 1024, refused in one line
     code, out, err = run_cli(["translate", str(run.path), "--input", str(inputs),
                               "--out", str(tmp_path / "o2"), "--size", "4096"])
-    assert code == 2 and "1024" in err and not (tmp_path / "o2").exists()
+    assert code == 2 and "--size 4096: at most 1024 px" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o2").exists()
 
 
 # ---------------------------------------------------------------- inputs unlike the training domain

@@ -445,8 +445,9 @@ def _metric_line(name: str) -> str:
               help="Output folder, new or empty and not inside --input or RUN: one image per "
                    "input, same relative name and extension (.png appended where Pillow cannot "
                    "write the format), and translation-sheet.png (inputs beside translations).")
-@click.option("--size", type=click.IntRange(min=8, max=1024),
-              help="Resize inputs to SIZE px (default: the size the run trained at).")
+@click.option("--size", type=click.IntRange(min=8),
+              help="Resize inputs to SIZE px, at most 1024 (default: the size the run "
+                   "trained at).")
 def translate(run, input_dir, direction, out_dir, size) -> None:
     """Translate a folder of images with a CycleGAN or pix2pix RUN."""
     import warnings
@@ -465,10 +466,11 @@ def translate(run, input_dir, direction, out_dir, size) -> None:
 
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--input", "inputs", multiple=True, required=True, metavar="FOLDER|FILE.npz|NAME:SPLIT",
+@click.option("--input", "inputs", multiple=True, required=True,
+              metavar="FOLDER|FILE.npz|NAME:SPLIT",
               help="Images to score: a folder (searched recursively), a .npz of uint8 images "
-                   "(key 'images' or 'x', or its only array; optional 'labels'), or a built-in split such as "
-                   "mnist:test or fashion-mnist:test. Repeatable.")
+                   "(key 'images' or 'x', or its only array; optional 'labels'), or a "
+                   "built-in split such as mnist:test or fashion-mnist:test. Repeatable.")
 @click.option("--outliers", multiple=True, metavar="FOLDER|FILE.npz|NAME:SPLIT",
               help="More images to score, all of them anomalous (the --input ones normal): "
                    "the truth for AUROC / AUPRC. Repeatable.")

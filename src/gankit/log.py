@@ -15,6 +15,12 @@ def set_quiet(quiet: bool) -> None:
     _QUIET = quiet
 
 
+def some(names: list[str], shown: int = 5) -> str:
+    """'a.png, b.png and 3 more': the first ``shown`` of ``names`` for a one-line message."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def note(message: str) -> None:
     """Print ``gankit: message`` on stdout (ranks > 0 stay quiet): what the run took or
     skipped, never an error."""

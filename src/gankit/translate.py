@@ -32,7 +32,7 @@ from gankit import outputs
 from gankit.fileio import read_json
 from gankit.errors import CheckpointError, GankitError
 from gankit.fileio import atomic_write
-from gankit.log import note
+from gankit.log import note, some
 from gankit.plots.common import upscale_for
 from gankit.plots.translation import VIEW_PX, tile
 from gankit.registry import DATASETS, NETWORKS, OBJECTIVES
@@ -107,7 +107,7 @@ REFERENCE_N = 2000                  # held-out images behind a domain's ranges (
 QUANTILES = (0.005, 0.995)          # a domain's range of a feature: 99 % of its images
 TOLERANCE = 0.1                     # and this much more on either side (intensities in [0, 1])
 FEATURES = ("mean intensity", "border intensity", "contrast")
-SHOWN = 5                           # suspicious inputs named in the warning
+SHOWN = 5                           # inputs named in a warning (skipped, suspicious)
 
 
 class UnlikeTrainingDomainWarning(UserWarning):
@@ -196,9 +196,12 @@ def translate_folder(run_path: Path, input_dir: Path, direction: str, out_dir: P
     run folder, and no two inputs may share an output name (GankitError otherwise, before
     any work; :mod:`gankit.outputs`). ``size``: the side images are resized to (default:
     the training size; the translators are convolutional, so other sizes run, with a note).
-    Unusable files are skipped and reported in one warning; inputs unlike the training
+    Unusable files are skipped and named in one warning; inputs unlike the training
     domain (``domain_ranges``) are translated and named in one UnlikeTrainingDomainWarning.
-    GankitError when no usable image is left."""
+    GankitError when no usable image is left, or for a ``size`` above ``MAX_SIZE``."""
+    if size is not None and size > MAX_SIZE:
+        raise GankitError(f"--size {size}: at most {MAX_SIZE} px (the translator's activations "
+                          "grow with the square of the side)")
     out_dir = Path(out_dir)
     outputs.check_new_folder(out_dir, {"the input folder": input_dir, "the run folder": run_path})
     outputs.check_writable(out_dir / SHEET)
@@ -209,9 +212,6 @@ def translate_folder(run_path: Path, input_dir: Path, direction: str, out_dir: P
     names = outputs.one_to_one([e.rel for e in entries], output_name, reserved=[SHEET])
     net, (channels, trained, _) = load_translator(Path(run_path), direction)
     size = size or trained
-    if size > MAX_SIZE:
-        raise GankitError(f"--size {size}: at most {MAX_SIZE} px (activations grow with the "
-                          f"square of the side; the model was trained at {trained} px)")
     if size != trained:
         note(f"translating at {size} px; the model was trained at {trained} px")
     domain = domain_ranges(Path(run_path), direction)
@@ -239,16 +239,14 @@ def translate_folder(run_path: Path, input_dir: Path, direction: str, out_dir: P
         sheet[0].append(x[:room])
         sheet[1].append(y[:room])
     if skipped:
-        detail = "; ".join(f"{len(rels)} {r} ({', '.join(rels[:SHOWN])}"
-                           + (f" and {len(rels) - SHOWN} more)" if len(rels) > SHOWN else ")")
+        detail = "; ".join(f"{len(rels)} {r} ({some(rels, SHOWN)})"
                            for r, rels in sorted(skipped.items()))
         warnings.warn(f"skipped {sum(map(len, skipped.values()))} of {len(entries)} files in "
                       f"{input_dir}: {detail}", folder_mod.SkippedFilesWarning, stacklevel=2)
     if odd:
-        named = ", ".join(f"{name} ({why})" for name, why in odd[:SHOWN])
-        more = f" and {len(odd) - SHOWN} more" if len(odd) > SHOWN else ""
+        named = some([f"{name} ({why})" for name, why in odd], SHOWN)
         warnings.warn(f"{len(odd)} of {written} inputs look unlike the {direction} translator's "
-                      f"training inputs ({domain['source']}), translated anyway: {named}{more}",
+                      f"training inputs ({domain['source']}), translated anyway: {named}",
                       UnlikeTrainingDomainWarning, stacklevel=2)
     if written == 0:
         raise GankitError(f"no usable image in {input_dir}")

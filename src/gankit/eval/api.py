@@ -58,14 +58,25 @@ def _progress_bar(enabled: bool, folder: Path):
     return bar, bar.update
 
 
+def _check_side(path: Path) -> None:
+    """GankitError (one line) unless ``path`` is a folder holding images or an existing
+    ``.npz`` (its contents are read later, by ``fidmath.load_stats``)."""
+    if _is_stats_file(path):
+        if not path.is_file():
+            raise GankitError(f"statistics file not found: {path}")
+        return
+    if not path.is_dir():
+        raise GankitError(f"not an image folder or .npz statistics file: {path}")
+    feat.list_images(path)                # GankitError for a folder without images
+
+
 def _side(path: Path, extractor: Callable[[], InceptionFeatures], batch_size: int,
           use_cache: bool, progress: bool = False):
     """(mu, sigma, n or None, protocol) of a folder or a .npz statistics file."""
     if _is_stats_file(path):
         mu, sigma, info = fidmath.load_stats(path)
         return mu, sigma, info.get("n"), {**info.get("protocol", {}), "source": str(path)}
-    if not path.is_dir():
-        raise GankitError(f"not an image folder or .npz statistics file: {path}")
+    _check_side(path)
     bar, update = _progress_bar(progress, path)
     try:
         return feat.folder_statistics(path, extractor(), batch_size=batch_size,
@@ -109,12 +120,7 @@ def fid_between(a: str | os.PathLike, b: str | os.PathLike, *,
     if batch_size < 1:
         raise GankitError(f"batch size must be positive, got {batch_size}")
     for path in (a, b):                   # a wrong path is named before the weights are read
-        if not _is_stats_file(path):
-            if not path.is_dir():
-                raise GankitError(f"not an image folder or .npz statistics file: {path}")
-            feat.list_images(path)        # GankitError for a folder without images
-        elif not path.is_file():
-            raise GankitError(f"statistics file not found: {path}")
+        _check_side(path)
     lazy = lambda: get_extractor(weights, resize=resize, device=device)  # noqa: E731
     mu_a, sig_a, n_a, prot_a = _side(a, lazy, batch_size, use_cache, progress)
     mu_b, sig_b, n_b, prot_b = _side(b, lazy, batch_size, use_cache, progress)

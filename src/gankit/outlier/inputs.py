@@ -22,7 +22,6 @@ from gankit.errors import DataError, GankitError
 from gankit.registry import DATASETS
 
 LUMA = (0.299, 0.587, 0.114)       # ITU-R 601-2, as Pillow's convert("L")
-SHOWN = 5                          # skipped files named in the note
 NPZ_KEYS = ("images", "x")         # the array of images in an .npz, else its only array
 
 
@@ -99,18 +98,24 @@ def _builtin(spec: str, limit: int | None) -> Images:
 
 def _npz(path: Path, limit: int | None) -> Images:
     import zipfile
+    not_npz = (f"--input {path}: not an .npz archive (a zip of .npy arrays, as numpy.savez "
+               "writes)")
+    if not path.is_file():
+        raise GankitError(f"--input {path}: no such file")
     try:
         if not zipfile.is_zipfile(path):      # numpy would read a lone .npy, or call it pickled
-            raise GankitError(f"--input {path}: not an .npz archive (a zip of .npy arrays, "
-                              "as numpy.savez writes)")
+            raise GankitError(not_npz)
         with np.load(path, allow_pickle=False) as z:
             keys = list(z.keys())
             key = next((k for k in NPZ_KEYS if k in keys), keys[0] if len(keys) == 1 else None)
             if key is None:
                 raise GankitError(f"--input {path}: no images array (name it 'images' or "
                                   f"'x'; found {', '.join(keys) or 'none'})")
-            arr = z[key][:limit]
-            labels = z["labels"][:limit] if "labels" in keys else None
+            arr = z[key]
+            labels = z["labels"] if "labels" in keys else None
+            if not all(isinstance(a, np.ndarray) for a in (arr, labels) if a is not None):
+                raise GankitError(not_npz)       # a zip member that is not a .npy: bytes
+            arr, labels = arr[:limit], None if labels is None else labels[:limit]
     except (OSError, ValueError) as e:
         raise GankitError(f"--input {path}: cannot read it ({e})") from None
     if arr.dtype != np.uint8:
@@ -154,10 +159,9 @@ def _folder(path: Path, limit: int | None) -> Images:
         arrays.append(arr)
         names.append(entry.rel)
     if skipped:
-        from gankit.log import note
-        more = f" and {len(skipped) - SHOWN} more" if len(skipped) > SHOWN else ""
+        from gankit.log import note, some
         note(f"skipped {len(skipped)} unreadable file{'s' * (len(skipped) > 1)} in {path}: "
-             f"{', '.join(skipped[:SHOWN])}{more}")
+             f"{some(skipped)}")
     shapes = sorted({a.shape for a in arrays})
     if len(shapes) > 1:
         return Images(MixedShapes(arrays), names, None, str(path))

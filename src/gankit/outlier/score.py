@@ -16,6 +16,8 @@ from gankit import outputs
 from gankit.core import capabilities as caps
 from gankit.data.images import HELDOUT_BINARIZE_SEED, binarized_once
 from gankit.errors import GankitError
+from gankit.fileio import read_json
+from gankit.log import note
 from gankit.metrics.likelihood import importance_sampled
 from gankit.outlier import evaluate
 from gankit.outlier.inputs import Images, image_shape, read_input, to_model
@@ -76,7 +78,8 @@ def score_images(run: Path | str, inputs: Sequence[str], *, outliers: Sequence[s
     protocol of Ruff et al. 2018); then the summary holds AUROC and AUPRC. ``limit``: the
     first ``limit`` images of each input. ``out``: a ``.csv`` path; beside it
     ``<stem>.json`` (the summary), ``<stem>-most.png`` / ``<stem>-least.png`` and, with the
-    truth, ``<stem>-hist.png``. A run trained on binarised data scores inputs binarised once
+    truth, ``<stem>-hist.png`` (without it, an earlier scoring's is removed). A run trained on
+    binarised data scores inputs binarised once
     with the held-out seed. GankitError (one line) for anything the user must change."""
     from gankit.train.model import load_run_model as load_model
 
@@ -204,7 +207,9 @@ def _protocol(model, method: Method, k, bg, background) -> dict[str, Any]:
 
 
 def write(result: Scored, images: torch.Tensor, out: Path) -> list[Path]:
-    """The CSV (one row per image), the summary JSON and the figures beside ``out``."""
+    """The CSV (one row per image), the summary JSON and the figures beside ``out``; an
+    earlier scoring's ``<stem>-hist.png`` is removed (with a note) when this one has no
+    truth and the summary it replaces had an evaluation."""
     stem = out.with_suffix("")
     extra = sorted(result.values)
 
@@ -221,6 +226,7 @@ def write(result: Scored, images: torch.Tensor, out: Path) -> list[Path]:
 
     outputs.write_via(out, rows)
     summary = stem.with_name(stem.name + ".json")
+    earlier = read_json(summary) if summary.is_file() else None     # None: unreadable too
     outputs.write_via(summary, lambda tmp: tmp.write_text(
         json.dumps(result.summary, indent=1, allow_nan=False) + "\n"))
     files = [out, summary, *evaluate.sheets(images, result.scores, stem)]
@@ -230,6 +236,7 @@ def write(result: Scored, images: torch.Tensor, out: Path) -> list[Path]:
         title = (f"{result.summary['method']}: AUROC {ev['auroc']:.4f}, "
                  f"AUPRC {ev['auprc']:.4f}")
         files.append(evaluate.histogram(result.scores, result.anomalous, hist, title))
-    elif hist.is_file():         # an earlier scoring's, with a truth this one has not
-        hist.unlink()
+    elif hist.is_file() and earlier is not None and "evaluation" in earlier:
+        hist.unlink()            # the earlier scoring's, whose truth this one has not
+        note(f"removed {hist.name}: it showed the earlier scoring's truth, this one has none")
     return files

@@ -212,10 +212,10 @@ def read_evals(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def eval_results(root: Path) -> list[dict[str, Any]]:
-    """The results ``gankit eval`` saved (eval-[best-]STEP[-N].json: -N are the results of
-    other protocols at the same step, kept beside the first), by step, then in the order
-    written: {"name", "step", "values": [(key, value, direction words)], "protocol": pretty
-    JSON}. Unreadable files are left out."""
+    """The results ``gankit eval`` saved (eval-[best-]STEP[-N].json: -N are other results
+    at the same step, kept beside the first), by step, then the newest checkpoint's before
+    the best one's, then by N: {"name", "step", "values": [(key, value, direction words)],
+    "protocol": pretty JSON}. Unreadable files are left out."""
     catalog = protocol.catalog()
     out = []
     for p, result in read_evals(sorted((p for p in root.glob("eval-*.json")
@@ -230,8 +230,8 @@ def eval_results(root: Path) -> list[dict[str, Any]]:
 
 def latest_evals(root: Path) -> dict[str, dict[str, Any]]:
     """The ``gankit eval`` value of every key in a run folder that is best measured at the
-    newest step: key -> {"value", "step", "file", "how": 'n=1000, k=5000, seed=7'} (the seed
-    of the generated samples when recorded: results of other seeds are other draws). Of the results
+    newest step: key -> {"value", "step", "file", "how": 'n=1000, k=5000, seed=7'} (the
+    seed of the generated samples, when recorded: other seeds are other draws). Of the results
     (eval-[best-]STEP[-N].json) holding a key, the one of the highest step wins, then the one
     with the most samples n (held-out examples or generated samples), then the most
     importance samples k (``iw_samples``), then the file written last; unreadable files are
