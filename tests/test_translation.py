@@ -476,9 +476,9 @@ def test_translate_keeps_names_writes_a_sheet_and_takes_a_size(tmp_path, folders
     assert Image.open(tmp_path / "o" / "a.jpg").format == "JPEG"          # same name, format
     assert Image.open(tmp_path / "o" / "sub" / "b.png").size == (24, 24)   # --size
     assert "trained at 16 px" in out and (tmp_path / "o" / "translation-sheet.png").exists()
-    from gankit.cli import _translates
     from gankit.run import RunDir
-    assert _translates(RunDir.open(run.path))        # its summary suggests gankit translate
+    from gankit.translate import translates
+    assert translates(RunDir.open(run.path).read_config().objective)   # summary: translate
     page = (run.path / "report.html").read_text()
     assert "paired target" not in page                       # CycleGAN's data are unpaired
     # --size 4096 was allowed and took ~23 GB (killed): at most 1024, refused in one line

@@ -612,15 +612,6 @@ def _echo_json(obj) -> None:
     click.echo(json.dumps(obj, allow_nan=False))
 
 
-def _translates(run) -> bool:
-    """Whether the run's objective offers translation (CycleGAN, pix2pix), from its config."""
-    from gankit.core import capabilities as caps
-    from gankit.registry import OBJECTIVES
-
-    objective = run.read_config().objective
-    return caps.TRANSLATION in OBJECTIVES.get(objective.name).capabilities(objective)
-
-
 def _report(run, quiet: bool = False, as_json: bool = False) -> None:
     """The end of a run: a short summary (metrics rounded, figures, what to do next), or with
     ``--json`` the last value of every logged metric as one JSON object."""
@@ -644,17 +635,21 @@ def _report(run, quiet: bool = False, as_json: bool = False) -> None:
     if scores:
         click.echo(f"  metrics: {scores}")
     import shlex
+
+    from gankit.translate import translates
+
+    cfg = run.read_config()
     figures = sorted(p.name for p in (run.path / "plots").glob("*.png"))
     here = shlex.quote(str(run.path))       # commands to copy: a path with spaces stays one
     if figures:
         click.echo(f"  figures in {run.path / 'plots'}: {', '.join(figures)}")
     else:
-        why = " (log.figures=false)" * (not run.read_config().log.figures)
+        why = " (log.figures=false)" * (not cfg.log.figures)
         click.echo(f"  figures: none drawn{why}; gankit plot {here} draws them")
     if (run.path / "report.html").exists():
         click.echo(f"  report: {run.path / 'report.html'}")
-    first = (f"gankit translate {here} --input FOLDER --out OUT" if _translates(run) else
-             f"gankit sample {here} --out samples.png")
+    first = (f"gankit translate {here} --input FOLDER --out OUT" if translates(cfg.objective)
+             else f"gankit sample {here} --out samples.png")
     click.echo(f"  next: {first} | gankit eval {here} | gankit resume {here} --steps N")
 
 

@@ -43,12 +43,18 @@ BATCH = 32                          # images per forward pass at the training si
 MAX_SIZE = 1024                     # largest side translated (activations grow with its square)
 
 
+def translates(objective) -> bool:
+    """Whether a run of the validated ``objective`` params translates images (its objective
+    offers ``caps.TRANSLATION``: CycleGAN, pix2pix)."""
+    return caps.TRANSLATION in OBJECTIVES.get(objective.name).capabilities(objective)
+
+
 def load_translator(run_path: Path, direction: str) -> tuple[torch.nn.Module, tuple[int, ...]]:
     """The ``direction`` translator of a run, in eval mode, and its input shape (C, S, S)."""
     run = RunDir.open(run_path)
     cfg = run.read_config()
     obj_cls = OBJECTIVES.get(cfg.objective.name)
-    if caps.TRANSLATION not in obj_cls.capabilities(cfg.objective):
+    if not translates(cfg.objective):
         raise GankitError(f"{run_path} was trained with the {cfg.objective.name} objective, "
                           "which does not translate images (use a cyclegan or pix2pix run)")
     directions: dict[str, str] = obj_cls.directions

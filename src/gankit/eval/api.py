@@ -72,11 +72,11 @@ def _check_side(path: Path) -> None:
 
 def _side(path: Path, extractor: Callable[[], InceptionFeatures], batch_size: int,
           use_cache: bool, progress: bool = False):
-    """(mu, sigma, n or None, protocol) of a folder or a .npz statistics file."""
+    """(mu, sigma, n or None, protocol) of a folder or a .npz statistics file, which
+    ``_check_side`` has accepted."""
     if _is_stats_file(path):
         mu, sigma, info = fidmath.load_stats(path)
         return mu, sigma, info.get("n"), {**info.get("protocol", {}), "source": str(path)}
-    _check_side(path)
     bar, update = _progress_bar(progress, path)
     try:
         return feat.folder_statistics(path, extractor(), batch_size=batch_size,

@@ -226,7 +226,7 @@ def write(result: Scored, images: torch.Tensor, out: Path) -> list[Path]:
 
     outputs.write_via(out, rows)
     summary = stem.with_name(stem.name + ".json")
-    earlier = read_json(summary) if summary.is_file() else None     # None: unreadable too
+    earlier = read_json(summary)          # the summary it replaces; None: none, unreadable
     outputs.write_via(summary, lambda tmp: tmp.write_text(
         json.dumps(result.summary, indent=1, allow_nan=False) + "\n"))
     files = [out, summary, *evaluate.sheets(images, result.scores, stem)]
